@@ -1,0 +1,82 @@
+"""Plain data passed between the modules: what a video is, what was fetched, what was written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One caption line: `start` and `duration` in seconds."""
+
+    start: float
+    duration: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A fetched transcript in the language it was fetched in."""
+
+    video_id: str
+    language: str
+    language_code: str
+    is_generated: bool
+    segments: tuple[Segment, ...]
+    translated_from: str | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments)
+
+    @property
+    def end(self) -> float:
+        """The second the last caption ends (0 for an empty transcript)."""
+        return max((s.start + s.duration for s in self.segments), default=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Chapter:
+    start: float
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class VideoMeta:
+    """What we know about a video besides its transcript. Only `video_id` is certain."""
+
+    video_id: str
+    title: str | None = None
+    channel: str | None = None
+    duration: float | None = None
+    upload_date: str | None = None  # ISO date, YYYY-MM-DD
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    chapters: tuple[Chapter, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"https://www.youtube.com/watch?v={self.video_id}"
+
+    @property
+    def display_title(self) -> str:
+        return self.title or f"Video {self.video_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one note cost."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NoteBody:
+    """What a note engine produced: Markdown sections (no front matter) and what it cost."""
+
+    markdown: str
+    model: str
+    usage: Usage = field(default_factory=Usage)

@@ -1,0 +1,121 @@
+"""HTTP sessions for workers: one `requests.Session` per worker identity, isolated by SOCKS credentials.
+
+Tor's `IsolateSOCKSAuth` puts streams with different SOCKS username/password on different circuits, so a
+worker's identity *is* its credentials: `sb-<run>-w<worker>-g<generation>` plus a random password. Renewing
+a worker's circuit means a new generation and a new session (a kept-alive socket would stay on the old
+circuit).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import InputError
+
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+DEFAULT_TIMEOUT = (20.0, 60.0)  # (connect, read) seconds: Tor circuits can be slow to build
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyEndpoint:
+    """A SOCKS5 proxy with remote DNS (`socks5h`): names resolve at the far end, never locally."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> ProxyEndpoint:
+        """Parse `socks5h://HOST:PORT`, `socks5://HOST:PORT` or `HOST:PORT`."""
+        candidate = text.strip()
+        if "://" not in candidate:
+            candidate = f"socks5h://{candidate}"
+        parts = urlsplit(candidate)
+        if parts.scheme not in ("socks5h", "socks5"):
+            raise InputError(f"--proxy {text!r}: only socks5h://HOST:PORT proxies are supported")
+        if parts.username or parts.password:
+            raise InputError(f"--proxy {text!r}: leave out credentials, every worker gets its own")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None:
+            raise InputError(f"--proxy {text!r}: expected socks5h://HOST:PORT")
+        return cls(parts.hostname, port)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The SOCKS credentials of one worker in one generation: its own Tor circuit."""
+
+    run_id: str
+    worker: int
+    generation: int
+    password: str
+
+    @classmethod
+    def first(cls, run_id: str, worker: int) -> Identity:
+        return cls(run_id, worker, 0, secrets.token_hex(8))
+
+    def next(self) -> Identity:
+        """The next generation: new username and password, so Tor builds a new circuit."""
+        return Identity(self.run_id, self.worker, self.generation + 1, secrets.token_hex(8))
+
+    @property
+    def username(self) -> str:
+        return f"sb-{self.run_id}-w{self.worker}-g{self.generation}"
+
+    def proxy_url(self, endpoint: ProxyEndpoint) -> str:
+        user, password = quote(self.username, safe=""), quote(self.password, safe="")
+        return f"socks5h://{user}:{password}@{endpoint.host}:{endpoint.port}"
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Identity({self.username})"
+
+
+def new_run_id() -> str:
+    """A short id unique to this run, so two runs on one Tor never share circuits."""
+    return secrets.token_hex(4)
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Applies a default timeout: youtube-transcript-api calls the session without one."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = DEFAULT_TIMEOUT
+        return super().send(request, **kwargs)
+
+
+def new_session(
+    *,
+    identity: Identity | None = None,
+    proxy: ProxyEndpoint | None = None,
+    ca_bundle: str | None = None,
+) -> requests.Session:
+    """A session that ignores proxy variables and goes through `proxy` with `identity`'s credentials."""
+    session = requests.Session()
+    session.trust_env = False  # a stray HTTPS_PROXY must never bypass Tor
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = _TimeoutAdapter(pool_connections=4, pool_maxsize=4)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    if ca_bundle:
+        session.verify = ca_bundle
+    if proxy is not None:
+        if identity is None:
+            raise ValueError("a proxied session needs an identity")
+        url = identity.proxy_url(proxy)
+        session.proxies = {"http": url, "https": url}
+    return session
