@@ -1,0 +1,411 @@
+"""The SQLite archive: one row per video, so reruns skip what is done and retry what failed.
+
+The file is `<output root>/.study-buddy.sqlite3`. One connection per `Archive`, shared by the threads of a
+run behind a lock; several processes may use the same file at once (WAL journal, a 10 s busy timeout and
+every write in a `BEGIN IMMEDIATE` transaction).
+
+Schema changes are numbered migrations (`m001_initial`, `m002_...`) applied in order and recorded in the
+`migrations` table; opening an archive applies the missing ones. An archive holding a migration this
+version does not know was written by a newer study-buddy and is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from .errors import ArchiveError, ErrorKind
+from .models import Usage
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 10.0
+_MAX_ERROR_CHARS = 500
+_IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
+
+
+class Status(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRow:
+    """One video as the archive knows it. Paths are absolute; timestamps are ISO-8601 UTC strings."""
+
+    video_id: str
+    status: Status
+    error_kind: ErrorKind | None
+    error: str | None
+    attempts: int
+    title: str | None
+    channel: str | None
+    note_path: Path | None
+    transcript_path: Path | None
+    exit_fingerprint: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    model: str | None
+    first_seen_at: str
+    started_at: str | None
+    finished_at: str | None
+    elapsed_s: float | None
+    updated_at: str
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE videos (
+            video_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+            error_kind TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            title TEXT,
+            channel TEXT,
+            note_path TEXT,
+            transcript_path TEXT,
+            exit_fingerprint TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cache_read_tokens INTEGER,
+            cache_write_tokens INTEGER,
+            model TEXT,
+            first_seen_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            elapsed_s REAL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+
+
+def m002_lookup_indexes(db: sqlite3.Connection) -> None:
+    """`archive list --status/--kind` and `owner_of` without a table scan."""
+    db.execute("CREATE INDEX videos_by_status ON videos (status, error_kind)")
+    db.execute("CREATE INDEX videos_by_note_path ON videos (note_path)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_initial, m002_lookup_indexes)
+
+_COLUMNS = tuple(ArchiveRow.__dataclass_fields__)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_ERROR_CHARS else f"{line[: _MAX_ERROR_CHARS - 1]}…"
+
+
+class Archive:
+    """The archive of one output folder. Thread-safe; use as a context manager or call `close()`."""
+
+    FILENAME = ".study-buddy.sqlite3"
+
+    def __init__(self, root: Path, db: sqlite3.Connection) -> None:
+        """Use `Archive.open`: it connects, configures and migrates."""
+        self.root = root
+        self.path = root / self.FILENAME
+        self._db = db
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, root: Path) -> Archive:
+        """Open (or create) the archive in `root`, applying missing migrations."""
+        root = root.expanduser().resolve()
+        path = root / cls.FILENAME
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot create the folder ({exc.strerror or exc})") from exc
+        try:
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"{path}: cannot open the archive ({exc})") from exc
+        archive = cls(root, db)
+        try:
+            archive._configure()
+            archive._migrate()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise ArchiveError(f"{path}: not a usable study-buddy archive ({exc})") from exc
+        except ArchiveError:
+            db.close()
+            raise
+        return archive
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def get(self, video_id: str) -> ArchiveRow | None:
+        with self._reading() as db:
+            found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
+        return None if found is None else self._row(found)
+
+    def get_many(self, video_ids: Sequence[str]) -> dict[str, ArchiveRow]:
+        """The rows of those `video_ids` that the archive holds, by video id."""
+        unique_ids = list(dict.fromkeys(video_ids))
+        found: list[tuple[Any, ...]] = []
+        with self._reading() as db:
+            db.execute("BEGIN")  # one snapshot across the batches
+            try:
+                for start in range(0, len(unique_ids), _IDS_PER_QUERY):
+                    batch = unique_ids[start : start + _IDS_PER_QUERY]
+                    placeholders = ", ".join("?" * len(batch))
+                    found += db.execute(f"{_SELECT} WHERE video_id IN ({placeholders})", batch).fetchall()
+            finally:
+                db.execute("COMMIT")
+        rows = (self._row(values) for values in found)
+        return {row.video_id: row for row in rows}
+
+    def rows(self, status: Status | None = None, kind: ErrorKind | None = None) -> list[ArchiveRow]:
+        """All rows, oldest first, optionally only those with this status and/or error kind."""
+        conditions = ["1 = 1"]
+        params: list[str] = []
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status.value)
+        if kind is not None:
+            conditions.append("error_kind = ?")
+            params.append(kind.value)
+        query = f"{_SELECT} WHERE {' AND '.join(conditions)} ORDER BY first_seen_at, video_id"
+        with self._reading() as db:
+            found = db.execute(query, params).fetchall()
+        return [self._row(values) for values in found]
+
+    def owner_of(self, note_path: Path) -> str | None:
+        """The video whose note is at `note_path`, if the archive knows one."""
+        with self._reading() as db:
+            found = db.execute(
+                "SELECT video_id FROM videos WHERE note_path = ? ORDER BY updated_at DESC LIMIT 1",
+                (self._stored_path(note_path),),
+            ).fetchone()
+        return None if found is None else str(found[0])
+
+    def start(self, video_id: str) -> None:
+        """Mark the video running: one more attempt, started now, the last error cleared."""
+        now = _now()
+        self._write(
+            """
+            INSERT INTO videos (video_id, status, attempts, first_seen_at, started_at, updated_at)
+            VALUES (:video_id, 'running', 1, :now, :now, :now)
+            ON CONFLICT (video_id) DO UPDATE SET
+                status = 'running', attempts = attempts + 1, error_kind = NULL, error = NULL,
+                started_at = :now, finished_at = NULL, elapsed_s = NULL, updated_at = :now
+            """,
+            {"video_id": video_id, "now": now},
+        )
+
+    def record_done(
+        self,
+        video_id: str,
+        *,
+        title: str | None,
+        channel: str | None,
+        note_path: Path | None,
+        transcript_path: Path | None,
+        usage: Usage | None,
+        model: str | None,
+        exit_fingerprint: str | None,
+        elapsed_s: float,
+    ) -> None:
+        """The note is in place: status done, error cleared, what it cost recorded."""
+        self._write(
+            """
+            INSERT INTO videos (
+                video_id, status, attempts, title, channel, note_path, transcript_path, exit_fingerprint,
+                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, model,
+                first_seen_at, finished_at, elapsed_s, updated_at
+            ) VALUES (
+                :video_id, 'done', 1, :title, :channel, :note_path, :transcript_path, :exit_fingerprint,
+                :input_tokens, :output_tokens, :cache_read_tokens, :cache_write_tokens, :model,
+                :now, :now, :elapsed_s, :now
+            )
+            ON CONFLICT (video_id) DO UPDATE SET
+                status = 'done', error_kind = NULL, error = NULL,
+                title = COALESCE(:title, title), channel = COALESCE(:channel, channel),
+                note_path = :note_path, transcript_path = :transcript_path,
+                exit_fingerprint = :exit_fingerprint,
+                input_tokens = :input_tokens, output_tokens = :output_tokens,
+                cache_read_tokens = :cache_read_tokens, cache_write_tokens = :cache_write_tokens,
+                model = :model, finished_at = :now, elapsed_s = :elapsed_s, updated_at = :now
+            """,
+            {
+                "video_id": video_id,
+                "title": title,
+                "channel": channel,
+                "note_path": None if note_path is None else self._stored_path(note_path),
+                "transcript_path": None if transcript_path is None else self._stored_path(transcript_path),
+                "exit_fingerprint": exit_fingerprint,
+                "input_tokens": None if usage is None else usage.input_tokens,
+                "output_tokens": None if usage is None else usage.output_tokens,
+                "cache_read_tokens": None if usage is None else usage.cache_read_tokens,
+                "cache_write_tokens": None if usage is None else usage.cache_write_tokens,
+                "model": model,
+                "elapsed_s": elapsed_s,
+                "now": _now(),
+            },
+        )
+
+    def record_failed(
+        self,
+        video_id: str,
+        kind: ErrorKind,
+        error: str,
+        *,
+        title: str | None = None,
+        exit_fingerprint: str | None = None,
+        elapsed_s: float | None = None,
+    ) -> None:
+        """The attempt failed: status failed, its kind and a one-line error. A previous note path stays."""
+        self._write(
+            """
+            INSERT INTO videos (
+                video_id, status, error_kind, error, attempts, title, exit_fingerprint,
+                first_seen_at, finished_at, elapsed_s, updated_at
+            ) VALUES (
+                :video_id, 'failed', :kind, :error, 1, :title, :exit_fingerprint,
+                :now, :now, :elapsed_s, :now
+            )
+            ON CONFLICT (video_id) DO UPDATE SET
+                status = 'failed', error_kind = :kind, error = :error, title = COALESCE(:title, title),
+                exit_fingerprint = :exit_fingerprint, finished_at = :now, elapsed_s = :elapsed_s,
+                updated_at = :now
+            """,
+            {
+                "video_id": video_id,
+                "kind": kind.value,
+                "error": _one_line(error),
+                "title": title,
+                "exit_fingerprint": exit_fingerprint,
+                "elapsed_s": elapsed_s,
+                "now": _now(),
+            },
+        )
+
+    def _configure(self) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        (mode,) = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
+        if str(mode).lower() != "wal":
+            logger.warning(
+                "%s: WAL journal not available (got %s); concurrent runs may wait", self.path, mode
+            )
+
+    def _migrate(self) -> None:
+        known = [migration.__name__ for migration in MIGRATIONS]
+        with self._writing() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            applied = {str(name) for (name,) in db.execute("SELECT name FROM migrations")}
+            unknown = sorted(applied - set(known))
+            if unknown:
+                raise ArchiveError(
+                    f"{self.path}: written by a newer study-buddy (unknown migration {unknown[-1]}); upgrade"
+                )
+            for migration in MIGRATIONS:
+                if migration.__name__ not in applied:
+                    logger.info("%s: applying migration %s", self.path, migration.__name__)
+                    migration(db)
+                    db.execute(
+                        "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                        (migration.__name__, _now()),
+                    )
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise ArchiveError(f"{self.path}: cannot read the archive ({exc})") from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE` transaction: taking the write lock first, processes cannot deadlock."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise ArchiveError(f"{self.path}: cannot write the archive ({exc})") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise ArchiveError(f"{self.path}: cannot write the archive ({exc})") from exc
+                raise
+
+    def _write(self, statement: str, params: dict[str, object]) -> None:
+        with self._writing() as db:
+            db.execute(statement, params)
+
+    def _stored_path(self, path: Path) -> str:
+        """Relative to the root in POSIX form when inside it (the folder can move), else absolute."""
+        absolute = (self.root / path).resolve()
+        if absolute.is_relative_to(self.root):
+            return absolute.relative_to(self.root).as_posix()
+        return absolute.as_posix()
+
+    def _row(self, values: Sequence[Any]) -> ArchiveRow:
+        fields = dict(zip(_COLUMNS, values, strict=True))
+        try:
+            status = Status(fields["status"])
+            kind = None if fields["error_kind"] is None else ErrorKind(fields["error_kind"])
+        except ValueError as exc:
+            raise ArchiveError(f"{self.path}: video {fields['video_id']}: {exc}") from exc
+        return ArchiveRow(
+            **{
+                **fields,
+                "status": status,
+                "error_kind": kind,
+                "note_path": self._absolute(fields["note_path"]),
+                "transcript_path": self._absolute(fields["transcript_path"]),
+            }
+        )
+
+    def _absolute(self, stored: str | None) -> Path | None:
+        return None if stored is None else self.root / stored
+
+
+def needs_work(row: ArchiveRow | None, *, force: bool) -> bool:
+    """Whether to process a video: new, left running by a crash, failed (not permanently), or forced."""
+    if row is None or row.status is Status.RUNNING:
+        return True
+    if row.status is Status.DONE:
+        return force
+    return force or row.error_kind is not ErrorKind.PERMANENT

@@ -1,0 +1,270 @@
+"""Where notes go on disk: safe file names from titles, unique paths per video, atomic writes.
+
+A title is untrusted text: it may hold path separators (`../../etc/passwd`), Windows device names (`CON`),
+control or bidi characters, or run to hundreds of bytes. `safe_filename` turns it into a name that is safe
+on Linux, macOS and Windows; `OutputTree.note_path` makes the name unique per video and stable across
+reruns; `atomic_write_text` puts a file in place whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OutputError
+
+logger = logging.getLogger(__name__)
+
+_FORBIDDEN_CHARS = frozenset('/\\:*?"<>|')
+# Invisible characters that reorder or hide text: a name should look like what it is.
+_BIDI_AND_FORMAT_CHARS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+)
+_WINDOWS_RESERVED_STEMS = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{device}{digit}" for device in ("COM", "LPT") for digit in "123456789¹²³"}
+)
+_MIN_NAME_BYTES = 16  # room for the longest reserved stem, its "_" and some text
+_FRONT_MATTER_BYTES = 8192
+_FRONT_MATTER_VIDEO_ID = re.compile(r"""^video_id:\s*["']?([A-Za-z0-9_-]+)["']?\s*$""")
+_TEMP_NAME_TRIES = 100
+_MAX_NUMBERED_NAMES = 100
+
+
+def safe_filename(title: str, max_bytes: int = 150) -> str:
+    """Turn `title` into a file name (no extension) safe on Linux, macOS and Windows.
+
+    Returns "" when nothing usable is left (a title of only slashes, say): the caller falls back to the
+    video id.
+    """
+    if max_bytes < _MIN_NAME_BYTES:
+        raise ValueError(f"max_bytes must be at least {_MIN_NAME_BYTES}, got {max_bytes}")
+    cleaned = "".join(_clean_char(char) for char in title)
+    name = _strip_dots_and_spaces(" ".join(unicodedata.normalize("NFC", cleaned).split()))
+    name = _strip_dots_and_spaces(_truncate_utf8(name, max_bytes))
+    if _is_windows_reserved(name):
+        stem, dot, rest = name.partition(".")
+        name = _strip_dots_and_spaces(_truncate_utf8(f"{stem.rstrip(' ')}_{dot}{rest}", max_bytes))
+    return name
+
+
+def _clean_char(char: str) -> str:
+    """One character of a title as it may appear in a name: kept, dropped, or turned into a space."""
+    if char in _BIDI_AND_FORMAT_CHARS or unicodedata.category(char) == "Cs":
+        return ""
+    if char in _FORBIDDEN_CHARS or unicodedata.category(char) == "Cc":
+        return " "
+    return char
+
+
+def _strip_dots_and_spaces(name: str) -> str:
+    """Leading dots hide a file, trailing dots and spaces vanish on Windows, "." and ".." are not names."""
+    return name.strip(". ")
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of `text` that fits in `max_bytes` UTF-8 bytes, cut between characters."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def _is_windows_reserved(name: str) -> bool:
+    """Windows reserves device names in any case, also with an extension ("con.txt") or trailing spaces."""
+    stem = name.partition(".")[0].rstrip(" ")
+    return stem.upper() in _WINDOWS_RESERVED_STEMS
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` so that readers see the old file or the new one, never a part.
+
+    Creates the parent folder if needed. Raises `OutputError("<path>: <reason>")`; on failure no temp
+    file is left behind.
+    """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise OutputError(f"{path}: the text cannot be encoded as UTF-8 ({exc.reason})") from exc
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_path = _create_temp_beside(path)
+    except OSError as exc:
+        raise OutputError(_describe(path, exc)) from exc
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temp_path.replace(path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(_describe(path, exc)) from exc
+        raise
+    try:
+        _fsync_directory(path.parent)
+    except OSError as exc:
+        raise OutputError(_describe(path, exc)) from exc
+
+
+def _create_temp_beside(path: Path) -> tuple[int, Path]:
+    """A new hidden file `.<stem>-<random>.tmp` in the target's folder (same file system for os.replace).
+
+    Made with `os.open` and mode 0o666 so the umask decides its permissions, as for any new file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    prefix = _truncate_utf8(path.stem, 64)
+    for _ in range(_TEMP_NAME_TRIES):
+        temp_path = path.with_name(f".{prefix}-{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temp_path, flags, 0o666), temp_path
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "no free temporary file name")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable. Windows cannot open folders, some file systems cannot sync them."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+        logger.debug("cannot fsync folder %s: %s", directory, exc)
+    finally:
+        os.close(fd)
+
+
+def _describe(path: Path, exc: OSError) -> str:
+    return f"{path}: {exc.strerror or exc}"
+
+
+class OutputTree:
+    """The output folder: hands out one note path per video, unique within the folder and this process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+        self._lock = threading.Lock()
+        self._owners: dict[str, str] = {}  # case-folded path -> video id that reserved it
+
+    def ensure_writable(self) -> None:
+        """Create the folder if needed and check a file can be made in it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".study-buddy-probe-", suffix=".tmp"):
+                pass
+        except OSError as exc:
+            raise OutputError(f"{self.root}: output folder is not writable ({exc.strerror or exc})") from exc
+
+    def note_path(
+        self,
+        video_id: str,
+        title: str | None,
+        subject: str | None,
+        previous: Path | None,
+        suffix: str = ".md",
+    ) -> Path:
+        """The path of `video_id`'s note. Thread-safe; the same video always gets the same answer.
+
+        `previous` is the path the archive recorded for the video: reused while it stays inside the root.
+        Otherwise the name comes from the title (or the video id), inside a sub-folder for `subject`, with
+        ` [<video_id>]` added when another video already has that name.
+        """
+        with self._lock:
+            reused = self._reusable_previous(video_id, previous, suffix)
+            if reused is not None:
+                return self._reserve(reused, video_id)
+            base = safe_filename(title or "") or safe_filename(video_id)
+            if not base:
+                raise OutputError(f"{video_id!r}: cannot make a file name from this video id")
+            subject_folder = safe_filename(subject or "")
+            folder = self.root / subject_folder if subject_folder else self.root
+            for name in _candidate_names(base, video_id):
+                path = folder / f"{name}{suffix}"
+                if self._is_free(path, video_id) or self._belongs_on_disk(path, video_id):
+                    return self._reserve(path, video_id)
+            raise OutputError(f"{video_id}: no free file name for {base!r} in {folder}")
+
+    def sibling(self, note: Path, suffix: str) -> Path:
+        """A file beside the note with the same stem: `sibling(Path("a/Intro.md"), ".transcript.txt")`."""
+        return note.with_name(f"{note.stem}{suffix}")
+
+    def _reusable_previous(self, video_id: str, previous: Path | None, suffix: str) -> Path | None:
+        if previous is None:
+            return None
+        resolved = (self.root / previous).resolve()
+        if resolved == self.root or not resolved.is_relative_to(self.root):
+            logger.warning("%s: ignoring recorded note path outside %s", video_id, self.root)
+            return None
+        if not resolved.name.endswith(suffix) or self._owners.get(_key(resolved), video_id) != video_id:
+            return None
+        return resolved
+
+    def _is_free(self, path: Path, video_id: str) -> bool:
+        owner = self._owners.get(_key(path))
+        if owner is not None:
+            return owner == video_id
+        return not path.exists()
+
+    def _belongs_on_disk(self, path: Path, video_id: str) -> bool:
+        """Whether the file at `path` is a note for `video_id` (front matter `video_id: <id>`)."""
+        if _key(path) in self._owners:
+            return False
+        return _front_matter_video_id(path) == video_id
+
+    def _reserve(self, path: Path, video_id: str) -> Path:
+        self._owners[_key(path)] = video_id
+        return path
+
+
+def _candidate_names(base: str, video_id: str) -> Iterator[str]:
+    """The title, then the title with the video id, then numbered variants for adversarial titles."""
+    yield base
+    yield f"{base} [{video_id}]"
+    for number in range(2, _MAX_NUMBERED_NAMES + 2):
+        yield f"{base} [{video_id}] ({number})"
+
+
+def _key(path: Path) -> str:
+    """Reservation key: case-insensitive, as on the default file systems of macOS and Windows."""
+    return str(path).casefold()
+
+
+def _front_matter_video_id(path: Path) -> str | None:
+    """The `video_id` in the YAML front matter at the top of a note, or None."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(_FRONT_MATTER_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = head.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None
+    for line in lines[1:]:
+        if line.strip() in ("---", "..."):
+            return None
+        match = _FRONT_MATTER_VIDEO_ID.match(line)
+        if match:
+            return match.group(1)
+    return None

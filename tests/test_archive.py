@@ -1,0 +1,439 @@
+"""Tests for studybuddy.archive: migrations, recording, queries, threads and processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from studybuddy.archive import (
+    MIGRATIONS,
+    Archive,
+    ArchiveRow,
+    Status,
+    m001_initial,
+    needs_work,
+)
+from studybuddy.errors import ArchiveError, ErrorKind
+from studybuddy.models import Usage
+
+MIGRATION_NAMES = ["m001_initial", "m002_lookup_indexes"]
+T0 = "2025-01-01T00:00:00.000+00:00"
+
+
+def raw(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / Archive.FILENAME)
+
+
+def record_done(archive: Archive, video_id: str, **changes: object) -> None:
+    fields: dict[str, object] = {
+        "title": "A title",
+        "channel": "A channel",
+        "note_path": None,
+        "transcript_path": None,
+        "usage": Usage(10, 20, 3, 4),
+        "model": "claude-test",
+        "exit_fingerprint": "F" * 40,
+        "elapsed_s": 1.5,
+    }
+    fields.update(changes)
+    archive.record_done(video_id, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def archive(tmp_path: Path):
+    with Archive.open(tmp_path) as opened:
+        yield opened
+
+
+# opening and migrations
+
+
+def test_open_creates_the_file_in_wal_mode_with_all_migrations(tmp_path: Path) -> None:
+    Archive.open(tmp_path / "out").close()
+    db = sqlite3.connect(tmp_path / "out" / ".study-buddy.sqlite3")
+    assert [name for (name,) in db.execute("SELECT name FROM migrations ORDER BY name")] == MIGRATION_NAMES
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert [m.__name__ for m in MIGRATIONS] == MIGRATION_NAMES
+    db.close()
+
+
+def test_opening_twice_applies_nothing_again(tmp_path: Path) -> None:
+    Archive.open(tmp_path).close()
+    db = raw(tmp_path)
+    before = db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall()
+    with Archive.open(tmp_path) as archive:
+        archive.start("vid00000001")
+    with Archive.open(tmp_path) as archive:
+        assert archive.get("vid00000001") is not None
+    assert db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall() == before
+    db.close()
+
+
+def test_old_archive_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
+    db = raw(tmp_path)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    m001_initial(db)
+    db.execute("INSERT INTO migrations VALUES ('m001_initial', ?)", (T0,))
+    db.execute(
+        "INSERT INTO videos (video_id, status, attempts, note_path, first_seen_at, updated_at) "
+        "VALUES ('vid00000001', 'done', 2, 'Old.md', ?, ?)",
+        (T0, T0),
+    )
+    db.commit()
+    with Archive.open(tmp_path) as archive:
+        row = archive.get("vid00000001")
+        assert archive.owner_of(tmp_path / "Old.md") == "vid00000001"
+    assert row is not None
+    assert (row.status, row.attempts, row.note_path) == (Status.DONE, 2, tmp_path / "Old.md")
+    assert [n for (n,) in db.execute("SELECT name FROM migrations ORDER BY name")] == MIGRATION_NAMES
+    indexes = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"videos_by_status", "videos_by_note_path"} <= indexes
+    db.close()
+
+
+def test_archive_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    Archive.open(tmp_path).close()
+    db = raw(tmp_path)
+    db.execute("INSERT INTO migrations VALUES ('m099_future', ?)", (T0,))
+    db.commit()
+    db.close()
+    with pytest.raises(ArchiveError) as caught:
+        Archive.open(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / Archive.FILENAME}: ")
+    assert "newer" in message
+    assert "m099_future" in message
+    assert "\n" not in message
+
+
+def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / Archive.FILENAME).write_bytes(b"this is not SQLite\n" * 100)
+    with pytest.raises(ArchiveError, match=r"\.study-buddy\.sqlite3: not a usable study-buddy archive"):
+        Archive.open(tmp_path)
+
+
+def test_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("a file", encoding="utf-8")
+    with pytest.raises(ArchiveError, match=r"out/\.study-buddy\.sqlite3"):
+        Archive.open(tmp_path / "out")
+
+
+def test_closed_archive_raises_archive_error(tmp_path: Path) -> None:
+    with Archive.open(tmp_path) as archive:
+        pass
+    with pytest.raises(ArchiveError, match="cannot read"):
+        archive.get("vid00000001")
+    with pytest.raises(ArchiveError, match="cannot write"):
+        archive.start("vid00000001")
+
+
+def test_unknown_error_kind_in_a_row_is_an_archive_error(archive: Archive, tmp_path: Path) -> None:
+    archive.record_failed("vid00000001", ErrorKind.TRANSIENT, "timeout")
+    db = raw(tmp_path)
+    db.execute("UPDATE videos SET error_kind = 'alien'")
+    db.commit()
+    db.close()
+    with pytest.raises(ArchiveError, match="vid00000001"):
+        archive.get("vid00000001")
+
+
+# recording
+
+
+def test_start_counts_attempts_and_marks_running(archive: Archive) -> None:
+    archive.start("vid00000001")
+    first = archive.get("vid00000001")
+    archive.start("vid00000001")
+    second = archive.get("vid00000001")
+    assert first is not None
+    assert second is not None
+    assert (first.status, first.attempts) == (Status.RUNNING, 1)
+    assert (second.status, second.attempts) == (Status.RUNNING, 2)
+    assert second.first_seen_at == first.first_seen_at
+    assert second.started_at is not None
+    assert second.started_at.endswith("+00:00")
+
+
+def test_record_done_fills_the_row_and_clears_the_error(archive: Archive, tmp_path: Path) -> None:
+    archive.start("vid00000001")
+    archive.record_failed("vid00000001", ErrorKind.BLOCKED, "blocked", title="Intro")
+    archive.start("vid00000001")
+    record_done(
+        archive,
+        "vid00000001",
+        title=None,
+        note_path=tmp_path / "Math" / "Intro.md",
+        transcript_path=tmp_path / "Math" / "Intro.transcript.txt",
+    )
+    row = archive.get("vid00000001")
+    assert row is not None
+    timestamps = {"first_seen_at": "", "started_at": None, "finished_at": None, "updated_at": ""}
+    assert dataclasses.replace(row, **timestamps) == ArchiveRow(
+        video_id="vid00000001",
+        status=Status.DONE,
+        error_kind=None,
+        error=None,
+        attempts=2,
+        title="Intro",  # kept: this run did not know the title
+        channel="A channel",
+        note_path=tmp_path / "Math" / "Intro.md",
+        transcript_path=tmp_path / "Math" / "Intro.transcript.txt",
+        exit_fingerprint="F" * 40,
+        input_tokens=10,
+        output_tokens=20,
+        cache_read_tokens=3,
+        cache_write_tokens=4,
+        model="claude-test",
+        elapsed_s=1.5,
+        **timestamps,
+    )
+    assert row.started_at is not None
+    assert row.finished_at is not None
+    assert row.first_seen_at <= row.started_at <= row.finished_at == row.updated_at
+
+
+def test_paths_are_stored_relative_to_the_root(archive: Archive, tmp_path: Path) -> None:
+    record_done(archive, "vid00000001", note_path=tmp_path / "Math" / "Intro.md")
+    record_done(archive, "vid00000002", note_path=tmp_path.parent / "elsewhere.md")
+    db = raw(tmp_path)
+    stored = dict(db.execute("SELECT video_id, note_path FROM videos").fetchall())
+    db.close()
+    assert stored == {
+        "vid00000001": "Math/Intro.md",
+        "vid00000002": (tmp_path.parent / "elsewhere.md").as_posix(),
+    }
+    elsewhere = archive.get("vid00000002")
+    assert elsewhere is not None
+    assert elsewhere.note_path == tmp_path.parent / "elsewhere.md"
+
+
+def test_archive_moved_with_its_folder_still_finds_its_notes(tmp_path: Path) -> None:
+    with Archive.open(tmp_path / "before") as archive:
+        record_done(archive, "vid00000001", note_path=tmp_path / "before" / "Intro.md")
+    (tmp_path / "before").rename(tmp_path / "after")
+    with Archive.open(tmp_path / "after") as archive:
+        row = archive.get("vid00000001")
+    assert row is not None
+    assert row.note_path == tmp_path / "after" / "Intro.md"
+
+
+def test_record_done_without_start_and_without_usage(archive: Archive) -> None:
+    record_done(archive, "vid00000001", usage=None)
+    row = archive.get("vid00000001")
+    assert row is not None
+    assert (row.status, row.attempts, row.input_tokens, row.cache_write_tokens) == (
+        Status.DONE,
+        1,
+        None,
+        None,
+    )
+
+
+def test_record_failed_keeps_one_short_line_and_the_note_path(archive: Archive, tmp_path: Path) -> None:
+    record_done(archive, "vid00000001", note_path=tmp_path / "Intro.md")
+    archive.start("vid00000001")
+    archive.record_failed(
+        "vid00000001", ErrorKind.NOTES, "first line\nsecond\tline  " + "x" * 1000, elapsed_s=2.0
+    )
+    row = archive.get("vid00000001")
+    assert row is not None
+    assert (row.status, row.error_kind, row.attempts, row.elapsed_s) == (
+        Status.FAILED,
+        ErrorKind.NOTES,
+        2,
+        2.0,
+    )
+    assert row.error is not None
+    assert row.error.startswith("first line second line xxx")
+    assert "\n" not in row.error
+    assert len(row.error) == 500
+    assert row.note_path == tmp_path / "Intro.md"
+    assert row.title == "A title"
+
+
+def test_start_clears_the_previous_failure(archive: Archive) -> None:
+    archive.record_failed("vid00000001", ErrorKind.TRANSIENT, "timeout", elapsed_s=1.0)
+    archive.start("vid00000001")
+    row = archive.get("vid00000001")
+    assert row is not None
+    assert (row.status, row.error_kind, row.error, row.finished_at, row.elapsed_s) == (
+        Status.RUNNING,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+# queries
+
+
+def test_rows_filter_by_status_and_kind(archive: Archive) -> None:
+    record_done(archive, "done0000001")
+    archive.record_failed("perm0000001", ErrorKind.PERMANENT, "transcripts disabled")
+    archive.record_failed("perm0000002", ErrorKind.PERMANENT, "video unavailable")
+    archive.record_failed("tran0000001", ErrorKind.TRANSIENT, "timeout")
+    archive.start("runn0000001")
+
+    def ids(rows: list[ArchiveRow]) -> list[str]:
+        return sorted(row.video_id for row in rows)
+
+    assert len(archive.rows()) == 5
+    assert ids(archive.rows(Status.FAILED)) == ["perm0000001", "perm0000002", "tran0000001"]
+    assert ids(archive.rows(kind=ErrorKind.PERMANENT)) == ["perm0000001", "perm0000002"]
+    assert ids(archive.rows(Status.FAILED, ErrorKind.TRANSIENT)) == ["tran0000001"]
+    assert ids(archive.rows(Status.DONE, ErrorKind.TRANSIENT)) == []
+    assert ids(archive.rows(Status.RUNNING)) == ["runn0000001"]
+
+
+def test_owner_of(archive: Archive, tmp_path: Path) -> None:
+    record_done(archive, "vid00000001", note_path=tmp_path / "Intro.md")
+    assert archive.owner_of(tmp_path / "Intro.md") == "vid00000001"
+    assert archive.owner_of(tmp_path / "sub" / ".." / "Intro.md") == "vid00000001"
+    assert archive.owner_of(tmp_path / "Other.md") is None
+
+
+def test_get_unknown_video(archive: Archive) -> None:
+    assert archive.get("nothere0001") is None
+    assert archive.get_many([]) == {}
+
+
+def test_get_many_with_10k_ids_against_5k_rows(archive: Archive, tmp_path: Path) -> None:
+    stored = [f"vid{i:08d}" for i in range(5000)]
+    db = raw(tmp_path)
+    with db:
+        db.executemany(
+            "INSERT INTO videos (video_id, status, attempts, first_seen_at, updated_at) "
+            "VALUES (?, 'done', 1, ?, ?)",
+            [(video_id, T0, T0) for video_id in stored],
+        )
+    db.close()
+    asked = stored[::2] + [f"new{i:08d}" for i in range(7500)] + stored[:10]  # duplicates too
+    assert len(asked) == 10_010
+    found = archive.get_many(asked)
+    assert set(found) == set(stored[::2]) | set(stored[:10])
+    assert all(row.video_id == video_id and row.status is Status.DONE for video_id, row in found.items())
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "force", "expected"),
+    [
+        (Status.DONE, None, False, False),
+        (Status.DONE, None, True, True),
+        (Status.FAILED, ErrorKind.PERMANENT, False, False),
+        (Status.FAILED, ErrorKind.PERMANENT, True, True),
+        (Status.FAILED, ErrorKind.TRANSIENT, False, True),
+        (Status.FAILED, ErrorKind.BLOCKED, False, True),
+        (Status.FAILED, ErrorKind.NOTES, False, True),
+        (Status.FAILED, ErrorKind.OUTPUT, False, True),
+        (Status.FAILED, None, False, True),
+        (Status.RUNNING, None, False, True),
+        (Status.RUNNING, None, True, True),
+    ],
+)
+def test_needs_work(status: Status, kind: ErrorKind | None, force: bool, expected: bool) -> None:
+    row = ArchiveRow(
+        video_id="vid00000001",
+        status=status,
+        error_kind=kind,
+        error=None,
+        attempts=1,
+        title=None,
+        channel=None,
+        note_path=None,
+        transcript_path=None,
+        exit_fingerprint=None,
+        input_tokens=None,
+        output_tokens=None,
+        cache_read_tokens=None,
+        cache_write_tokens=None,
+        model=None,
+        first_seen_at=T0,
+        started_at=None,
+        finished_at=None,
+        elapsed_s=None,
+        updated_at=T0,
+    )
+    assert needs_work(row, force=force) is expected
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_needs_work_for_a_new_video(force: bool) -> None:
+    assert needs_work(None, force=force) is True
+
+
+# concurrency
+
+VIDEO_IDS = [f"vid{i:08d}" for i in range(20)]
+
+
+def process_all(archive: Archive, root: Path) -> None:
+    for video_id in VIDEO_IDS:
+        archive.start(video_id)
+        record_done(archive, video_id, note_path=root / f"{video_id}.md")
+
+
+def process_all_in_own_archive(root: str) -> None:
+    with Archive.open(Path(root)) as archive:
+        process_all(archive, Path(root))
+
+
+def assert_every_video_done(root: Path, attempts: int) -> None:
+    db = raw(root)
+    assert db.execute("SELECT count(*) FROM videos").fetchone() == (len(VIDEO_IDS),)
+    db.close()
+    with Archive.open(root) as archive:
+        rows = archive.get_many(VIDEO_IDS)
+    assert sorted(rows) == VIDEO_IDS
+    for video_id, row in rows.items():
+        assert (row.status, row.attempts, row.note_path) == (Status.DONE, attempts, root / f"{video_id}.md")
+
+
+def test_eight_threads_share_one_archive(archive: Archive, tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        try:
+            barrier.wait(timeout=10)
+            process_all(archive, tmp_path)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert_every_video_done(tmp_path, attempts=8)
+
+
+def test_two_processes_share_one_file(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=process_all_in_own_archive, args=(str(tmp_path),)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0]
+    assert_every_video_done(tmp_path, attempts=2)
+
+
+def test_a_write_waits_for_another_writer(archive: Archive, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / Archive.FILENAME, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    archive.start("vid00000001")  # blocks until the other writer commits
+    release.join()
+    other.close()
+    row = archive.get("vid00000001")
+    assert row is not None
+    assert row.attempts == 1
