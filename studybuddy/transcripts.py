@@ -1,0 +1,247 @@
+"""Transcripts and metadata for one worker, over the worker's own `requests.Session`.
+
+`TranscriptFetcher` wraps one `YouTubeTranscriptApi` (not thread-safe: one per worker) built on the worker's
+session, so every request goes through the worker's Tor circuit. A fetch costs three YouTube requests (watch
+page, innertube player POST, caption track); the metadata is parsed from the first two (see `metadata`).
+
+Which transcript: with `translate_to` set, an original in that language comes first, then `languages` in
+order (manual before generated within a language). When none of them exists, a transcript that can be
+translated to `translate_to` (else to the first of `languages`) is translated. With `translate_to` set, a
+transcript chosen in another language is translated to it.
+
+Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of three kinds:
+
+    BlockedError    RequestBlocked, IpBlocked (429, reCAPTCHA), HTTP 429, a "not a bot" check, and a cookie
+                    consent page that cannot be passed (it depends on the exit's country: another exit helps)
+    TransientError  connection, TLS, proxy/SOCKS and timeout errors, HTTP 5xx, data that cannot be parsed
+    PermanentError  transcripts disabled, no transcript, unavailable, unplayable, age restricted, invalid id,
+                    not translatable, PO token required, other HTTP 4xx
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from xml.etree.ElementTree import ParseError
+
+import requests
+import socks
+import urllib3
+from youtube_transcript_api import (
+    AgeRestricted,
+    FailedToCreateConsentCookie,
+    InvalidVideoId,
+    IpBlocked,
+    NoTranscriptFound,
+    NotTranslatable,
+    PoTokenRequired,
+    RequestBlocked,
+    TranscriptList,
+    TranscriptsDisabled,
+    TranslationLanguageNotAvailable,
+    VideoUnavailable,
+    VideoUnplayable,
+    YouTubeDataUnparsable,
+    YouTubeRequestFailed,
+    YouTubeTranscriptApi,
+    YouTubeTranscriptApiException,
+)
+from youtube_transcript_api import Transcript as TrackHandle
+
+from .errors import BlockedError, FetchError, PermanentError, TransientError
+from .metadata import PageRecorder, collect_metadata
+from .models import Segment, Transcript, VideoMeta
+
+logger = logging.getLogger(__name__)
+
+_MAX_REASON_LENGTH = 120
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """A fetched transcript and what is known about its video."""
+
+    transcript: Transcript
+    meta: VideoMeta
+
+
+class TranscriptFetcher:
+    """Fetches transcripts for one worker. Not thread-safe: make one per worker and session."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        languages: Sequence[str] = ("en",),
+        translate_to: str | None = None,
+        use_ytdlp: bool = True,
+    ) -> None:
+        self._languages = (languages,) if isinstance(languages, str) else tuple(languages)
+        if not self._languages:
+            raise ValueError("languages must name at least one language code")
+        self._session = session
+        self._translate_to = translate_to
+        self._use_ytdlp = use_ytdlp
+        self._recorder = PageRecorder()
+        session.hooks["response"].append(self._recorder)
+        self._api = YouTubeTranscriptApi(http_client=session)
+
+    def fetch(self, video_id: str) -> FetchResult:
+        """Transcript and metadata of `video_id`; raises BlockedError, TransientError or PermanentError."""
+        self._recorder.reset(video_id)
+        try:
+            transcript = self._fetch_transcript(video_id)
+            meta = collect_metadata(video_id, self._recorder, self._session, use_ytdlp=self._use_ytdlp)
+        finally:
+            self._recorder.reset()
+        return FetchResult(transcript, meta)
+
+    def close(self) -> None:
+        """Detach from the session (whoever made the session closes it)."""
+        hooks = self._session.hooks["response"]
+        if self._recorder in hooks:
+            hooks.remove(self._recorder)
+
+    def _fetch_transcript(self, video_id: str) -> Transcript:
+        try:
+            track, translated_from = self._choose(video_id, self._api.list(video_id))
+            fetched = track.fetch()
+        except Exception as error:
+            mapped = classify(video_id, error)
+            if mapped is None:  # our own FetchError from _choose, or a bug: let it through unchanged
+                raise
+            raise mapped from error
+        return Transcript(
+            video_id=video_id,
+            language=fetched.language,
+            language_code=fetched.language_code,
+            is_generated=fetched.is_generated,
+            segments=tuple(Segment(s.start, s.duration, s.text) for s in fetched.snippets),
+            translated_from=translated_from,
+        )
+
+    def _choose(self, video_id: str, listing: TranscriptList) -> tuple[TrackHandle, str | None]:
+        """The track to fetch and, when it is a translation, the code of the language it comes from."""
+        target = self._translate_to
+        preferred = tuple(dict.fromkeys((target, *self._languages) if target else self._languages))
+        try:
+            chosen = listing.find_transcript(preferred)
+        except NoTranscriptFound:
+            return self._translate_any(video_id, listing, preferred, target or self._languages[0])
+        if target is None or chosen.language_code == target:
+            return chosen, None
+        return chosen.translate(target), chosen.language_code
+
+    @staticmethod
+    def _translate_any(
+        video_id: str, listing: TranscriptList, preferred: tuple[str, ...], target: str
+    ) -> tuple[TrackHandle, str | None]:
+        for track in listing:  # manually created tracks come first
+            if any(language.language_code == target for language in track.translation_languages):
+                return track.translate(target), track.language_code
+        available = ", ".join(dict.fromkeys(track.language_code for track in listing)) or "none"
+        raise PermanentError(video_id, f"no transcript in {', '.join(preferred)} (available: {available})")
+
+
+def classify(video_id: str, error: BaseException) -> FetchError | None:
+    """The FetchError that `error` (from the library, requests or SOCKS) means, or None if it is unknown."""
+    for rule in _RULES:
+        if isinstance(error, rule.errors) and rule.applies(error):
+            reason = rule.reason if isinstance(rule.reason, str) else rule.reason(error)
+            logger.debug("%s: %s -> %s (%s)", video_id, type(error).__name__, rule.kind.kind, reason)
+            return rule.kind(video_id, reason)
+    return None
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status behind a `requests.HTTPError` or a `YouTubeRequestFailed` (which keeps only text)."""
+    if isinstance(error, requests.HTTPError):
+        return error.response.status_code if error.response is not None else None
+    if isinstance(error, YouTubeRequestFailed):
+        if isinstance(error.__context__, requests.HTTPError):
+            return _http_status(error.__context__)
+        match = re.match(r"(\d{3}) ", error.reason)
+        return int(match.group(1)) if match else None
+    return None
+
+
+def _status_between(low: int, high: int) -> Callable[[BaseException], bool]:
+    def applies(error: BaseException) -> bool:
+        status = _http_status(error)
+        return status is not None and low <= status <= high
+
+    return applies
+
+
+def _http_reason(error: BaseException) -> str:
+    return f"YouTube answered HTTP {_http_status(error)}"
+
+
+def _is_bot_check(error: BaseException) -> bool:
+    """A "Sign in to confirm you're not a bot" the library did not recognise (it wants U+2019 exactly)."""
+    reason = error.reason if isinstance(error, VideoUnplayable) else None
+    return reason is not None and "not a bot" in reason.replace("\u2019", "'").lower()
+
+
+def _unplayable_reason(error: BaseException) -> str:
+    reason = error.reason if isinstance(error, VideoUnplayable) else None
+    if not reason:
+        return "video is unplayable"
+    first_line = " ".join(reason.split())
+    return f"video is unplayable: {first_line[:_MAX_REASON_LENGTH]}"
+
+
+def _always(_error: BaseException) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    errors: type[BaseException] | tuple[type[BaseException], ...]
+    kind: type[FetchError]
+    reason: str | Callable[[BaseException], str]
+    applies: Callable[[BaseException], bool] = _always
+
+
+_HTTP_ERRORS = (YouTubeRequestFailed, requests.HTTPError)
+_UNREADABLE = (
+    requests.exceptions.JSONDecodeError,
+    ParseError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+)
+
+# First match wins: specific types and conditions before their base classes.
+_RULES: tuple[_Rule, ...] = (
+    _Rule(IpBlocked, BlockedError, "blocked by YouTube (rate limit or reCAPTCHA)"),
+    _Rule(RequestBlocked, BlockedError, "blocked by YouTube (bot check)"),
+    _Rule(VideoUnplayable, BlockedError, "blocked by YouTube (bot check)", _is_bot_check),
+    _Rule(FailedToCreateConsentCookie, BlockedError, "stuck on YouTube's cookie consent page"),
+    _Rule(_HTTP_ERRORS, BlockedError, "rate limited by YouTube (HTTP 429)", _status_between(429, 429)),
+    _Rule(_HTTP_ERRORS, TransientError, _http_reason, _status_between(500, 599)),
+    _Rule(_HTTP_ERRORS, PermanentError, _http_reason, _status_between(400, 499)),
+    _Rule(_HTTP_ERRORS, TransientError, "YouTube request failed"),
+    _Rule(YouTubeDataUnparsable, TransientError, "YouTube sent a page that could not be read"),
+    _Rule(TranscriptsDisabled, PermanentError, "transcripts are disabled"),
+    _Rule(NoTranscriptFound, PermanentError, "no transcript in the requested languages"),
+    _Rule(VideoUnavailable, PermanentError, "video is unavailable"),
+    _Rule(AgeRestricted, PermanentError, "age restricted"),
+    _Rule(VideoUnplayable, PermanentError, _unplayable_reason),
+    _Rule(InvalidVideoId, PermanentError, "invalid video id"),
+    _Rule(NotTranslatable, PermanentError, "transcript cannot be translated"),
+    _Rule(TranslationLanguageNotAvailable, PermanentError, "translation to that language is not available"),
+    _Rule(PoTokenRequired, PermanentError, "YouTube requires a PO token for this transcript"),
+    _Rule(YouTubeTranscriptApiException, PermanentError, "transcript could not be retrieved"),
+    _Rule(requests.exceptions.ProxyError, TransientError, "could not connect through the proxy"),
+    _Rule(requests.exceptions.SSLError, TransientError, "TLS connection failed"),
+    _Rule(requests.Timeout, TransientError, "timed out"),
+    _Rule(requests.ConnectionError, TransientError, "connection failed"),
+    _Rule(socks.ProxyError, TransientError, "SOCKS proxy error"),
+    _Rule(_UNREADABLE, TransientError, "unreadable response from YouTube"),
+    _Rule((requests.RequestException, urllib3.exceptions.HTTPError), TransientError, "network error"),
+)
