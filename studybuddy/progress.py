@@ -1,0 +1,630 @@
+"""Progress of a run: one thread-safe `ProgressMonitor` fed by the workers, and its views.
+
+Workers only report events (`stage`, `finish`, `set_title`, `worker_info`); each event mutates a
+small per-video row under one lock and then tells the view, outside the lock. Views read
+immutable `ProgressSnapshot`s (a bounded number of rows, however many videos there are) or, for
+the plain view, the numbered event log. The same views serve the sequential and the parallel
+mode:
+
+- `RichView`: a `rich.live.Live` status table (active and recent videos), one row per worker
+  (video, stage, Tor exit, circuit age) and a global progress bar with the ETA. Live's own
+  refresh thread renders, so workers never wait for the terminal.
+- `PlainView`: one log line per stage change and per finished video, for pipes and files.
+- `QuietView`: nothing live, for `--json`.
+
+No view prints the final summary: the caller does, with `format_summary` or `Summary.to_json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import islice
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ROWS = 15
+EVENT_BACKLOG = 4096  # events kept for views that read the log (PlainView drains it on every event)
+SUMMARY_FAILURES_SHOWN = 20
+
+
+class Stage(StrEnum):
+    """Where a video is in the pipeline."""
+
+    QUEUED = "queued"
+    FETCHING = "fetching"
+    NOTES = "notes"
+    WRITING = "writing"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        """The word shown to users."""
+        return "writing notes" if self is Stage.NOTES else self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self in _ACTIVE
+
+
+_TERMINAL = frozenset({Stage.DONE, Stage.SKIPPED, Stage.FAILED})
+_ACTIVE = frozenset({Stage.FETCHING, Stage.NOTES, Stage.WRITING})
+_STAGE_STYLES = {Stage.QUEUED: "dim", Stage.DONE: "green", Stage.SKIPPED: "yellow", Stage.FAILED: "bold red"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one video ended. `kind` is the `ErrorKind` value of a failure."""
+
+    video_id: str
+    stage: Stage
+    title: str | None = None
+    kind: str | None = None
+    reason: str | None = None
+    note_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.stage.is_terminal:
+            raise ValueError(f"an outcome must be done, skipped or failed, not {self.stage.label}")
+
+    @property
+    def detail(self) -> str | None:
+        """What a user wants to know next to the stage: the note written or why it failed."""
+        if self.stage is Stage.FAILED:
+            return self.reason or self.kind
+        return str(self.note_path) if self.note_path else self.reason
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The end of a run, for `format_summary` and the CLI's `--json`."""
+
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    failed_by_kind: dict[str, int]
+    elapsed_s: float
+    outcomes: tuple[Outcome, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "total": self.total,
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "failed_by_kind": dict(self.failed_by_kind),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "outcomes": [
+                {
+                    "video_id": o.video_id,
+                    "stage": o.stage.value,
+                    "title": o.title,
+                    "kind": o.kind,
+                    "reason": o.reason,
+                    "note_path": str(o.note_path) if o.note_path else None,
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRow:
+    video_id: str
+    title: str | None
+    stage: Stage
+    worker: int | None
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    worker: int
+    video_id: str | None
+    title: str | None
+    stage: Stage | None
+    exit_label: str | None
+    circuit_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSnapshot:
+    """An immutable copy of the state for a view: counts, at most `max_rows` videos, every worker."""
+
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    active: int
+    workers_planned: int
+    rows: tuple[VideoRow, ...]  # recent finished (oldest first), then active, then queued
+    hidden_rows: int
+    workers: tuple[WorkerRow, ...]
+    elapsed_s: float
+    eta_s: float | None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """One stage change, numbered; `finished` and `total` are the counts right after it."""
+
+    seq: int
+    video_id: str
+    title: str | None
+    stage: Stage
+    worker: int | None
+    finished: int
+    total: int
+    outcome: Outcome | None
+
+
+class ProgressView(Protocol):
+    def start(self, monitor: ProgressMonitor) -> None: ...
+
+    def update(self, monitor: ProgressMonitor) -> None:
+        """Called from worker threads after each event: must be cheap and thread-safe."""
+
+    def stop(self, summary: Summary) -> None: ...
+
+
+@dataclass(slots=True)
+class _VideoState:
+    title: str | None = None
+    stage: Stage = Stage.QUEUED
+    worker: int | None = None
+    started_at: float | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class _WorkerState:
+    video_id: str | None = None
+    stage: Stage | None = None
+    exit_label: str | None = None
+    circuit_started: float | None = None
+
+
+class ProgressMonitor:
+    """Thread-safe progress of one run. `clock` is also the clock of `circuit_started` (see `now`)."""
+
+    def __init__(self, view: ProgressView | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._view = view
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._videos: dict[str, _VideoState] = {}
+        # Each video id sits in exactly one of these, by stage group; dict order = order of arrival.
+        self._queued: dict[str, None] = {}
+        self._active: dict[str, None] = {}
+        self._finished: dict[str, None] = {}
+        self._counts: Counter[Stage] = Counter()
+        self._outcomes: dict[str, Outcome] = {}
+        self._workers: dict[int, _WorkerState] = {}
+        self._workers_planned = 1
+        self._timed_total_s = 0.0
+        self._timed_count = 0
+        self._events: deque[ProgressEvent] = deque(maxlen=EVENT_BACKLOG)
+        self._seq = 0
+        self._started_at: float | None = None
+        self._closed_at: float | None = None
+
+    def now(self) -> float:
+        """A reading of the monitor's clock, e.g. for `worker_info(circuit_started=...)`."""
+        return self._clock()
+
+    def start(self, video_ids: Sequence[str], workers: int) -> None:
+        """Begin the run with every video queued, then start the view."""
+        with self._lock:
+            if self._started_at is not None:
+                raise RuntimeError("this ProgressMonitor has already been started")
+            self._started_at = self._clock()
+            self._workers_planned = max(1, workers)
+            for video_id in video_ids:
+                if video_id not in self._videos:
+                    self._add_video(video_id)
+        if self._view is not None:
+            self._view.start(self)
+
+    def set_title(self, video_id: str, title: str) -> None:
+        with self._lock:
+            self._video(video_id).title = title
+        self._notify()
+
+    def stage(self, video_id: str, stage: Stage, worker: int | None = None) -> None:
+        """Move a video to a new stage (use `finish` for done, skipped and failed)."""
+        if stage.is_terminal:
+            raise ValueError(f"use finish() to mark {video_id} {stage.label}")
+        with self._lock:
+            self._move(video_id, stage, worker)
+            self._record_event(video_id, None)
+        self._notify()
+
+    def finish(self, outcome: Outcome, worker: int | None = None) -> None:
+        with self._lock:
+            video_id = outcome.video_id
+            state = self._move(video_id, outcome.stage, worker)
+            if outcome.title:
+                state.title = outcome.title
+            state.detail = outcome.detail
+            self._outcomes.pop(video_id, None)  # a second finish moves it to the end
+            self._outcomes[video_id] = outcome
+            self._record_event(video_id, outcome)
+        self._notify()
+
+    def worker_info(
+        self, worker: int, *, exit_label: str | None = None, circuit_started: float | None = None
+    ) -> None:
+        """Record the worker's Tor exit ("nickname 1.2.3.4") and when its circuit was built."""
+        with self._lock:
+            state = self._workers.setdefault(worker, _WorkerState())
+            if exit_label is not None:
+                state.exit_label = exit_label
+            if circuit_started is not None:
+                state.circuit_started = circuit_started
+        self._notify()
+
+    def snapshot(self, max_rows: int = DEFAULT_MAX_ROWS) -> ProgressSnapshot:
+        with self._lock:
+            now = self._clock()
+            active = list(islice(self._active, max_rows))
+            finished_count = min(len(self._finished), max_rows - len(active))
+            finished = list(islice(reversed(self._finished), finished_count))[::-1]
+            queued = list(islice(self._queued, max_rows - len(active) - len(finished)))
+            rows = tuple(self._row(video_id) for video_id in [*finished, *active, *queued])
+            workers = tuple(self._worker_row(index, now) for index in sorted(self._workers))
+            return ProgressSnapshot(
+                total=len(self._videos),
+                done=self._counts[Stage.DONE],
+                skipped=self._counts[Stage.SKIPPED],
+                failed=self._counts[Stage.FAILED],
+                active=len(self._active),
+                workers_planned=self._workers_planned,
+                rows=rows,
+                hidden_rows=len(self._videos) - len(rows),
+                workers=workers,
+                elapsed_s=self._elapsed(now),
+                eta_s=self._eta(),
+            )
+
+    def eta_seconds(self) -> float | None:
+        """Seconds left: mean time of finished (not skipped) videos x videos left / workers."""
+        with self._lock:
+            return self._eta()
+
+    def events_since(self, seq: int) -> tuple[ProgressEvent, ...]:
+        """The stage changes numbered above `seq` that are still in the backlog, oldest first."""
+        newer: list[ProgressEvent] = []
+        with self._lock:
+            for event in reversed(self._events):  # the reader usually lags by an event or two
+                if event.seq <= seq:
+                    break
+                newer.append(event)
+        return tuple(reversed(newer))
+
+    def summary(self) -> Summary:
+        with self._lock:
+            outcomes = tuple(self._outcomes.values())
+            failed_by_kind = Counter(o.kind or "unknown" for o in outcomes if o.stage is Stage.FAILED)
+            return Summary(
+                total=len(self._videos),
+                done=self._counts[Stage.DONE],
+                skipped=self._counts[Stage.SKIPPED],
+                failed=self._counts[Stage.FAILED],
+                failed_by_kind=dict(sorted(failed_by_kind.items())),
+                elapsed_s=self._elapsed(self._clock()),
+                outcomes=outcomes,
+            )
+
+    def close(self) -> None:
+        """End the run and stop the view with the summary. Calling it again does nothing."""
+        with self._lock:
+            if self._closed_at is not None:
+                return
+            self._closed_at = self._clock()
+            was_started = self._started_at is not None
+        if self._view is not None and was_started:
+            self._view.stop(self.summary())
+
+    # Everything below runs with self._lock held.
+
+    def _add_video(self, video_id: str) -> _VideoState:
+        state = self._videos[video_id] = _VideoState()
+        self._queued[video_id] = None
+        self._counts[Stage.QUEUED] += 1
+        return state
+
+    def _video(self, video_id: str) -> _VideoState:
+        state = self._videos.get(video_id)
+        if state is None:
+            logger.debug("video %s was not in the planned list: adding it", video_id)
+            state = self._add_video(video_id)
+        return state
+
+    def _group(self, stage: Stage) -> dict[str, None]:
+        if stage.is_terminal:
+            return self._finished
+        return self._active if stage.is_active else self._queued
+
+    def _move(self, video_id: str, stage: Stage, worker: int | None) -> _VideoState:
+        state = self._video(video_id)
+        del self._group(state.stage)[video_id]
+        self._group(stage)[video_id] = None
+        self._counts[state.stage] -= 1
+        self._counts[stage] += 1
+        now = self._clock()
+        if stage.is_active and state.started_at is None:
+            state.started_at = now
+        elif stage.is_terminal or stage is Stage.QUEUED:
+            if stage in (Stage.DONE, Stage.FAILED) and state.started_at is not None:
+                self._timed_total_s += now - state.started_at
+                self._timed_count += 1
+            state.started_at = None
+        if not stage.is_terminal:  # back in the pipeline (a retry): its old outcome no longer counts
+            state.detail = None
+            self._outcomes.pop(video_id, None)
+        self._assign_worker(video_id, state, stage, worker)
+        state.stage = stage
+        return state
+
+    def _assign_worker(self, video_id: str, state: _VideoState, stage: Stage, worker: int | None) -> None:
+        """Keep the worker rows in step: a worker shows the video it is busy with, or nothing."""
+        if worker is not None and worker != state.worker:
+            if state.worker is not None:
+                self._release_worker(state.worker, video_id)
+            state.worker = worker
+        if state.worker is None:
+            return
+        current = self._workers.setdefault(state.worker, _WorkerState())
+        if stage.is_active:
+            current.video_id, current.stage = video_id, stage
+        else:
+            self._release_worker(state.worker, video_id)
+
+    def _release_worker(self, worker: int, video_id: str) -> None:
+        state = self._workers.get(worker)
+        if state is not None and state.video_id == video_id:
+            state.video_id, state.stage = None, None
+
+    def _record_event(self, video_id: str, outcome: Outcome | None) -> None:
+        state = self._videos[video_id]
+        self._seq += 1
+        finished, total = self._finished_count(), len(self._videos)
+        event = ProgressEvent(
+            self._seq, video_id, state.title, state.stage, state.worker, finished, total, outcome
+        )
+        self._events.append(event)
+
+    def _row(self, video_id: str) -> VideoRow:
+        state = self._videos[video_id]
+        return VideoRow(video_id, state.title, state.stage, state.worker, state.detail)
+
+    def _worker_row(self, index: int, now: float) -> WorkerRow:
+        state = self._workers[index]
+        title = self._videos[state.video_id].title if state.video_id else None
+        age = now - state.circuit_started if state.circuit_started is not None else None
+        return WorkerRow(index, state.video_id, title, state.stage, state.exit_label, age)
+
+    def _finished_count(self) -> int:
+        return sum(self._counts[stage] for stage in _TERMINAL)
+
+    def _elapsed(self, now: float) -> float:
+        if self._started_at is None:
+            return 0.0
+        return (self._closed_at if self._closed_at is not None else now) - self._started_at
+
+    def _eta(self) -> float | None:
+        remaining = len(self._videos) - self._finished_count()
+        if remaining == 0:
+            return 0.0
+        if self._timed_count == 0:
+            return None
+        mean_s = self._timed_total_s / self._timed_count
+        return mean_s * remaining / min(self._workers_planned, remaining)
+
+    def _notify(self) -> None:
+        if self._view is not None:
+            self._view.update(self)
+
+
+def format_seconds(seconds: float) -> str:
+    """`1:02:03` above an hour, else `2:03`."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _describe(video_id: str, title: str | None) -> str:
+    return f"{title} ({video_id})" if title else video_id
+
+
+def format_summary(summary: Summary) -> str:
+    """The final human summary: counts, failures by kind and reason, elapsed time."""
+    failed = f"{summary.failed} failed"
+    if summary.failed_by_kind:
+        failed += " (" + ", ".join(f"{kind} {n}" for kind, n in summary.failed_by_kind.items()) + ")"
+    lines = [
+        f"{summary.total} videos in {format_seconds(summary.elapsed_s)}: "
+        f"{summary.done} done, {summary.skipped} skipped, {failed}"
+    ]
+    failures = [o for o in summary.outcomes if o.stage is Stage.FAILED]
+    lines += [
+        f"  failed  {_describe(o.video_id, o.title)}: {o.detail or 'unknown error'}"
+        for o in failures[:SUMMARY_FAILURES_SHOWN]
+    ]
+    if len(failures) > SUMMARY_FAILURES_SHOWN:
+        lines.append(f"  … and {len(failures) - SUMMARY_FAILURES_SHOWN} more failures")
+    return "\n".join(lines)
+
+
+class QuietView:
+    """Shows nothing while running: for `--json`, where the CLI prints the summary."""
+
+    def start(self, monitor: ProgressMonitor) -> None:
+        """Nothing to show."""
+
+    def update(self, monitor: ProgressMonitor) -> None:
+        """Nothing to show."""
+
+    def stop(self, summary: Summary) -> None:
+        """Nothing to show."""
+
+
+class PlainView:
+    """One line per stage change and per finished video: for pipes and log files."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._last_seq = 0
+
+    def start(self, monitor: ProgressMonitor) -> None:
+        snapshot = monitor.snapshot(max_rows=0)
+        with self._lock:
+            self._stream.write(f"{snapshot.total} videos, {snapshot.workers_planned} workers\n")
+
+    def update(self, monitor: ProgressMonitor) -> None:
+        with self._lock:
+            for event in monitor.events_since(self._last_seq):
+                self._last_seq = event.seq
+                self._stream.write(self.format_event(event) + "\n")
+            self._stream.flush()
+
+    def stop(self, summary: Summary) -> None:
+        """Nothing more: the caller prints `format_summary(summary)` (or the JSON) itself."""
+
+    @staticmethod
+    def format_event(event: ProgressEvent) -> str:
+        """`[3/30] done  Title (abc123def45) -> notes/Title.md`, `[4/30] failed  id: reason`."""
+        line = (
+            f"[{event.finished}/{event.total}] {event.stage.label}  {_describe(event.video_id, event.title)}"
+        )
+        detail = event.outcome.detail if event.outcome else None
+        if detail is None:
+            return line
+        return f"{line} -> {detail}" if event.stage is Stage.DONE else f"{line}: {detail}"
+
+
+class RichView:
+    """A live terminal view, redrawn by Live's refresh thread from `snapshot()`."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        refresh_per_second: float = 4,
+    ) -> None:
+        self._console = console or Console()
+        self._max_rows = max_rows
+        self._refresh_per_second = refresh_per_second
+        self._live: Live | None = None
+
+    def start(self, monitor: ProgressMonitor) -> None:
+        self._live = Live(
+            console=self._console,
+            refresh_per_second=self._refresh_per_second,
+            transient=False,
+            get_renderable=lambda: render_snapshot(monitor.snapshot(self._max_rows)),
+        )
+        self._live.start(refresh=True)
+
+    def update(self, monitor: ProgressMonitor) -> None:
+        """Nothing to do: Live's refresh thread redraws on its own schedule."""
+
+    def stop(self, summary: Summary) -> None:
+        if self._live is not None:
+            self._live.stop()  # the last frame stays on screen; the caller prints the summary
+            self._live = None
+
+
+def _stage_text(stage: Stage | None) -> Text:
+    if stage is None:
+        return Text("idle", style="dim")
+    return Text(stage.label, style=_STAGE_STYLES.get(stage, "cyan"))
+
+
+def _videos_table(snapshot: ProgressSnapshot) -> Table:
+    table = Table(title="Videos", title_justify="left", expand=True)
+    table.add_column("video", no_wrap=True)
+    table.add_column("title", ratio=2, no_wrap=True, overflow="ellipsis")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("worker", justify="right", no_wrap=True)
+    table.add_column("note / reason", ratio=2, no_wrap=True, overflow="ellipsis")
+    for row in snapshot.rows:
+        worker = "" if row.worker is None else f"w{row.worker}"
+        table.add_row(row.video_id, row.title or "", _stage_text(row.stage), worker, row.detail or "")
+    return table
+
+
+def _workers_table(snapshot: ProgressSnapshot) -> Table:
+    table = Table(title="Workers", title_justify="left", expand=True)
+    table.add_column("worker", justify="right", no_wrap=True)
+    table.add_column("current video", ratio=2, no_wrap=True, overflow="ellipsis")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("exit", ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column("circuit age", justify="right", no_wrap=True)
+    for row in snapshot.workers:
+        video = _describe(row.video_id, row.title) if row.video_id else ""
+        age = format_seconds(row.circuit_age_s) if row.circuit_age_s is not None else ""
+        table.add_row(f"w{row.worker}", video, _stage_text(row.stage), row.exit_label or "", age)
+    return table
+
+
+def _progress_line(snapshot: ProgressSnapshot) -> Table:
+    percent = 100 * snapshot.finished / snapshot.total if snapshot.total else 100.0
+    eta = "--:--" if snapshot.eta_s is None else format_seconds(snapshot.eta_s)
+    counts = (
+        f"{snapshot.finished}/{snapshot.total} {percent:.0f}%  "
+        f"done {snapshot.done} · skipped {snapshot.skipped} · failed {snapshot.failed}  "
+        f"elapsed {format_seconds(snapshot.elapsed_s)}  ETA {eta}"
+    )
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(ratio=1)
+    grid.add_column(no_wrap=True)
+    grid.add_row(ProgressBar(total=max(snapshot.total, 1), completed=snapshot.finished), counts)
+    return grid
+
+
+def render_snapshot(snapshot: ProgressSnapshot) -> RenderableType:
+    """The live view's picture of one snapshot: videos, workers, global progress."""
+    parts: list[RenderableType] = [_videos_table(snapshot)]
+    if snapshot.hidden_rows:
+        parts.append(Text(f"… {snapshot.hidden_rows} more", style="dim"))
+    if snapshot.workers:
+        parts.append(_workers_table(snapshot))
+    parts.append(_progress_line(snapshot))
+    return Group(*parts)
+
+
+def make_view(*, json_output: bool, stream: TextIO | None = None) -> ProgressView:
+    """`QuietView` for `--json`, `RichView` on a terminal, `PlainView` otherwise."""
+    if json_output:
+        return QuietView()
+    out = stream if stream is not None else sys.stdout
+    if out.isatty():
+        return RichView(Console(file=out))
+    return PlainView(out)
