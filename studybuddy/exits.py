@@ -1,0 +1,287 @@
+"""Per-exit pacing: one `ExitLimiter` shared by every worker thread.
+
+YouTube sees a Tor exit relay's address, so the exit is the identity we pace: a budget of COUNT uses
+per sliding WINDOW, a minimum interval (plus random jitter) between two uses, and a cool-down after a
+block. Workers on different exits run concurrently; workers that share an exit share its budget.
+
+The limiter never sleeps. It answers with a `Verdict` and the caller acts on it:
+
+- GO: the exit is within budget and its interval has passed (`acquire` has reserved the use);
+- WAIT `wait_s`: a short pause is cheaper than a new circuit, or no other exit could serve;
+- RENEW: this exit is cooling down or out of budget for longer than a short pause, and another exit could
+  serve: build a new circuit.
+
+"Could another exit serve?" is judged from the exit pool. Until `set_exit_pool` is given the exits of the
+consensus, a fresh exit is assumed to be available, so a long-blocked exit always gives RENEW. Once the
+pool is known, RENEW needs an exit of the pool, other than this one, that is not cooling down and has
+budget left (an exit never used, or forgotten, has its whole budget).
+
+An exit key is normally a relay fingerprint (40 hex digits); the caller may pass any other key (such as
+"unknown") while the exit is not known yet. Exits whose state has expired completely are forgotten, so
+memory stays bounded by the exits used within max(window, cool-down).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_DURATION_RE = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str, *, option: str = "duration") -> float:
+    """Seconds in `30m`, `90s`, `1h30m`, `2.5m` or a bare number of seconds (`45`).
+
+    `option` names the input in the error message (e.g. `--cooldown`).
+    """
+    candidate = text.strip().lower()
+    seconds: float | None = None
+    if re.fullmatch(_NUMBER, candidate):
+        seconds = float(candidate)
+    elif candidate and (match := _DURATION_RE.fullmatch(candidate)):
+        seconds = sum(
+            float(value) * _UNIT_SECONDS[unit] for unit, value in match.groupdict().items() if value
+        )
+    if seconds is None or not math.isfinite(seconds):
+        raise InputError(f"{option} {text!r}: expected a duration like 30m, 90s, 1h30m or 45 (seconds)")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ExitBudget:
+    """At most `count` uses of one exit in any sliding window of `window_s` seconds."""
+
+    count: int
+    window_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> ExitBudget:
+        """Parse `COUNT/WINDOW`: `8/10m`, `20/1h`, `5/30s`, `1/90` (seconds)."""
+        problem = InputError(f"--per-exit {text!r}: expected COUNT/WINDOW like 8/10m")
+        count_text, slash, window_text = text.strip().partition("/")
+        if not slash or not count_text.isdigit() or not count_text.isascii():
+            raise problem
+        try:
+            window_s = parse_duration(window_text)
+        except InputError:
+            raise problem from None
+        count = int(count_text)
+        if count < 1 or window_s <= 0:
+            raise problem
+        return cls(count, window_s)
+
+
+class Decision(StrEnum):
+    """What a worker should do before using its exit."""
+
+    GO = "go"
+    RENEW = "renew"
+    WAIT = "wait"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The limiter's answer: `wait_s` is how long to sleep before asking again (0 unless WAIT)."""
+
+    decision: Decision
+    wait_s: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """One exit as the progress view shows it."""
+
+    fp: str
+    uses_in_window: int
+    budget: ExitBudget
+    next_allowed_in_s: float
+    cooling_left_s: float
+
+
+@dataclass(slots=True)
+class _ExitState:
+    """The mutable record of one exit; only touched under the limiter's lock."""
+
+    uses: deque[float] = field(default_factory=deque)
+    next_allowed: float = -math.inf
+    cooling_until: float = -math.inf
+
+
+class ExitLimiter:
+    """Thread-safe per-exit pacing, budget and cool-down; the clock and randomness are injectable."""
+
+    def __init__(
+        self,
+        budget: ExitBudget,
+        *,
+        min_interval_s: float,
+        jitter_s: float,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        if min(min_interval_s, jitter_s, cooldown_s) < 0:
+            raise ValueError("min_interval_s, jitter_s and cooldown_s must not be negative")
+        self._budget = budget
+        self._min_interval_s = min_interval_s
+        self._jitter_s = jitter_s
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        self._random = random
+        self._lock = threading.Lock()
+        self._exits: dict[str, _ExitState] = {}
+        self._pool: frozenset[str] | None = None
+
+    @property
+    def short_wait_s(self) -> float:
+        """The longest pause worth taking instead of a new circuit: one pacing interval."""
+        return self._min_interval_s + self._jitter_s
+
+    def set_exit_pool(self, fingerprints: Iterable[str]) -> None:
+        """Tell the limiter which exits a new circuit can land on (the consensus's exit relays)."""
+        pool = frozenset(fingerprints)
+        with self._lock:
+            self._pool = pool
+        logger.debug("exit pool: %d exits", len(pool))
+
+    def assess(self, exit_fp: str) -> Verdict:
+        """What a worker on `exit_fp` should do now, without reserving anything."""
+        with self._lock:
+            now = self._now()
+            return self._decide(exit_fp, now)
+
+    def acquire(self, exit_fp: str) -> Verdict:
+        """Like `assess`, but a GO also records the use: check and reserve happen atomically."""
+        with self._lock:
+            now = self._now()
+            verdict = self._decide(exit_fp, now)
+            if verdict.decision is Decision.GO:
+                state = self._exits.setdefault(exit_fp, _ExitState())
+                state.uses.append(now)
+                state.next_allowed = now + self._min_interval_s + self._jitter_s * self._random()
+        logger.debug("exit %s: %s (%s)", exit_fp, verdict.decision, verdict.reason)
+        return verdict
+
+    def cool_down(self, exit_fp: str, seconds: float | None = None) -> None:
+        """Keep `exit_fp` out of use for `seconds` (default: the configured cool-down) after a block."""
+        duration = self._cooldown_s if seconds is None else seconds
+        if duration < 0:
+            raise ValueError("a cool-down cannot be negative")
+        with self._lock:
+            now = self._now()
+            state = self._exits.setdefault(exit_fp, _ExitState())
+            state.cooling_until = max(state.cooling_until, now + duration)
+        logger.info("exit %s cooling down for %.0fs", exit_fp, duration)
+
+    def cooling(self) -> dict[str, float]:
+        """Exits still cooling down, with their seconds left (to exclude them from new circuits)."""
+        with self._lock:
+            now = self._now()
+            return {
+                fp: state.cooling_until - now
+                for fp, state in self._exits.items()
+                if state.cooling_until > now
+            }
+
+    def is_cooling(self, exit_fp: str) -> bool:
+        """Whether `exit_fp` is cooling down after a block."""
+        with self._lock:
+            now = self._now()
+            state = self._exits.get(exit_fp)
+            return state is not None and state.cooling_until > now
+
+    def status(self) -> list[ExitStatus]:
+        """Every exit the limiter remembers, sorted by key."""
+        with self._lock:
+            now = self._now()
+            return [
+                ExitStatus(
+                    fp=fp,
+                    uses_in_window=len(state.uses),
+                    budget=self._budget,
+                    next_allowed_in_s=max(0.0, state.next_allowed - now),
+                    cooling_left_s=max(0.0, state.cooling_until - now),
+                )
+                for fp, state in sorted(self._exits.items())
+            ]
+
+    def wait_until_any(self) -> float:
+        """Seconds until the earliest known exit (remembered or in the pool) is usable; 0 if one is now."""
+        with self._lock:
+            now = self._now()
+            return self._earliest_ready_in(self._exits.keys() | (self._pool or frozenset()), now)
+
+    # Everything below runs under the lock.
+
+    def _now(self) -> float:
+        """Read the clock once for this call, dropping expired uses and forgetting expired exits."""
+        now = self._clock()
+        horizon = now - self._budget.window_s
+        for fp, state in list(self._exits.items()):
+            while state.uses and state.uses[0] <= horizon:
+                state.uses.popleft()
+            if not state.uses and state.next_allowed <= now and state.cooling_until <= now:
+                del self._exits[fp]
+        return now
+
+    def _ready_in(self, state: _ExitState, now: float) -> float:
+        """Seconds until this exit may be used: interval, window budget and cool-down all satisfied."""
+        budget_free_at = state.uses[0] + self._budget.window_s if self._is_exhausted(state) else now
+        return max(0.0, state.next_allowed - now, state.cooling_until - now, budget_free_at - now)
+
+    def _is_exhausted(self, state: _ExitState) -> bool:
+        return len(state.uses) >= self._budget.count
+
+    def _could_serve(self, state: _ExitState | None, now: float) -> bool:
+        """Whether a new circuit on this exit could be used soon: not cooling down, budget left."""
+        return state is None or (state.cooling_until <= now and not self._is_exhausted(state))
+
+    def _other_could_serve(self, exit_fp: str, now: float) -> bool:
+        if self._pool is None:
+            return True
+        return any(self._could_serve(self._exits.get(fp), now) for fp in self._pool if fp != exit_fp)
+
+    def _earliest_ready_in(self, candidates: Iterable[str], now: float) -> float:
+        """Seconds until the first of `candidates` is usable: 0 if one is new to the limiter or none given."""
+        return min(
+            (self._ready_in(self._exits[fp], now) if fp in self._exits else 0.0 for fp in candidates),
+            default=0.0,
+        )
+
+    def _decide(self, exit_fp: str, now: float) -> Verdict:
+        state = self._exits.get(exit_fp)
+        if state is None:
+            return Verdict(Decision.GO, 0.0, "fresh exit")
+        ready_in = self._ready_in(state, now)
+        if ready_in == 0:
+            return Verdict(Decision.GO, 0.0, f"{len(state.uses)}/{self._budget.count} uses in the window")
+        if state.cooling_until > now:
+            reason = f"cooling down after a block, {state.cooling_until - now:.0f}s left"
+        elif self._is_exhausted(state):
+            reason = f"used {len(state.uses)} times in the last {self._budget.window_s:g}s"
+        else:
+            return Verdict(Decision.WAIT, ready_in, f"minimum interval, {ready_in:.1f}s left")
+        if ready_in <= self.short_wait_s:
+            return Verdict(Decision.WAIT, ready_in, reason)
+        if self._other_could_serve(exit_fp, now):
+            return Verdict(Decision.RENEW, 0.0, reason)
+        others = (self._pool or frozenset()) - {exit_fp}
+        wait_s = min(ready_in, self._earliest_ready_in(others, now)) if others else ready_in
+        return Verdict(
+            Decision.WAIT, wait_s, f"{reason}; every other known exit is cooling down or out of budget"
+        )

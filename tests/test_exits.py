@@ -1,0 +1,451 @@
+"""Tests for studybuddy.exits: parsing, pacing, budget, cool-down, decisions and thread safety.
+
+Every limiter runs on an injected clock and random source: nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from studybuddy.errors import InputError
+from studybuddy.exits import (
+    Decision,
+    ExitBudget,
+    ExitLimiter,
+    ExitStatus,
+    Verdict,
+    parse_duration,
+)
+
+A = "A" * 40
+B = "B" * 40
+C = "C" * 40
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeRandom:
+    """A random source returning a fixed value and counting its calls."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = value
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return self.value
+
+
+def make_limiter(
+    clock: FakeClock,
+    budget: str = "3/60s",
+    *,
+    min_interval_s: float = 0.0,
+    jitter_s: float = 0.0,
+    cooldown_s: float = 300.0,
+    random: FakeRandom | None = None,
+) -> ExitLimiter:
+    return ExitLimiter(
+        ExitBudget.parse(budget),
+        min_interval_s=min_interval_s,
+        jitter_s=jitter_s,
+        cooldown_s=cooldown_s,
+        clock=clock,
+        random=random or FakeRandom(),
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30m", 1800.0),
+        ("90s", 90.0),
+        ("1h30m", 5400.0),
+        ("45", 45.0),
+        ("2.5m", 150.0),
+        ("1h2m3s", 3723.0),
+        (" 1H ", 3600.0),
+        ("0", 0.0),
+    ],
+)
+def test_parse_duration_accepts_units_and_bare_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "m", "1x", "-5", "1m30h", "1h 30m", "1e3", "inf", "nan", "1.m", ".5s", "9" * 400 + "h"]
+)
+def test_parse_duration_rejects_bad_text_in_one_line_naming_it(text: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_duration(text)
+    message = str(caught.value)
+    assert message.startswith(f"duration {text!r}: expected a duration like 30m")
+    assert "\n" not in message
+
+
+def test_parse_duration_error_names_the_option() -> None:
+    with pytest.raises(InputError, match=r"^--cooldown '10 minutes': expected a duration"):
+        parse_duration("10 minutes", option="--cooldown")
+
+
+@given(
+    hours=st.none() | st.integers(0, 10_000),
+    minutes=st.none() | st.integers(0, 10_000),
+    seconds=st.none() | st.integers(0, 10_000),
+)
+def test_parse_duration_round_trips_generated_hms(
+    hours: int | None, minutes: int | None, seconds: int | None
+) -> None:
+    parts = [(hours, "h"), (minutes, "m"), (seconds, "s")]
+    text = "".join(f"{value}{unit}" for value, unit in parts if value is not None)
+    expected = (hours or 0) * 3600 + (minutes or 0) * 60 + (seconds or 0)
+    if not text:
+        with pytest.raises(InputError):
+            parse_duration(text)
+    else:
+        assert parse_duration(text) == expected
+
+
+@given(whole=st.integers(0, 10**6), hundredths=st.integers(0, 99), unit=st.sampled_from(["", "s", "m", "h"]))
+def test_parse_duration_round_trips_decimals(whole: int, hundredths: int, unit: str) -> None:
+    scale = {"": 1, "s": 1, "m": 60, "h": 3600}[unit]
+    assert parse_duration(f"{whole}.{hundredths:02d}{unit}") == pytest.approx(
+        (whole + hundredths / 100) * scale
+    )
+
+
+# ExitBudget.parse
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "window_s"),
+    [
+        ("8/10m", 8, 600.0),
+        ("20/1h", 20, 3600.0),
+        ("5/30s", 5, 30.0),
+        ("1/90", 1, 90.0),
+        (" 3/1h30m ", 3, 5400.0),
+    ],
+)
+def test_budget_parse(text: str, count: int, window_s: float) -> None:
+    assert ExitBudget.parse(text) == ExitBudget(count, window_s)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "8",
+        "8/",
+        "/10m",
+        "0/10m",
+        "-1/10m",
+        "1.5/10m",
+        "x/10m",
+        "8/0",
+        "8/0s",
+        "8/10x",
+        "8/10m/3",
+        "²/10m",
+        "",
+    ],
+)
+def test_budget_parse_rejects_bad_text_in_one_line(text: str) -> None:
+    with pytest.raises(InputError) as caught:
+        ExitBudget.parse(text)
+    assert str(caught.value) == f"--per-exit {text!r}: expected COUNT/WINDOW like 8/10m"
+
+
+# Budget per sliding window
+
+
+def test_budget_is_enforced_per_sliding_window(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "3/60s")
+    limiter.set_exit_pool([A])
+    for _ in range(3):
+        assert limiter.acquire(A).decision is Decision.GO
+        clock.advance(1)
+    verdict = limiter.acquire(A)  # t=3: uses at 0, 1, 2
+    assert verdict.decision is Decision.WAIT
+    assert verdict.wait_s == pytest.approx(57)
+    assert "used 3 times in the last 60s" in verdict.reason
+    assert limiter.status()[0].uses_in_window == 3  # a refused acquire records nothing
+
+    clock.now = 59.9
+    assert limiter.acquire(A).decision is Decision.WAIT
+    clock.now = 60.0  # the use at 0 leaves the window
+    assert limiter.acquire(A).decision is Decision.GO
+    assert limiter.acquire(A).wait_s == pytest.approx(1.0)  # next to leave: the use at 1
+
+
+def test_exits_have_separate_budgets(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s")
+    assert limiter.acquire(A).decision is Decision.GO
+    assert limiter.acquire(B).decision is Decision.GO
+    assert limiter.acquire(A).decision is Decision.RENEW
+    assert limiter.acquire(B).decision is Decision.RENEW
+
+
+def test_assess_reserves_nothing(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "2/60s", min_interval_s=5)
+    for _ in range(10):
+        assert limiter.assess(A) == Verdict(Decision.GO, 0.0, "fresh exit")
+    assert limiter.status() == []
+    assert limiter.acquire(A).decision is Decision.GO
+    assert limiter.assess(A).decision is Decision.WAIT
+    assert limiter.status()[0].uses_in_window == 1
+
+
+# Minimum interval and jitter
+
+
+def test_min_interval_with_jitter(clock: FakeClock) -> None:
+    random = FakeRandom(0.5)
+    limiter = make_limiter(clock, "100/1h", min_interval_s=10, jitter_s=4, random=random)
+    assert limiter.acquire(A).decision is Decision.GO
+    assert random.calls == 1
+
+    clock.now = 11.5
+    verdict = limiter.acquire(A)
+    assert verdict.decision is Decision.WAIT  # a short wait beats a new circuit
+    assert verdict.wait_s == pytest.approx(0.5)  # 10 + 4 * 0.5 = 12
+    assert "minimum interval" in verdict.reason
+    assert random.calls == 1  # jitter is drawn only for a granted use
+
+    clock.now = 12.0
+    assert limiter.acquire(A).decision is Decision.GO
+    random.value = 0.0
+    clock.now = 30.0
+    assert limiter.acquire(A).decision is Decision.GO
+    clock.now = 39.9
+    assert limiter.assess(A).wait_s == pytest.approx(0.1)  # no jitter this time: 30 + 10
+
+
+def test_min_interval_is_shared_by_workers_on_one_exit(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "100/1h", min_interval_s=10)
+    assert limiter.acquire(A).decision is Decision.GO
+    assert limiter.acquire(A).decision is Decision.WAIT  # the second worker on A
+    assert limiter.acquire(B).decision is Decision.GO  # but B is independent
+
+
+# Cool-down
+
+
+def test_cool_down_and_expiry(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, cooldown_s=300)
+    limiter.cool_down(A)
+    assert limiter.is_cooling(A)
+    assert not limiter.is_cooling(B)
+    assert limiter.cooling() == {A: 300.0}
+
+    clock.advance(100)
+    assert limiter.cooling() == {A: 200.0}
+    verdict = limiter.acquire(A)
+    assert verdict == Verdict(Decision.RENEW, 0.0, "cooling down after a block, 200s left")
+
+    clock.advance(200)
+    assert limiter.cooling() == {}
+    assert not limiter.is_cooling(A)
+    assert limiter.acquire(A).decision is Decision.GO
+
+
+def test_cool_down_with_explicit_seconds_never_shortens_a_longer_one(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, cooldown_s=300)
+    limiter.cool_down(A, 50)
+    assert limiter.cooling() == {A: 50.0}
+    limiter.cool_down(A, 600)
+    limiter.cool_down(A, 10)
+    assert limiter.cooling() == {A: 600.0}
+
+
+def test_negative_settings_are_refused(clock: FakeClock) -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        make_limiter(clock, min_interval_s=-1)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        make_limiter(clock).cool_down(A, -5)
+
+
+# RENEW or WAIT
+
+
+def test_blocked_exit_renews_while_pool_is_unknown(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s")
+    limiter.acquire(A)
+    limiter.cool_down(B)
+    assert limiter.acquire(A).decision is Decision.RENEW  # a fresh exit is assumed available
+    assert limiter.acquire(B).decision is Decision.RENEW
+
+
+def test_blocked_exit_renews_when_another_pool_exit_could_serve(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s")
+    limiter.set_exit_pool([A, B])
+    limiter.cool_down(A)
+    assert limiter.acquire(A).decision is Decision.RENEW  # B was never used
+    limiter.acquire(B)
+    assert limiter.acquire(A).decision is Decision.WAIT  # B is out of budget now
+
+
+def test_blocked_exit_waits_for_the_first_exit_to_free_when_none_could_serve(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s", min_interval_s=1)
+    limiter.set_exit_pool([A, B, C])
+    limiter.cool_down(A, 300)
+    limiter.cool_down(B, 120)
+    limiter.acquire(C)  # C frees at 60
+    verdict = limiter.acquire(A)
+    assert verdict.decision is Decision.WAIT
+    assert verdict.wait_s == pytest.approx(60)  # then asking again gives RENEW
+    assert verdict.reason.endswith("every other known exit is cooling down or out of budget")
+    clock.advance(60)
+    assert limiter.acquire(A).decision is Decision.RENEW
+
+
+def test_only_exit_of_the_pool_waits_for_itself(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, cooldown_s=90)
+    limiter.set_exit_pool([A])
+    limiter.cool_down(A)
+    assert limiter.acquire(A) == Verdict(
+        Decision.WAIT,
+        90.0,
+        "cooling down after a block, 90s left; every other known exit is cooling down or out of budget",
+    )
+
+
+def test_exhausted_exit_waits_when_it_frees_within_one_interval(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "2/30s", min_interval_s=10)
+    limiter.set_exit_pool([A, B])
+    limiter.acquire(A)
+    clock.now = 10
+    limiter.acquire(A)
+    clock.now = 25  # the use at 0 leaves the window at 30: 5 s is shorter than one interval
+    verdict = limiter.acquire(A)
+    assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(5))
+    clock.now = 15  # (asking earlier: 15 s left, longer than an interval, and B is free)
+    assert limiter.assess(A).decision is Decision.RENEW
+
+
+# Introspection and memory
+
+
+def test_status_lists_every_remembered_exit(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "3/60s", min_interval_s=10)
+    limiter.acquire(A)
+    limiter.cool_down(B, 30)
+    clock.advance(5)
+    budget = ExitBudget(3, 60.0)
+    assert limiter.status() == [ExitStatus(A, 1, budget, 5.0, 0.0), ExitStatus(B, 0, budget, 0.0, 25.0)]
+
+
+def test_wait_until_any(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s", min_interval_s=10)
+    assert limiter.wait_until_any() == 0.0  # nothing known: nothing to wait for
+    limiter.acquire(A)
+    limiter.cool_down(B, 30)
+    clock.advance(5)
+    assert limiter.wait_until_any() == pytest.approx(25)  # B cools at 30, A's budget frees at 60
+    limiter.set_exit_pool([A, B, C])
+    assert limiter.wait_until_any() == 0.0  # C is in the pool and unused
+
+
+def test_idle_exits_are_forgotten(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "5/60s", min_interval_s=10, cooldown_s=100)
+    for index in range(1000):
+        limiter.acquire(f"{index:040X}")
+    limiter.cool_down(A)
+    assert len(limiter.status()) == 1001
+    clock.now = 60.0
+    assert [status.fp for status in limiter.status()] == [A]
+    clock.now = 100.0
+    assert limiter.status() == []
+
+
+# Thread safety
+
+
+class PerThreadClock:
+    """A clock that ticks on every reading and remembers, per thread, the last reading it gave.
+
+    `ExitLimiter` reads the clock once per call under its lock, so after a GO the calling thread's last
+    reading is the time its use was recorded at.
+    """
+
+    def __init__(self, tick: float) -> None:
+        self._tick = tick
+        self._now = 0.0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self._now += self._tick
+            self._local.last = self._now
+            return self._now
+
+    @property
+    def last_reading(self) -> float:
+        return float(self._local.last)
+
+
+@pytest.mark.parametrize(("min_interval_s", "jitter_s"), [(0.0, 0.0), (0.5, 1.0)])
+def test_many_threads_never_exceed_the_budget_or_the_interval(min_interval_s: float, jitter_s: float) -> None:
+    threads_count, attempts, tick = 16, 400, 0.01  # 6400 clock readings: 64 s, several 10 s windows
+    budget = ExitBudget(5, 10.0)
+    clock = PerThreadClock(tick)
+    limiter = ExitLimiter(
+        budget,
+        min_interval_s=min_interval_s,
+        jitter_s=jitter_s,
+        cooldown_s=0,
+        clock=clock,
+        random=lambda: 0.5,
+    )
+    grants: dict[str, list[float]] = {A: [], B: []}
+    grants_lock = threading.Lock()
+    start = threading.Barrier(threads_count)
+
+    def hammer(worker: int) -> None:
+        start.wait()
+        for attempt in range(attempts):
+            exit_fp = (A, B)[(worker + attempt) % 2]
+            if limiter.acquire(exit_fp).decision is Decision.GO:
+                granted_at = clock.last_reading
+                with grants_lock:
+                    grants[exit_fp].append(granted_at)
+
+    workers = [threading.Thread(target=hammer, args=(index,)) for index in range(threads_count)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in workers)
+
+    interval = min_interval_s + jitter_s * 0.5
+    for times in grants.values():
+        times.sort()
+        assert len(times) >= 30  # the budget is used, not just respected: ~6 windows of 5
+        for first, last in zip(times, times[budget.count :], strict=False):
+            assert last - first >= budget.window_s - 1e-9  # count + 1 grants never fit in one window
+        for earlier, later in itertools.pairwise(times):
+            assert later - earlier >= interval - 1e-9
