@@ -1,0 +1,367 @@
+"""Talking to Tor's control port: authentication, which exit each worker uses, exclusions, NEWNYM.
+
+One `TorController` serves a whole run (stem serialises control messages, so workers may share it).
+Workers are told apart by their SOCKS username (see `sessions.Identity`). Tor reports every stream
+with its SOCKS username and circuit (STREAM events) and every circuit with its path (CIRC events);
+`StreamMap` joins the two, so `exit_for(username)` is read from Tor instead of guessed. The exit's
+address comes from the consensus, looked up lazily and cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import stem
+import stem.connection
+from stem.control import Controller, EventType, Listener, Signal
+
+from .errors import TorError
+from .sessions import ProxyEndpoint
+
+log = logging.getLogger(__name__)
+
+NEWNYM_SPACING = 10.0  # seconds: Tor itself rate-limits NEWNYM to one per 10 s
+_AUTH_HINT = "set STUDY_BUDDY_TOR_PASSWORD"
+_FINGERPRINT = re.compile(r"^\$?([0-9A-Fa-f]{40})$")
+_BOOTSTRAP_PROGRESS = re.compile(r"PROGRESS=(\d+)")
+_BOOTSTRAP_SUMMARY = re.compile(r'SUMMARY=("(?:[^"\\]|\\.)*")')
+_SOCKS_PASSWORD = re.compile(r'(SOCKS_PASSWORD)=(?:"(?:[^"\\]|\\.)*"|\S+)')
+_ENDED = ("CLOSED", "FAILED")
+
+
+class _HideStemSecrets(logging.Filter):
+    """stem logs raw control traffic at TRACE (AUTHENTICATE with the password) and whole events at INFO
+    (SOCKS_PASSWORD): drop the first, redact the second, whatever logging the application configures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.DEBUG:
+            return False
+        message = record.getMessage()
+        redacted = _SOCKS_PASSWORD.sub(r"\1=<hidden>", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_STEM_LOG_FILTER = _HideStemSecrets()
+
+
+class TorUnreachableError(TorError):
+    """Nothing answers at the control address (so `--tor auto` may launch its own tor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRelay:
+    """The last hop of a circuit: where YouTube sees our requests come from."""
+
+    fingerprint: str
+    nickname: str | None
+    address: str | None
+
+    @property
+    def label(self) -> str:
+        """`nickname (address)`, falling back to the fingerprint for what is unknown."""
+        name = self.nickname or self.fingerprint[:8]
+        return f"{name} ({self.address or 'address unknown'})"
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitInfo:
+    """One circuit as `study-buddy tor status` shows it."""
+
+    id: str
+    status: str
+    purpose: str | None
+    socks_username: str | None
+    exit: ExitRelay | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    fingerprint: str
+    nickname: str | None
+
+
+def _unquote(value: str) -> str:
+    """A control-protocol QuotedString's content (stem may or may not have stripped the quotes)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return re.sub(r"\\(.)", r"\1", value)
+
+
+def _exit_hop(path: Iterable[tuple[str | None, str | None]]) -> _Hop | None:
+    hops = [hop for hop in path if hop[0]]
+    if not hops:
+        return None
+    fingerprint, nickname = hops[-1]
+    assert fingerprint is not None  # filtered above; tells mypy
+    return _Hop(fingerprint.upper(), nickname)
+
+
+class StreamMap:
+    """SOCKS username -> circuits -> exit, fed with parsed STREAM and CIRC events (thread-safe).
+
+    Only live things are kept: a closed stream is dropped, and a closed circuit is dropped together
+    with every username's reference to it, so memory is bounded by what Tor has open.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._exits: dict[str, _Hop] = {}  # built circuit id -> its exit
+        self._stream_users: dict[str, str] = {}  # live stream id -> SOCKS username
+        self._user_circuits: dict[str, dict[str, None]] = {}  # username -> circuit ids, oldest use first
+
+    def on_circuit(self, event: Any) -> None:
+        """Handle a `stem.response.events.CircuitEvent` (also the entries of `get_circuits()`)."""
+        with self._lock:
+            if event.status in _ENDED:
+                self._exits.pop(event.id, None)
+                self._forget_circuit(event.id)
+            elif event.status == "BUILT" and (hop := _exit_hop(event.path)) is not None:
+                self._exits[event.id] = hop
+
+    def on_stream(self, event: Any) -> None:
+        """Handle a `stem.response.events.StreamEvent`."""
+        with self._lock:
+            if event.status in _ENDED:
+                self._stream_users.pop(event.id, None)
+                return
+            raw_username = event.keyword_args.get("SOCKS_USERNAME")
+            username = _unquote(raw_username) if raw_username else self._stream_users.get(event.id)
+            if username is None:
+                return
+            self._stream_users[event.id] = username
+            if event.circ_id:
+                circuits = self._user_circuits.setdefault(username, {})
+                circuits.pop(event.circ_id, None)  # re-insert: most recent use last
+                circuits[event.circ_id] = None
+
+    def circuits_of(self, username: str) -> list[str]:
+        """The live circuits `username`'s streams have used, most recent first."""
+        with self._lock:
+            return list(reversed(self._user_circuits.get(username, {})))
+
+    def exit_hop(self, circuit_id: str) -> tuple[str, str | None] | None:
+        """(fingerprint, nickname) of a built circuit's last hop."""
+        with self._lock:
+            hop = self._exits.get(circuit_id)
+        return None if hop is None else (hop.fingerprint, hop.nickname)
+
+    def users_of(self, circuit_id: str) -> set[str]:
+        """Every username whose streams have used `circuit_id`."""
+        with self._lock:
+            return {user for user, circuits in self._user_circuits.items() if circuit_id in circuits}
+
+    def sizes(self) -> dict[str, int]:
+        """How much is tracked (live streams, built circuits, usernames): bounded by what Tor has open."""
+        with self._lock:
+            return {
+                "streams": len(self._stream_users),
+                "circuits": len(self._exits),
+                "usernames": len(self._user_circuits),
+            }
+
+    def _forget_circuit(self, circuit_id: str) -> None:
+        for username in list(self._user_circuits):
+            circuits = self._user_circuits[username]
+            circuits.pop(circuit_id, None)
+            if not circuits:
+                del self._user_circuits[username]
+
+
+def _connect_error(where: str, exc: Exception) -> TorError:
+    """One clear line for each way connecting and authenticating can fail (never the password)."""
+    if isinstance(exc, stem.SocketError):
+        return TorUnreachableError(f"no Tor control port answers at {where}")
+    if isinstance(exc, stem.connection.IncorrectSocketType):
+        return TorError(f"{where} is not a Tor control port (something else answers there)")
+    if isinstance(exc, stem.connection.UnreadableCookieFile):
+        return TorError(f"cannot read Tor's control cookie file {exc.cookie_path} (check its permissions)")
+    if isinstance(exc, stem.connection.MissingPassword):
+        return TorError(f"Tor at {where} wants a control password ({_AUTH_HINT})")
+    if isinstance(exc, stem.connection.IncorrectPassword | stem.connection.PasswordAuthFailed):
+        return TorError(f"Tor refused the control password ({_AUTH_HINT})")
+    return TorError(f"cannot use the Tor control port at {where}: {exc}")
+
+
+class TorController:
+    """The run's one connection to Tor's control port."""
+
+    def __init__(self, controller: Controller, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._controller = controller
+        self._clock = clock
+        self._streams = StreamMap()
+        self._addresses: dict[str, str] = {}  # fingerprint -> address, from the consensus
+        self._user_excluded: str = controller.get_conf("ExcludeExitNodes", None) or ""
+        self._applied_excluded = self._user_excluded
+        self._last_newnym: float | None = None
+        self._newnym_lock = threading.Lock()
+        self._closed = False
+        controller.add_event_listener(self._streams.on_stream, EventType.STREAM)
+        controller.add_event_listener(self._streams.on_circuit, EventType.CIRC)
+        for circuit in controller.get_circuits([]):  # circuits built before we listened
+            self._streams.on_circuit(circuit)
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        control: tuple[str, int] | Path,
+        password: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> TorController:
+        """Connect to a control port `(host, port)` or socket path and authenticate however Tor allows."""
+        logging.getLogger("stem").addFilter(_STEM_LOG_FILTER)  # adds it once
+        where = str(control) if isinstance(control, Path) else f"{control[0]}:{control[1]}"
+        try:
+            if isinstance(control, Path):
+                controller = Controller.from_socket_file(str(control))
+            else:
+                controller = Controller.from_port(control[0], control[1])
+        except stem.SocketError as exc:
+            raise _connect_error(where, exc) from None
+        try:
+            stem.connection.authenticate(controller, password=password)
+            tor = cls(controller, clock=clock)
+        except (stem.connection.AuthenticationFailure, stem.ControllerError) as exc:
+            controller.close()
+            raise _connect_error(where, exc) from None
+        log.info("connected to Tor %s at %s", controller.get_version(), where)
+        return tor
+
+    def socks_endpoint(self) -> ProxyEndpoint:
+        """Tor's first SOCKS listener."""
+        listeners = self._controller.get_listeners(Listener.SOCKS, [])
+        if not listeners:
+            raise TorError("Tor has no SOCKS listener (set SocksPort in its torrc)")
+        host, port = listeners[0]
+        return ProxyEndpoint(host, int(port))
+
+    def exit_for(self, username: str) -> ExitRelay | None:
+        """The exit of the most recent stream of `username`, or None before its first stream."""
+        exits = self.exits_for(username)
+        return exits[0] if exits else None
+
+    def exits_for(self, username: str) -> list[ExitRelay]:
+        """Every live exit `username` has used, most recent first (dirtiness or conflux can give >1)."""
+        relays: list[ExitRelay] = []
+        for circuit_id in self._streams.circuits_of(username):
+            relay = self._relay_of(circuit_id)
+            if relay is not None and relay not in relays:
+                relays.append(relay)
+        return relays
+
+    def circuits(self) -> list[CircuitInfo]:
+        """Tor's current circuits, with their exits."""
+        infos = []
+        for circuit in self._call(self._controller.get_circuits):
+            hop = _exit_hop(circuit.path) if circuit.status == "BUILT" else None
+            username = circuit.socks_username
+            infos.append(
+                CircuitInfo(
+                    id=circuit.id,
+                    status=circuit.status,
+                    purpose=circuit.purpose,
+                    socks_username=_unquote(username) if username else None,
+                    exit=None if hop is None else self._relay(hop.fingerprint, hop.nickname),
+                )
+            )
+        return infos
+
+    def close_circuits_of(self, username: str) -> int:
+        """Close the circuits only `username`'s streams use; returns how many were closed."""
+        closed = 0
+        for circuit_id in self._streams.circuits_of(username):
+            if self._streams.users_of(circuit_id) != {username}:
+                continue
+            try:
+                self._controller.close_circuit(circuit_id)
+                closed += 1
+            except stem.InvalidArguments:  # already gone
+                continue
+            except stem.ControllerError as exc:
+                raise TorError(f"Tor could not close circuit {circuit_id}: {exc}") from None
+        log.debug("closed %d circuit(s) of %s", closed, username)
+        return closed
+
+    def set_excluded_exits(self, fingerprints: Iterable[str]) -> None:
+        """ExcludeExitNodes = the user's own value + these relays; SETCONF only when it changes."""
+        ours = sorted({f"${_normalise_fingerprint(fp)}" for fp in fingerprints})
+        value = ",".join(part for part in (self._user_excluded, *ours) if part)
+        if value != self._applied_excluded:
+            self._set_excluded(value)
+            log.info("excluding %d cooling exit(s)", len(ours))
+
+    def restore(self) -> None:
+        """Put the user's own ExcludeExitNodes back."""
+        if self._applied_excluded != self._user_excluded:
+            self._set_excluded(self._user_excluded)
+
+    def newnym(self) -> bool:
+        """Global NEWNYM (every circuit renews): refused within 10 s of the previous one."""
+        with self._newnym_lock:
+            now = self._clock()
+            if self._last_newnym is not None and now - self._last_newnym < NEWNYM_SPACING:
+                return False
+            self._call(self._controller.signal, Signal.NEWNYM)
+            self._last_newnym = now
+        log.info("sent NEWNYM")
+        return True
+
+    def bootstrap_progress(self) -> int:
+        """Tor's bootstrap percentage (100: ready to build circuits)."""
+        return self.bootstrap_phase()[0]
+
+    def bootstrap_phase(self) -> tuple[int, str]:
+        """Tor's bootstrap percentage and its summary of the phase (e.g. `(100, "Done")`)."""
+        phase = self._call(self._controller.get_info, "status/bootstrap-phase")
+        progress = _BOOTSTRAP_PROGRESS.search(phase)
+        summary = _BOOTSTRAP_SUMMARY.search(phase)
+        return (int(progress.group(1)) if progress else 0, _unquote(summary.group(1)) if summary else "")
+
+    def close(self) -> None:
+        """Restore the user's settings and disconnect; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.restore()
+        except TorError as exc:
+            log.warning("could not restore ExcludeExitNodes: %s", exc)
+        self._controller.close()
+
+    def _relay_of(self, circuit_id: str) -> ExitRelay | None:
+        hop = self._streams.exit_hop(circuit_id)
+        return None if hop is None else self._relay(*hop)
+
+    def _relay(self, fingerprint: str, nickname: str | None) -> ExitRelay:
+        address = self._addresses.get(fingerprint)
+        if address is None:  # not cached yet, or the consensus did not list it last time
+            address = getattr(self._controller.get_network_status(fingerprint, None), "address", None)
+            if address is not None:
+                self._addresses[fingerprint] = address
+        return ExitRelay(fingerprint, nickname, address)
+
+    def _set_excluded(self, value: str) -> None:
+        self._call(self._controller.set_conf, "ExcludeExitNodes", value)
+        self._applied_excluded = value
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(*args)
+        except stem.ControllerError as exc:
+            raise TorError(f"Tor control request failed: {exc}") from None
+
+
+def _normalise_fingerprint(fingerprint: str) -> str:
+    match = _FINGERPRINT.match(fingerprint.strip())
+    if not match:
+        raise ValueError(f"not a relay fingerprint: {fingerprint!r}")
+    return match.group(1).upper()
