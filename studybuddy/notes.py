@@ -1,0 +1,367 @@
+"""Study notes: the engine protocol, the Anthropic engine, its prompt and the Markdown rendering.
+
+An engine turns a `Transcript` (plus its `VideoMeta`) into a `NoteBody`: Markdown sections without front
+matter. `render_note` wraps a body (or, for transcript-only runs, nothing) in YAML front matter, a title and a
+link line. One `AnthropicEngine` (one SDK client) is shared by every worker thread; its `RequestLimiter`
+paces the calls.
+
+Anthropic failures are sorted in two: `NotesFatalError` when no note can ever be written (refused key,
+unknown model), `NotesError` when this video failed (rate limit, overload, outage after the SDK's own
+retries, a cut-off or refused answer). The API key never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+import yaml
+
+from .errors import ConfigError, NotesError, NotesFatalError
+from .models import NoteBody, Transcript, Usage, VideoMeta
+from .ratelimit import RequestLimiter
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import Message
+
+__all__ = [
+    "PROMPT_VERSION",
+    "SYSTEM_PROMPT",
+    "AnthropicEngine",
+    "NoteEngine",
+    "RequestLimiter",
+    "build_user_message",
+    "format_clock",
+    "render_note",
+    "render_transcript",
+    "timestamp_link",
+]
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = resources.files(__package__).joinpath("prompts/notes.md").read_text(encoding="utf-8")
+PROMPT_VERSION = "notes-" + hashlib.sha256(SYSTEM_PROMPT.encode("utf-8")).hexdigest()[:12]
+"""Changes whenever the prompt file does, so a note records which prompt wrote it."""
+
+_ACCEPTED_STOP_REASONS = frozenset({"end_turn", "stop_sequence"})
+_YAML_LINE_WIDTH = 1 << 16  # never fold a long title over several lines
+_UNICODE_LINE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+class _FrontMatterDumper(yaml.SafeDumper):
+    """A safe dumper whose strings read back as written, even with Unicode line breaks in them.
+
+    With `allow_unicode`, PyYAML writes NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR raw in plain and
+    single-quoted scalars, where a reader folds them into spaces; double quotes escape them.
+    """
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if _UNICODE_LINE_BREAKS.intersection(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_FrontMatterDumper.add_representer(str, _represent_str)
+
+
+class NoteEngine(Protocol):
+    """Something that writes the Markdown body of a note from a transcript."""
+
+    name: str
+
+    def check(self) -> None:
+        """Fail fast (NotesFatalError) when the engine cannot work at all, before any video runs."""
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody: ...
+
+    def close(self) -> None: ...
+
+
+def format_clock(seconds: float) -> str:
+    """`mm:ss`, or `h:mm:ss` from one hour on (whole seconds, never negative)."""
+    hours, rest = divmod(max(int(seconds), 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def timestamp_link(video_id: str, seconds: float) -> str:
+    """The short link that opens `video_id` at `seconds` (rounded down to a whole second)."""
+    return f"https://youtu.be/{video_id}?t={max(int(seconds), 0)}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _transcript_lines(transcript: Transcript) -> list[tuple[float, str]]:
+    """(start, text) of every caption that has text, whitespace collapsed."""
+    lines = [(segment.start, _one_line(segment.text)) for segment in transcript.segments]
+    return [(start, text) for start, text in lines if text]
+
+
+def build_user_message(meta: VideoMeta, transcript: Transcript) -> str:
+    """The user turn: the video's context, then its transcript as `[SECONDSs] text` lines."""
+    video = [f"title: {_one_line(meta.display_title)}", f"video_id: {meta.video_id}"]
+    if meta.channel:
+        video.append(f"channel: {_one_line(meta.channel)}")
+    duration = meta.duration if meta.duration is not None else transcript.end
+    video.append(f"duration: {format_clock(duration)}")
+    if meta.chapters:
+        video.append("chapters:")
+        video.extend(f"[{int(chapter.start)}s] {_one_line(chapter.title)}" for chapter in meta.chapters)
+    kind = "automatic" if transcript.is_generated else "manual"
+    captions = "\n".join(f"[{int(start)}s] {text}" for start, text in _transcript_lines(transcript))
+    return (
+        "Write the study notes for this video.\n\n"
+        "<video>\n" + "\n".join(video) + "\n</video>\n\n"
+        f'<transcript language="{transcript.language}" captions="{kind}">\n{captions}\n</transcript>'
+    )
+
+
+class AnthropicEngine:
+    """Writes notes with the Anthropic Messages API. Thread-safe: share one instance between workers."""
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        limiter: RequestLimiter,
+        max_tokens: int = 8000,
+        max_retries: int = 4,
+        base_url: str | None = None,
+        timeout: float = 300,
+    ) -> None:
+        if not api_key:
+            raise ConfigError("no Anthropic API key: notes need one (or make a transcript-only run)")
+        import anthropic  # slow to import: only when notes are really wanted
+
+        self.model = model
+        self.max_tokens = max_tokens
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self._limiter = limiter
+        self._api_key = api_key
+        # base_url None lets the SDK read ANTHROPIC_BASE_URL, then fall back to the public API.
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"AnthropicEngine(model={self.model!r}, base_url={str(self._client.base_url)!r})"
+
+    def check(self) -> None:
+        """A free first call: stop the run early if the key is refused or the model does not exist.
+
+        Any other trouble (network, overload, a proxy without the models endpoint) is only logged:
+        the run goes on and each video reports its own failure.
+        """
+        import anthropic
+
+        try:
+            self._client.models.retrieve(self.model)
+        except anthropic.APIStatusError as error:
+            fatal = self._fatal_error(error)
+            # A 404 without an API error body comes from a proxy that lacks /v1/models, not from the API.
+            endpoint_missing = isinstance(error, anthropic.NotFoundError) and error.type is None
+            if fatal is not None and not endpoint_missing:
+                raise fatal from error
+            logger.warning("cannot check model %r: %s", self.model, self._describe(error))
+        except anthropic.APIError as error:
+            logger.warning("cannot check model %r: %s", self.model, self._describe(error))
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        """Ask the model for the note body of one video."""
+        import anthropic
+
+        with self._limiter:
+            try:
+                message = self._client.messages.create(
+                    model=self.model,
+                    max_tokens=self.max_tokens,
+                    system=SYSTEM_PROMPT,
+                    messages=[{"role": "user", "content": build_user_message(meta, transcript)}],
+                )
+            except anthropic.APIStatusError as error:
+                fatal = self._fatal_error(error)
+                if fatal is not None:
+                    raise fatal from error
+                raise NotesError(f"{meta.video_id}: {self._describe(error)}") from error
+            except anthropic.APIError as error:
+                raise NotesError(f"{meta.video_id}: {self._describe(error)}") from error
+        return self._note_body(message, meta.video_id)
+
+    def close(self) -> None:
+        """Close the SDK's connection pool."""
+        self._client.close()
+
+    def _fatal_error(self, error: anthropic.APIStatusError) -> NotesFatalError | None:
+        """The error that must stop the whole run, or None when only this call failed."""
+        import anthropic
+
+        if isinstance(error, anthropic.AuthenticationError):
+            return NotesFatalError("Anthropic refused the API key (401): check the key")
+        if isinstance(error, anthropic.PermissionDeniedError):
+            return NotesFatalError(f"Anthropic denied this API key access to model {self.model!r} (403)")
+        if isinstance(error, anthropic.NotFoundError):
+            return NotesFatalError(f"model {self.model!r} does not exist (Anthropic answered 404)")
+        if isinstance(error, anthropic.PaymentRequiredError):
+            return NotesFatalError("Anthropic asks for payment (402): check the account's billing")
+        return None
+
+    def _describe(self, error: anthropic.APIError) -> str:
+        """One line saying what went wrong, with the API key scrubbed from anything the server said."""
+        import anthropic
+
+        retried = f"after {self.max_retries} retries"
+        if isinstance(error, anthropic.APITimeoutError):
+            reason = f"Anthropic did not answer within {self.timeout:g}s ({retried})"
+        elif isinstance(error, anthropic.APIConnectionError):
+            reason = f"cannot reach the Anthropic API at {self._client.base_url} ({retried})"
+        elif isinstance(error, anthropic.RateLimitError):
+            reason = f"Anthropic rate limit (429) still hit {retried}"
+        elif isinstance(error, anthropic.OverloadedError):
+            reason = f"Anthropic is overloaded (529) {retried}"
+        elif isinstance(error, anthropic.InternalServerError):
+            reason = f"Anthropic server error {error.status_code} {retried}"
+        elif isinstance(error, anthropic.APIStatusError):
+            reason = (
+                f"Anthropic refused the request ({error.status_code}): {error.api_message or error.message}"
+            )
+        else:
+            reason = f"unexpected answer from Anthropic: {error.message}"
+        return _one_line(reason).replace(self._api_key, "[key]")
+
+    def _note_body(self, message: Message, video_id: str) -> NoteBody:
+        from anthropic.types import TextBlock
+
+        stop = message.stop_reason
+        if stop == "max_tokens":
+            raise NotesError(f"{video_id}: note cut off at max_tokens ({self.max_tokens})")
+        if stop == "refusal":
+            raise NotesError(f"{video_id}: the model refused to write this note")
+        if stop == "model_context_window_exceeded":
+            raise NotesError(f"{video_id}: the transcript does not fit the model's context window")
+        if stop not in _ACCEPTED_STOP_REASONS:
+            raise NotesError(f"{video_id}: unexpected stop reason {stop!r} from the model")
+        markdown = "".join(block.text for block in message.content if isinstance(block, TextBlock)).strip()
+        if not markdown:
+            raise NotesError(f"{video_id}: the model returned an empty note")
+        usage = message.usage
+        logger.debug(
+            "%s: note by %s, %d input and %d output tokens",
+            video_id,
+            message.model,
+            usage.input_tokens,
+            usage.output_tokens,
+        )
+        return NoteBody(
+            markdown=markdown,
+            model=message.model,
+            usage=Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_input_tokens or 0,
+                cache_write_tokens=usage.cache_creation_input_tokens or 0,
+            ),
+        )
+
+
+def _front_matter(
+    meta: VideoMeta,
+    transcript: Transcript,
+    body: NoteBody | None,
+    *,
+    tags: Sequence[str],
+    prompt_version: str | None,
+    generated_at: datetime,
+) -> str:
+    fields: dict[str, Any] = {
+        "title": meta.display_title,
+        "video_id": meta.video_id,
+        "url": meta.url,
+        "channel": meta.channel,
+        "duration": round(meta.duration) if meta.duration is not None else None,
+        "upload_date": meta.upload_date,
+        "language": transcript.language_code,
+        "tags": list(tags),
+        "model": body.model if body else None,
+        "prompt_version": prompt_version,
+        "generated_at": generated_at.isoformat(timespec="seconds"),
+    }
+    dumped = yaml.dump(
+        fields, Dumper=_FrontMatterDumper, sort_keys=False, allow_unicode=True, width=_YAML_LINE_WIDTH
+    )
+    return f"---\n{dumped}---\n"
+
+
+def _link_line(meta: VideoMeta, transcript: Transcript, transcript_link: str | None = None) -> str:
+    captions = "automatic captions" if transcript.is_generated else "captions"
+    language = f"{transcript.language} {captions}"
+    if transcript.translated_from:
+        language += f" translated from {transcript.translated_from}"
+    parts = [f"[Watch on YouTube]({meta.url})", _one_line(meta.channel or ""), language]
+    if meta.duration is not None:
+        parts.append(format_clock(meta.duration))
+    if meta.upload_date:
+        parts.append(meta.upload_date)
+    if transcript_link:
+        parts.append(f"[Transcript]({transcript_link})")
+    return " · ".join(part for part in parts if part)
+
+
+def _caption_lines(meta: VideoMeta, transcript: Transcript) -> str:
+    return "\n".join(
+        f"- [{format_clock(start)}]({timestamp_link(meta.video_id, start)}) {text}"
+        for start, text in _transcript_lines(transcript)
+    )
+
+
+def render_note(
+    meta: VideoMeta,
+    transcript: Transcript,
+    body: NoteBody | None,
+    *,
+    tags: Sequence[str] = (),
+    prompt_version: str | None = None,
+    transcript_path: str | PurePath | None = None,
+    generated_at: datetime | None = None,
+) -> str:
+    """The whole note file: YAML front matter, `# Title`, a link line, then the body.
+
+    `transcript_path` is the transcript file written beside the note: the link line points to it by
+    name. With `body=None` (a transcript-only run) the note refers to that file, or, without one, carries
+    the timestamped transcript itself.
+    """
+    when = generated_at or datetime.now(UTC)
+    transcript_link = quote(PurePath(transcript_path).name) if transcript_path is not None else None
+    if body is not None:
+        content = body.markdown.strip()
+    elif transcript_link is not None:
+        content = f"No notes were written for this video: [read the transcript]({transcript_link})."
+    else:
+        content = "No notes were written for this video.\n\n## Transcript\n\n" + _caption_lines(
+            meta, transcript
+        )
+    front_matter = _front_matter(
+        meta, transcript, body, tags=tags, prompt_version=prompt_version, generated_at=when
+    )
+    link_line = _link_line(meta, transcript, transcript_link)
+    return f"{front_matter}\n# {_one_line(meta.display_title)}\n\n{link_line}\n\n{content}\n"
+
+
+def render_transcript(meta: VideoMeta, transcript: Transcript) -> str:
+    """The transcript as Markdown: one `[mm:ss](https://youtu.be/ID?t=S) text` line per caption."""
+    return (
+        f"# {_one_line(meta.display_title)}: transcript\n\n"
+        f"{_link_line(meta, transcript)}\n\n{_caption_lines(meta, transcript)}\n"
+    )
