@@ -65,6 +65,14 @@ class ArchiveRow:
     elapsed_s: float | None
     updated_at: str
 
+    def to_json(self) -> dict[str, object]:
+        """The row as JSON-ready values (paths as strings, enums as their values)."""
+        data: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            data[name] = str(value) if isinstance(value, (Path, StrEnum)) else value
+        return data
+
 
 def m001_initial(db: sqlite3.Connection) -> None:
     db.execute(

@@ -1,0 +1,5 @@
+"""`python -m studybuddy` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,137 @@
+"""Settings: defaults < `.env` / `--env-file` / `.env.debug` < environment (`STUDY_BUDDY_*`) < options.
+
+Click reads the environment for every option (`envvar="STUDY_BUDDY_..."`), so an env file only has to put
+its values into `os.environ` *before* Click parses, without overriding what the environment already says.
+`.env.debug` may also use the short `DEBUG_*` names, which are translated here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, InputError
+
+ENV_PREFIX = "STUDY_BUDDY_"
+DEFAULT_MODEL = "claude-sonnet-4-5"
+DEBUG_ENV_FILE = ".env.debug"
+
+# `.env.debug` names -> the settings they stand for.
+DEBUG_ALIASES = {
+    "DEBUG_PARALLEL": "STUDY_BUDDY_PARALLEL",
+    "DEBUG_MAX_WORKERS": "STUDY_BUDDY_WORKERS",
+    "DEBUG_URL_FILE": "STUDY_BUDDY_FILE",
+    "DEBUG_URLS": "STUDY_BUDDY_URLS",
+    "DEBUG_LOG_LEVEL": "STUDY_BUDDY_LOG_LEVEL",
+    "DEBUG_LOG_TOR_EVENTS": "STUDY_BUDDY_LOG_TOR_EVENTS",
+    "DEBUG_KEEP_TEMP": "STUDY_BUDDY_KEEP_TEMP",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs, already validated. The CLI builds it from options; libraries may too."""
+
+    output: Path = Path("notes")
+    subject: str | None = None
+    parallel: bool = False
+    workers: int = 3
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    languages: tuple[str, ...] = ("en",)
+    translate_to: str | None = None
+    notes: bool = True
+    model: str = DEFAULT_MODEL
+    api_key: str | None = field(default=None, repr=False)
+    notes_concurrency: int = 4
+    notes_per_minute: int = 40
+    save_transcript: bool = True
+    force: bool = False
+    use_ytdlp: bool = True
+    max_retries: int = 3
+    backoff_s: float = 2.0
+
+    @property
+    def thread_count(self) -> int:
+        return self.workers if self.parallel else 1
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Read `KEY=value` lines (`export`, quotes and `#` comments allowed). Errors name the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such env file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read env file ({exc.__class__.__name__})") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise InputError(f"{path}:{number}: expected KEY=value")
+        values[key] = _unquote(value.strip())
+    return values
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value.split(" #", 1)[0].rstrip()
+
+
+def load_env_files(paths: Sequence[Path], environ: MutableMapping[str, str] | None = None) -> None:
+    """Put the files' values into the environment; what the environment already has wins.
+
+    An empty value (`KEY=`) means "not set" and is skipped.
+    """
+    env = os.environ if environ is None else environ
+    for path in paths:
+        for key, value in parse_env_file(path).items():
+            if value:
+                env.setdefault(DEBUG_ALIASES.get(key, key), value)
+
+
+def env_files_for(argv: Sequence[str], cwd: Path) -> list[Path]:
+    """The env files a command line asks for: `--env-file F`, `.env.debug` with `--debug`, else `./.env`."""
+    files: list[Path] = []
+    for index, arg in enumerate(argv):
+        if arg == "--env-file" and index + 1 < len(argv):
+            files.append(Path(argv[index + 1]))
+        elif arg.startswith("--env-file="):
+            files.append(Path(arg.split("=", 1)[1]))
+    if "--debug" in argv and not files and (cwd / DEBUG_ENV_FILE).is_file():
+        files.append(cwd / DEBUG_ENV_FILE)
+    if (cwd / ".env").is_file():
+        files.append(cwd / ".env")
+    return files
+
+
+def resolve_ca_bundle(explicit: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """`--ca-bundle`, else `REQUESTS_CA_BUNDLE`, else `SSL_CERT_FILE`; sessions ignore the environment."""
+    env = os.environ if environ is None else environ
+    for source, value in (
+        ("--ca-bundle", explicit),
+        ("REQUESTS_CA_BUNDLE", env.get("REQUESTS_CA_BUNDLE")),
+        ("SSL_CERT_FILE", env.get("SSL_CERT_FILE")),
+    ):
+        if value:
+            if not Path(value).is_file():
+                raise ConfigError(f"{source} {value!r}: no such CA bundle file")
+            return value
+    return None
+
+
+def parse_languages(text: str) -> tuple[str, ...]:
+    """`en,de` -> ("en", "de"), in preference order."""
+    codes = tuple(code.strip() for code in text.split(",") if code.strip())
+    bad = [code for code in codes if not code.replace("-", "").isalnum() or len(code) > 12]
+    if not codes or bad:
+        raise InputError(f"--lang {text!r}: expected language codes like en,de")
+    return codes

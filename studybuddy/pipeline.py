@@ -1,0 +1,373 @@
+"""The pipeline: a `ThreadPoolExecutor` whose worker factory gives every thread its own `Worker`.
+
+A `Worker` owns everything that is not thread-safe or that identifies it to YouTube: its SOCKS identity
+(hence its own Tor circuit), its `requests.Session` and its `TranscriptFetcher` (youtube-transcript-api is not
+thread-safe). Threads share only thread-safe services: the archive, the output tree, the note engine (with
+its global rate limit), the progress monitor and the `Pacer` (per-exit pacing, circuit renewal).
+
+For each video: pace -> fetch (retry transient errors with backoff, renew the circuit on a block) -> notes ->
+write atomically -> record in the archive. A video is done only when its note is in place *and* its row says
+so; a crash anywhere leaves the old state or the new one, and a rerun finishes the rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import requests
+
+from .archive import Archive, ArchiveRow, Status, needs_work
+from .config import Settings
+from .errors import (
+    ArchiveError,
+    BlockedError,
+    ErrorKind,
+    FetchError,
+    NotesError,
+    NotesFatalError,
+    OutputError,
+    StudyBuddyError,
+    TransientError,
+)
+from .models import NoteBody
+from .notes import NoteEngine, render_note, render_transcript
+from .output import OutputTree, atomic_write_text
+from .progress import Outcome, ProgressMonitor, Stage, Summary
+from .sessions import Identity, ProxyEndpoint, new_run_id, new_session
+from .transcripts import FetchResult, TranscriptFetcher
+
+log = logging.getLogger(__name__)
+TRANSCRIPT_SUFFIX = ".transcript.md"
+
+
+class Worker:
+    """One thread's identity, HTTP session and transcript client, kept for all of that thread's videos."""
+
+    def __init__(
+        self,
+        index: int,
+        *,
+        settings: Settings,
+        proxy: ProxyEndpoint | None,
+        run_id: str,
+    ) -> None:
+        self.index = index
+        self.identity = Identity.first(run_id, index) if proxy else None
+        self.renewals = 0
+        self.circuit_started = time.monotonic()
+        self._settings = settings
+        self._proxy = proxy
+        self.session, self.fetcher = self._connect()
+
+    def _connect(self) -> tuple[requests.Session, TranscriptFetcher]:
+        session = new_session(identity=self.identity, proxy=self._proxy, ca_bundle=self._settings.ca_bundle)
+        fetcher = TranscriptFetcher(
+            session,
+            languages=self._settings.languages,
+            translate_to=self._settings.translate_to,
+            use_ytdlp=self._settings.use_ytdlp,
+        )
+        return session, fetcher
+
+    @property
+    def can_renew(self) -> bool:
+        """Only a proxied worker can get a new circuit; a direct one keeps its IP."""
+        return self.identity is not None
+
+    def renew(self) -> None:
+        """Next generation: new credentials, new session and client (old sockets stay on the old circuit)."""
+        if self.identity is None:
+            return
+        self.close()
+        self.identity = self.identity.next()
+        self.renewals += 1
+        self.circuit_started = time.monotonic()
+        self.session, self.fetcher = self._connect()
+        log.debug("worker %d renewed its circuit: %r", self.index, self.identity)
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.session.close()
+
+
+class WorkerFactory:
+    """Builds the `Worker` of each pool thread; numbers them in the order threads ask."""
+
+    def __init__(self, settings: Settings, *, proxy: ProxyEndpoint | None, run_id: str | None = None) -> None:
+        self.settings = settings
+        self.proxy = proxy
+        self.run_id = run_id or new_run_id()
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Worker:
+        with self._lock:
+            index = next(self._numbers)
+        return Worker(index, settings=self.settings, proxy=self.proxy, run_id=self.run_id)
+
+
+class Pacer(Protocol):
+    """Decides when a worker may fetch and what a block does to it (the Tor layer paces per exit)."""
+
+    def before_video(self, worker: Worker) -> None: ...
+
+    def on_blocked(self, worker: Worker, error: BlockedError) -> None: ...
+
+    def exit_of(self, worker: Worker) -> str | None: ...
+
+
+class RenewingPacer:
+    """Without a Tor controller: no pacing; a block renews a proxied worker's identity."""
+
+    def before_video(self, worker: Worker) -> None:
+        return None
+
+    def on_blocked(self, worker: Worker, error: BlockedError) -> None:
+        worker.renew()
+
+    def exit_of(self, worker: Worker) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries: transient errors back off exponentially with jitter; blocks renew the circuit."""
+
+    max_retries: int = 3
+    max_rotations: int = 5
+    backoff_s: float = 2.0
+    max_backoff_s: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        base: float = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        return base * (0.5 + random.random() / 2)
+
+
+class Pipeline:
+    """Runs videos through fetch -> notes -> write -> archive, sequentially or on a thread pool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        archive: Archive,
+        output: OutputTree,
+        engine: NoteEngine | None,
+        monitor: ProgressMonitor,
+        worker_factory: Callable[[], Worker],
+        pacer: Pacer | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.archive = archive
+        self.output = output
+        self.engine = engine
+        self.monitor = monitor
+        self.worker_factory = worker_factory
+        self.pacer = pacer or RenewingPacer()
+        self.retry = retry or RetryPolicy(settings.max_retries, backoff_s=settings.backoff_s)
+        self.stop_event = threading.Event()
+        self.fatal: StudyBuddyError | None = None
+        self._local = threading.local()
+        self._workers: list[Worker] = []
+        self._workers_lock = threading.Lock()
+
+    # -- running -------------------------------------------------------------------------------------
+
+    def run(self, video_ids: Sequence[str]) -> Summary:
+        """Process the videos; returns the summary. Ctrl-C stops cleanly (rerun to finish)."""
+        rows = self.archive.get_many(video_ids)
+        self.monitor.start(video_ids, self.settings.thread_count)
+        todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
+        if todo and self.engine is not None:
+            self.engine.check()  # a refused key or unknown model stops the run before any video
+        try:
+            self._run_pool(todo, rows)
+        finally:
+            self.stop_event.set()
+            self._close_workers()
+        if self.fatal is not None:
+            raise self.fatal
+        return self.monitor.summary()
+
+    def _admit(self, video_id: str, row: ArchiveRow | None) -> bool:
+        if needs_work(row, force=self.settings.force):
+            return True
+        assert row is not None  # needs_work() is True for videos the archive has never seen
+        if row.status is Status.DONE:
+            reason = "already done"
+        else:
+            reason = f"failed before ({row.error_kind}): {row.error}; use --force to retry"
+        self.monitor.finish(
+            Outcome(video_id, Stage.SKIPPED, row.title, row.error_kind, reason, row.note_path)
+        )
+        return False
+
+    def _run_pool(self, todo: Sequence[str], rows: dict[str, ArchiveRow]) -> None:
+        threads = self.settings.thread_count
+        capacity = threads * 2  # videos in flight at once: memory stays flat for long lists
+        in_flight = threading.BoundedSemaphore(capacity)
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="study-buddy")
+        try:
+            for video_id in todo:
+                if not self._acquire(in_flight):
+                    break
+                future = pool.submit(self._process, video_id, rows.get(video_id))
+                future.add_done_callback(lambda f: self._done(f, in_flight))
+            for _ in range(capacity):  # every permit back = every video finished
+                self._acquire(in_flight)
+        except KeyboardInterrupt:
+            self.stop_event.set()  # workers finish the video they are on, then stop
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _acquire(self, semaphore: threading.BoundedSemaphore) -> bool:
+        """Wait for a permit, but give up when the run is stopping (fatal error or Ctrl-C)."""
+        while not semaphore.acquire(timeout=0.2):
+            if self.stop_event.is_set():
+                return False
+        return not self.stop_event.is_set()
+
+    def _done(self, future: Future[None], in_flight: threading.BoundedSemaphore) -> None:
+        in_flight.release()
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            log.error("worker crashed: %s", exc, exc_info=exc)
+
+    def _worker(self) -> Worker:
+        worker: Worker | None = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self.worker_factory()
+            self._local.worker = worker
+            with self._workers_lock:
+                self._workers.append(worker)
+        return worker
+
+    def _close_workers(self) -> None:
+        with self._workers_lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+
+    # -- one video -----------------------------------------------------------------------------------
+
+    def _process(self, video_id: str, row: ArchiveRow | None) -> None:
+        if self.stop_event.is_set():
+            return
+        worker = self._worker()
+        started = time.monotonic()
+        self.monitor.stage(video_id, Stage.FETCHING, worker.index)
+        self.archive.start(video_id)
+        title: str | None = row.title if row else None
+        try:
+            fetched = self._fetch(worker, video_id)
+            title = fetched.meta.title
+            if title:
+                self.monitor.set_title(video_id, title)
+            body = self._notes(worker, fetched)
+            note_path, transcript_path = self._write(worker, fetched, body, row)
+        except (NotesFatalError, ArchiveError) as exc:
+            self._stop_run(exc)  # the row stays "running": the next run redoes it
+            return
+        except (FetchError, NotesError, OutputError) as exc:
+            self._fail(video_id, worker, exc, title, started)
+            return
+        self.archive.record_done(
+            video_id,
+            title=title,
+            channel=fetched.meta.channel,
+            note_path=note_path,
+            transcript_path=transcript_path,
+            usage=body.usage if body else None,
+            model=body.model if body else None,
+            exit_fingerprint=self.pacer.exit_of(worker),
+            elapsed_s=time.monotonic() - started,
+        )
+        self.monitor.finish(Outcome(video_id, Stage.DONE, title, None, None, note_path), worker.index)
+
+    def _fetch(self, worker: Worker, video_id: str) -> FetchResult:
+        transient_tries = rotations = 0
+        while True:
+            self.pacer.before_video(worker)
+            try:
+                return worker.fetcher.fetch(video_id)
+            except BlockedError as exc:
+                if not worker.can_renew or rotations >= self.retry.max_rotations:
+                    raise
+                rotations += 1
+                log.info("%s: blocked (%s); renewing worker %d's circuit", video_id, exc.reason, worker.index)
+                self.pacer.on_blocked(worker, exc)
+            except TransientError as exc:
+                if transient_tries >= self.retry.max_retries:
+                    raise
+                delay = self.retry.backoff(transient_tries)
+                transient_tries += 1
+                log.info("%s: %s; retrying in %.1f s", video_id, exc.reason, delay)
+                if self.stop_event.wait(delay):
+                    raise
+            self.monitor.stage(video_id, Stage.FETCHING, worker.index)
+
+    def _notes(self, worker: Worker, fetched: FetchResult) -> NoteBody | None:
+        if self.engine is None:
+            return None
+        self.monitor.stage(fetched.meta.video_id, Stage.NOTES, worker.index)
+        return self.engine.generate(fetched.meta, fetched.transcript)
+
+    def _write(
+        self, worker: Worker, fetched: FetchResult, body: NoteBody | None, row: ArchiveRow | None
+    ) -> tuple[Path, Path | None]:
+        meta, transcript = fetched.meta, fetched.transcript
+        self.monitor.stage(meta.video_id, Stage.WRITING, worker.index)
+        note_path = self.output.note_path(
+            meta.video_id, meta.title, self.settings.subject, previous=row.note_path if row else None
+        )
+        transcript_path = None
+        if self.settings.save_transcript:
+            transcript_path = self.output.note_path(
+                meta.video_id,
+                meta.title,
+                self.settings.subject,
+                previous=row.transcript_path if row else None,
+                suffix=TRANSCRIPT_SUFFIX,
+            )
+            atomic_write_text(transcript_path, render_transcript(meta, transcript))
+        atomic_write_text(note_path, render_note(meta, transcript, body, transcript_path=transcript_path))
+        return note_path, transcript_path
+
+    def _fail(
+        self, video_id: str, worker: Worker, exc: StudyBuddyError, title: str | None, started: float
+    ) -> None:
+        kind = _kind_of(exc)
+        reason = exc.reason if isinstance(exc, FetchError) else str(exc)
+        self.archive.record_failed(
+            video_id,
+            kind,
+            reason,
+            title=title,
+            exit_fingerprint=self.pacer.exit_of(worker),
+            elapsed_s=time.monotonic() - started,
+        )
+        self.monitor.finish(Outcome(video_id, Stage.FAILED, title, kind.value, reason, None), worker.index)
+
+    def _stop_run(self, exc: StudyBuddyError) -> None:
+        with self._workers_lock:
+            if self.fatal is None:
+                self.fatal = exc
+        self.stop_event.set()
+
+
+def _kind_of(exc: StudyBuddyError) -> ErrorKind:
+    if isinstance(exc, FetchError):
+        return exc.kind
+    if isinstance(exc, NotesError):
+        return ErrorKind.NOTES
+    return ErrorKind.OUTPUT

@@ -1,0 +1,294 @@
+"""The pipeline against a faked YouTube (`responses`) and the fake Anthropic API: workers, retries, reruns."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+import yaml
+
+from studybuddy import pipeline as pipeline_module
+from studybuddy.archive import Archive, Status
+from studybuddy.config import Settings
+from studybuddy.errors import ErrorKind, NotesFatalError, OutputError
+from studybuddy.notes import AnthropicEngine, NoteEngine
+from studybuddy.output import OutputTree
+from studybuddy.pipeline import Pipeline, Worker, WorkerFactory
+from studybuddy.progress import ProgressMonitor, Stage, Summary
+from studybuddy.ratelimit import RequestLimiter
+from studybuddy.sessions import ProxyEndpoint
+from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
+from tests.fakes.youtube_mock import MockYouTube, video
+
+FAST = Settings(backoff_s=0.001, notes=False)
+
+
+@pytest.fixture
+def mock() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as requests_mock:
+        yield requests_mock
+
+
+def run(
+    tmp_path: Path,
+    ids: list[str],
+    settings: Settings = FAST,
+    *,
+    engine: NoteEngine | None = None,
+    factory: WorkerFactory | None = None,
+) -> Summary:
+    settings = dataclasses.replace(settings, output=tmp_path / "notes")
+    proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
+    with Archive.open(settings.output) as archive:
+        pipeline = Pipeline(
+            settings,
+            archive=archive,
+            output=OutputTree(settings.output),
+            engine=engine,
+            monitor=ProgressMonitor(),
+            worker_factory=factory or WorkerFactory(settings, proxy=proxy),
+        )
+        return pipeline.run(ids)
+
+
+def rows(tmp_path: Path) -> dict[str, tuple[Status, ErrorKind | None, int]]:
+    with Archive.open(tmp_path / "notes") as archive:
+        return {row.video_id: (row.status, row.error_kind, row.attempts) for row in archive.rows()}
+
+
+def test_sequential_run_writes_notes_and_transcripts_with_three_requests_each(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of(video(n) for n in range(3))
+    youtube.install(mock)
+    summary = run(tmp_path, list(youtube.videos))
+    assert (summary.done, summary.failed, summary.skipped) == (3, 0, 0)
+    assert youtube.per_video() == dict.fromkeys(youtube.videos, 3)
+    note = (tmp_path / "notes" / "Lecture 1.md").read_text()
+    front_matter = yaml.safe_load(note.split("---\n")[1])
+    assert front_matter["video_id"] == "vid00000001"
+    assert front_matter["channel"] == "Networking Explained"
+    transcript = (tmp_path / "notes" / "Lecture 1.transcript.md").read_text()
+    assert "https://youtu.be/vid00000001?t=1" in transcript
+    assert rows(tmp_path) == dict.fromkeys(youtube.videos, (Status.DONE, None, 1))
+
+
+def test_rerun_skips_done_videos_and_force_redoes_them_in_place(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.install(mock)
+    run(tmp_path, ["vid00000001"])
+    again = run(tmp_path, ["vid00000001"])
+    assert (again.done, again.skipped) == (0, 1)
+    assert youtube.requests_for("vid00000001") == 3
+    forced = run(tmp_path, ["vid00000001"], dataclasses.replace(FAST, force=True))
+    assert forced.done == 1
+    assert sorted(p.name for p in (tmp_path / "notes").glob("*.md")) == [
+        "Lecture 1.md",
+        "Lecture 1.transcript.md",
+    ]
+    assert rows(tmp_path)["vid00000001"] == (Status.DONE, None, 2)
+
+
+def test_same_title_never_overwrites(tmp_path: Path, mock: responses.RequestsMock) -> None:
+    youtube = MockYouTube.of([video(1, title="Same"), video(2, title="Same")])
+    youtube.install(mock)
+    run(tmp_path, list(youtube.videos))
+    names = sorted(p.name for p in (tmp_path / "notes").glob("*.md") if "transcript" not in p.name)
+    assert names == ["Same [vid00000002].md", "Same.md"]
+
+
+def test_permanent_failure_is_recorded_and_not_refetched(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1, tracks=()), video(2)])
+    youtube.install(mock)
+    summary = run(tmp_path, ["vid00000001", "vid00000002"])
+    assert (summary.done, summary.failed, summary.failed_by_kind) == (1, 1, {"permanent": 1})
+    failed = next(o for o in summary.outcomes if o.stage is Stage.FAILED)
+    assert failed.reason == "transcripts are disabled"
+    calls = youtube.requests_for("vid00000001")
+    again = run(tmp_path, ["vid00000001"])
+    assert again.skipped == 1 and "failed before" in (again.outcomes[0].reason or "")
+    assert youtube.requests_for("vid00000001") == calls
+    assert rows(tmp_path)["vid00000001"] == (Status.FAILED, ErrorKind.PERMANENT, 1)
+
+
+def test_transient_errors_are_retried_with_backoff(tmp_path: Path, mock: responses.RequestsMock) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.install(mock)
+    youtube.fail("vid00000001", 503, 500)
+    summary = run(tmp_path, ["vid00000001"])
+    assert summary.done == 1
+    assert youtube.requests_for("vid00000001") == 5  # two failed watch pages, then a full fetch
+
+
+def test_transient_errors_give_up_after_max_retries(tmp_path: Path, mock: responses.RequestsMock) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.install(mock)
+    youtube.fail("vid00000001", 503, 503, 503)
+    summary = run(tmp_path, ["vid00000001"], dataclasses.replace(FAST, max_retries=2))
+    assert summary.failed_by_kind == {"transient": 1}
+    assert youtube.requests_for("vid00000001") == 3  # first try + 2 retries
+    assert rows(tmp_path)["vid00000001"][:2] == (Status.FAILED, ErrorKind.TRANSIENT)
+    assert run(tmp_path, ["vid00000001"]).done == 1  # a rerun retries transient failures
+
+
+def test_block_without_proxy_fails_at_once(tmp_path: Path, mock: responses.RequestsMock) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.install(mock)
+    youtube.fail("vid00000001", 429)
+    summary = run(tmp_path, ["vid00000001"])
+    assert summary.failed_by_kind == {"blocked": 1}
+    assert youtube.requests_for("vid00000001") == 1
+
+
+def test_block_with_proxy_renews_only_that_workers_identity(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.install(mock)
+    youtube.fail("vid00000001", 429, 429)
+    settings = dataclasses.replace(FAST, proxy="socks5h://127.0.0.1:9")
+    factory = RecordingFactory(settings, proxy=ProxyEndpoint.parse("socks5h://127.0.0.1:9"))
+    summary = run(tmp_path, ["vid00000001"], settings, factory=factory)
+    assert summary.done == 1
+    (worker,) = factory.workers
+    assert worker.identity is not None and worker.identity.generation == 2
+    assert len({name for name, _ in factory.requests}) == 3  # each generation had its own credentials
+
+
+class RecordingFactory(WorkerFactory):
+    """The real factory, plus a hook on every session that records (SOCKS username, URL) per request."""
+
+    def __init__(self, settings: Settings, *, proxy: ProxyEndpoint | None) -> None:
+        super().__init__(settings, proxy=proxy)
+        self.workers: list[Worker] = []
+        self.sessions: list[requests.Session] = []
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self) -> Worker:
+        worker = super().__call__()
+        with self.lock:
+            self.workers.append(worker)
+        original_connect = worker._connect
+
+        def connect() -> tuple[requests.Session, object]:
+            session, fetcher = original_connect()
+            self._watch(session)
+            return session, fetcher
+
+        worker._connect = connect  # type: ignore[assignment,method-assign]
+        self._watch(worker.session)
+        return worker
+
+    def _watch(self, session: requests.Session) -> None:
+        with self.lock:
+            self.sessions.append(session)
+        username = session.proxies["https"].split("//")[1].split(":")[0]
+
+        def record(response: requests.Response, *args: object, **kwargs: object) -> None:
+            with self.lock:
+                self.requests.append((username, video_of(response.request)))
+
+        session.hooks["response"].append(record)
+
+
+def video_of(request: requests.PreparedRequest) -> str:
+    """The video a YouTube request is about: `v=` in the URL, or `videoId` in the player's JSON body."""
+    query = parse_qs(urlsplit(str(request.url)).query)
+    if "v" in query:
+        return query["v"][0]
+    return str(json.loads(request.body or b"{}")["videoId"])
+
+
+def test_parallel_workers_each_get_their_own_session_and_credentials(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of(video(n) for n in range(12))
+    youtube.install(mock)
+    slow = mock.registered()[0].callback  # type: ignore[attr-defined]
+
+    def slow_watch(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        time.sleep(0.05)  # keep every worker busy at once
+        return slow(request)  # type: ignore[no-any-return]
+
+    mock.registered()[0].callback = slow_watch  # type: ignore[attr-defined]
+    settings = dataclasses.replace(FAST, parallel=True, workers=4, proxy="socks5h://127.0.0.1:9050")
+    factory = RecordingFactory(settings, proxy=ProxyEndpoint.parse(settings.proxy or ""))
+    summary = run(tmp_path, list(youtube.videos), settings, factory=factory)
+
+    assert summary.done == 12
+    assert len(factory.workers) == 4
+    assert len({id(s) for s in factory.sessions}) == 4
+    proxies = {s.proxies["https"] for s in factory.sessions}
+    assert len(proxies) == 4 and all(p.startswith("socks5h://sb-") for p in proxies)
+    assert all(s.trust_env is False for s in factory.sessions)
+    # every request of one video went through one worker's session, and every video made 3 requests
+    by_video: dict[str, set[str]] = {}
+    for username, vid in factory.requests:
+        by_video.setdefault(vid, set()).add(username)
+    assert set(by_video) == set(youtube.videos)
+    assert all(len(users) == 1 for users in by_video.values())
+    assert len(factory.requests) == 36
+    assert len({next(iter(users)) for users in by_video.values()}) == 4  # all four workers did work
+
+
+def test_notes_through_the_anthropic_api(
+    tmp_path: Path, mock: responses.RequestsMock, fake_anthropic: FakeAnthropic
+) -> None:
+    mock.add_passthru(fake_anthropic.url)
+    youtube = MockYouTube.of([video(1), video(2)])
+    youtube.install(mock)
+    engine = AnthropicEngine(api_key=API_KEY, model=MODEL, limiter=RequestLimiter(2, 100))
+    settings = dataclasses.replace(FAST, notes=True, parallel=True, workers=2)
+    summary = run(tmp_path, list(youtube.videos), settings, engine=engine)
+    assert summary.done == 2
+    note = (tmp_path / "notes" / "Lecture 2.md").read_text()
+    assert "## Summary" in note and "https://youtu.be/vid00000002?t=" in note
+    with Archive.open(tmp_path / "notes") as archive:
+        row = archive.get("vid00000002")
+    assert row is not None and row.model == MODEL and (row.output_tokens or 0) > 0
+
+
+def test_refused_key_stops_the_run_before_any_video(
+    tmp_path: Path, mock: responses.RequestsMock, fake_anthropic: FakeAnthropic
+) -> None:
+    mock.add_passthru(fake_anthropic.url)
+    youtube = MockYouTube.of([video(1)])
+    youtube.install(mock)
+    engine = AnthropicEngine(api_key="sk-ant-wrong-key-000", model=MODEL, limiter=RequestLimiter(1, 100))
+    with pytest.raises(NotesFatalError, match="refused the API key"):
+        run(tmp_path, ["vid00000001"], dataclasses.replace(FAST, notes=True), engine=engine)
+    assert youtube.requests_for("vid00000001") == 0
+    assert rows(tmp_path) == {}
+
+
+def test_unwritable_note_fails_only_that_video(
+    tmp_path: Path, mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    youtube = MockYouTube.of([video(1), video(2)])
+    youtube.install(mock)
+    real_write = pipeline_module.atomic_write_text
+
+    def write(path: Path, text: str) -> None:
+        if "Lecture 1" in path.name:
+            raise OutputError(f"{path}: No space left on device")
+        real_write(path, text)
+
+    monkeypatch.setattr(pipeline_module, "atomic_write_text", write)
+    summary = run(tmp_path, ["vid00000001", "vid00000002"])
+    assert summary.done == 1
+    assert summary.failed_by_kind == {"output": 1}
+    assert not (tmp_path / "notes" / "Lecture 1.md").exists()
+    assert rows(tmp_path)["vid00000001"][:2] == (Status.FAILED, ErrorKind.OUTPUT)

@@ -1,0 +1,34 @@
+import pytest
+
+from studybuddy.errors import InputError
+from studybuddy.sessions import Identity, ProxyEndpoint, new_session
+
+
+def test_proxy_endpoint_parsing() -> None:
+    assert ProxyEndpoint.parse("socks5h://127.0.0.1:9050") == ProxyEndpoint("127.0.0.1", 9050)
+    assert ProxyEndpoint.parse("tor-proxy:9050") == ProxyEndpoint("tor-proxy", 9050)
+    for bad in ("http://127.0.0.1:8080", "socks5h://u:p@127.0.0.1:9050", "socks5h://127.0.0.1", "::::"):
+        with pytest.raises(InputError, match="--proxy"):
+            ProxyEndpoint.parse(bad)
+
+
+def test_identity_generations_are_unique_and_hide_the_password() -> None:
+    first = Identity.first("run1", 2)
+    second = first.next()
+    assert first.username == "sb-run1-w2-g0"
+    assert second.username == "sb-run1-w2-g1"
+    assert first.password != second.password
+    assert first.password not in repr(first)
+    url = first.proxy_url(ProxyEndpoint("127.0.0.1", 9050))
+    assert url == f"socks5h://sb-run1-w2-g0:{first.password}@127.0.0.1:9050"
+
+
+def test_session_ignores_environment_and_uses_its_own_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://10.9.9.9:3128")
+    identity = Identity.first("r", 0)
+    session = new_session(identity=identity, proxy=ProxyEndpoint("127.0.0.1", 9050), ca_bundle="/tmp/ca.pem")
+    assert session.trust_env is False
+    assert session.verify == "/tmp/ca.pem"
+    assert session.proxies["https"] == identity.proxy_url(ProxyEndpoint("127.0.0.1", 9050))
+    direct = new_session()
+    assert direct.proxies == {} and direct.verify is True
