@@ -52,7 +52,9 @@ class DefaultGroup(click.Group):
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         command = self.commands[self.default_command]
-        with click.Context(command, info_name=ctx.info_name, parent=ctx.parent) as sub:
+        with click.Context(
+            command, info_name=ctx.info_name, parent=ctx.parent, help_option_names=ctx.help_option_names
+        ) as sub:
             command.format_usage(sub, formatter)
             command.format_help_text(sub, formatter)
             command.format_options(sub, formatter)

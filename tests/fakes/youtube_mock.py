@@ -64,6 +64,11 @@ class MockYouTube:
         with self.lock:
             return Counter(vid for vid, _ in self.calls)
 
+    def _video(self, video_id: str) -> FakeVideo:
+        """The catalogue's video, or what YouTube says of an id it does not know."""
+        unknown = FakeVideo(video_id=video_id, title="", tracks=(), playability=dict(yt.UNAVAILABLE))
+        return self.videos.get(video_id, unknown)
+
     def _record(self, video_id: str, kind: str) -> None:
         with self.lock:
             self.calls.append((video_id, kind))
@@ -76,9 +81,7 @@ class MockYouTube:
             status = pending.pop(0) if pending else None
         if status is not None:
             return status, {}, "error"
-        if video_id not in self.videos:
-            return 200, {"Content-Type": "text/html"}, "<html><body>unavailable</body></html>"
-        return 200, {"Content-Type": "text/html; charset=utf-8"}, yt.watch_page(self.videos[video_id])
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, yt.watch_page(self._video(video_id))
 
     def _player(self, request: requests.PreparedRequest) -> Reply:
         video_id = json.loads(request.body or b"{}")["videoId"]

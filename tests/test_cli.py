@@ -1,0 +1,219 @@
+"""The CLI as a user runs it: exit codes, messages, files and archive rows (fake YouTube and Anthropic)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+import responses
+from click.testing import CliRunner, Result
+
+from studybuddy.archive import Archive, Status
+from studybuddy.cli import cli, main
+from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
+from tests.fakes.youtube_mock import MockYouTube, video
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+@pytest.fixture
+def youtube() -> Iterator[MockYouTube]:
+    fake = MockYouTube.of(video(n) for n in range(1, 6))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        fake.install(mock)
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No stray settings in, none out: `main()` loads env files into the real environment."""
+    saved = dict(os.environ)
+    for name in saved:
+        if name.startswith("STUDY_BUDDY_") or name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def archive_rows(output: Path) -> dict[str, Status]:
+    with Archive.open(output) as archive:
+        return {row.video_id: row.status for row in archive.rows()}
+
+
+def test_main_job_writes_notes_and_a_rerun_skips_them(
+    tmp_path: Path, youtube: MockYouTube, fake_anthropic: FakeAnthropic
+) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text(
+        "# week 1\nhttps://www.youtube.com/watch?v=vid00000001&t=42s\n\n"
+        "https://youtu.be/vid00000002\nvid00000001\n"
+    )
+    env = {"ANTHROPIC_API_KEY": API_KEY}
+    result = invoke("--parallel", "--workers", "2", "--file", str(urls), "--model", MODEL, env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 done, 0 skipped, 0 failed" in result.output
+    assert (tmp_path / "notes" / "Lecture 1.md").read_text().count("## Summary") == 1
+    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE, "vid00000002": Status.DONE}
+    assert API_KEY not in "".join(p.read_text() for p in (tmp_path / "notes").glob("*.md"))
+
+    again = invoke("--file", str(urls), "--model", MODEL, env=env)
+    assert again.exit_code == 0
+    assert "0 done, 2 skipped" in again.output
+    assert youtube.per_video() == {"vid00000001": 3, "vid00000002": 3}
+
+
+def test_bad_line_is_reported_with_its_number_and_the_rest_runs(tmp_path: Path, youtube: MockYouTube) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("vid00000003\nhttps://vimeo.com/123\n")
+    result = invoke("--no-notes", "-f", str(urls))
+    assert result.exit_code == 1
+    assert f"{urls}:2: not a YouTube video URL: 'https://vimeo.com/123'" in result.output
+    assert archive_rows(tmp_path / "notes") == {"vid00000003": Status.DONE}
+
+
+def test_json_summary(youtube: MockYouTube) -> None:
+    result = invoke("--no-notes", "--json", "vid00000004", "vid00000005")
+    assert result.exit_code == 0
+    summary = json.loads(result.output)
+    assert (summary["done"], summary["failed"], summary["exit_code"]) == (2, 0, 0)
+    assert {o["video_id"] for o in summary["outcomes"]} == {"vid00000004", "vid00000005"}
+
+
+def test_failed_video_gives_exit_code_1_and_is_listed(tmp_path: Path, youtube: MockYouTube) -> None:
+    result = invoke("--no-notes", "--max-retries", "0", "vid00000001", "zzzzzzzzzzz")
+    assert result.exit_code == 1
+    assert "failed  zzzzzzzzzzz: video is unavailable" in result.output
+    listing = invoke("archive", "list", "--status", "failed", "--json")
+    rows = [json.loads(line) for line in listing.output.splitlines() if line.startswith("{")]
+    assert [(r["video_id"], r["error_kind"]) for r in rows] == [("zzzzzzzzzzz", "permanent")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--file", "missing.txt"], "missing.txt: no such file"),
+        (["--file", "."], ".: is a directory, not a file"),
+        (["--file", "empty.txt"], "empty.txt: no video URLs in the file"),
+        (["--file", "comments.txt"], "comments.txt: no video URLs in the file"),
+        (["--workers", "0", "vid00000001"], "0 is not in the range 1<=x<=16"),
+        (["--workers", "99", "vid00000001"], "99 is not in the range 1<=x<=16"),
+        (["--proxy", "http://127.0.0.1:3128", "vid00000001"], "only socks5h://HOST:PORT proxies"),
+        (["--output", "afile", "vid00000001"], "afile"),
+        (["--ca-bundle", "nope.pem", "vid00000001"], "--ca-bundle 'nope.pem': no such CA bundle file"),
+        (["--lang", ";;", "vid00000001"], "--lang ';;'"),
+        ([], "no video URLs or ids given"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "comments.txt").write_text("# only\n\n# comments\n")
+    (tmp_path / "afile").write_text("not a folder")
+    result = invoke("--no-notes", *args)
+    assert result.exit_code in (1, 2)
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) <= 3
+
+
+def test_invalid_utf8_and_huge_lines_are_bad_lines_not_crashes(tmp_path: Path, youtube: MockYouTube) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"vid00000001\n\xff\xfe bad\n" + b"x" * 10_000_000 + b"\n")
+    result = invoke("--no-notes", "-f", str(urls))
+    assert result.exit_code == 1
+    assert f"{urls}:2: not valid UTF-8" in result.output
+    assert f"{urls}:3:" in result.output
+    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE}
+
+
+def test_missing_api_key_stops_before_any_work(tmp_path: Path, youtube: MockYouTube) -> None:
+    result = invoke("vid00000001")
+    assert result.exit_code == 1
+    assert "ANTHROPIC_API_KEY is not set" in result.output and "--no-notes" in result.output
+    assert youtube.calls == []
+    assert not (tmp_path / "notes" / Archive.FILENAME).exists()
+
+
+def test_refused_api_key_is_one_line_without_the_key(
+    youtube: MockYouTube, fake_anthropic: FakeAnthropic
+) -> None:
+    result = invoke("vid00000001", "--model", MODEL, env={"ANTHROPIC_API_KEY": "sk-ant-refused-0000000"})
+    assert result.exit_code == 1
+    assert "refused the API key" in result.output
+    assert "sk-ant-refused" not in result.output
+    assert youtube.calls == []
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--debug", "--file", "missing.txt"])
+    assert result.exception is not None
+    assert "missing.txt: no such file" in str(result.exception)
+
+
+def test_env_file_and_environment_layering(
+    tmp_path: Path, youtube: MockYouTube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "settings.env").write_text("STUDY_BUDDY_OUTPUT=from-file\nSTUDY_BUDDY_NOTES=false\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--env-file", "settings.env", "vid00000001"])
+    assert exit_info.value.code == 0
+    assert archive_rows(tmp_path / "from-file") == {"vid00000001": Status.DONE}
+    monkeypatch.setenv("STUDY_BUDDY_OUTPUT", "from-env")
+    with pytest.raises(SystemExit):
+        main(["--env-file", "settings.env", "vid00000002"])
+    assert archive_rows(tmp_path / "from-env") == {"vid00000002": Status.DONE}
+
+
+def test_debug_env_file_variables_change_behaviour(tmp_path: Path, youtube: MockYouTube) -> None:
+    (tmp_path / ".env.debug").write_text(
+        "DEBUG_PARALLEL=true\nDEBUG_MAX_WORKERS=2\nDEBUG_URLS=vid00000001 vid00000002\nDEBUG_LOG_LEVEL=info\n"
+        "STUDY_BUDDY_NOTES=false\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--debug"])
+    assert exit_info.value.code == 0
+    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE, "vid00000002": Status.DONE}
+
+
+def test_every_command_has_help_and_the_readme_shows_the_help() -> None:
+    def walk(command: click.Command, path: list[str]) -> Iterator[tuple[list[str], click.Command]]:
+        yield path, command
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+
+    for path, command in walk(cli, []):
+        assert command.help, f"{' '.join(path)} has no help"
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                assert param.help, f"{' '.join(path)} {param.opts} has no help"
+    help_text = CliRunner().invoke(cli, ["--help"], prog_name="study-buddy", terminal_width=80).output
+    block = re.search(r"<!-- help -->\n```text\n(.*?)```", README.read_text(), re.DOTALL)
+    assert block is not None
+    assert block.group(1) == help_text, "".join(
+        difflib.unified_diff(block.group(1).splitlines(True), help_text.splitlines(True))
+    )
+
+
+def test_python_dash_m_and_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and "study-buddy" in result.output
+    module = subprocess.run(
+        [sys.executable, "-m", "studybuddy", "--version"], capture_output=True, text=True, check=False
+    )
+    assert module.returncode == 0 and module.stdout.startswith("study-buddy, version")
