@@ -1,0 +1,28 @@
+"""Pytest fixtures of the test bed: list ``tests.bed.fixtures`` in the root conftest's ``pytest_plugins``."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.bed.tornet import TOR, TOR_GENCERT, TorNetwork
+
+READY_TIMEOUT_SECONDS = 90.0
+
+
+def require_tor() -> None:
+    """Skip the calling test when Debian's ``tor`` or ``tor-gencert`` is not installed."""
+    missing = [tool for tool in (TOR, TOR_GENCERT) if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork]:
+    """The private Tor network (4 exits), bootstrapped and with every exit proven usable."""
+    require_tor()
+    with TorNetwork.start(tmp_path_factory.mktemp("tornet"), exits=4) as network:
+        network.wait_ready(timeout=READY_TIMEOUT_SECONDS)
+        yield network
