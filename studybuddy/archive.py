@@ -15,6 +15,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,7 +110,26 @@ def m002_lookup_indexes(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX videos_by_note_path ON videos (note_path)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_initial, m002_lookup_indexes)
+def m003_exit_events(db: sqlite3.Connection) -> None:
+    """Uses and blocks per Tor exit, so budgets and cool-downs hold across runs and `tor status` sees them."""
+    db.execute(
+        """
+        CREATE TABLE exit_events (
+            fingerprint TEXT NOT NULL,
+            event TEXT NOT NULL CHECK (event IN ('use', 'block')),
+            at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX exit_events_by_time ON exit_events (at)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    m001_initial,
+    m002_lookup_indexes,
+    m003_exit_events,
+)
+EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0
 
 _COLUMNS = tuple(ArchiveRow.__dataclass_fields__)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
@@ -211,6 +231,24 @@ class Archive:
         with self._reading() as db:
             found = db.execute(query, params).fetchall()
         return [self._row(values) for values in found]
+
+    def record_exit_event(self, fingerprint: str, event: str, at: float | None = None) -> None:
+        """Remember that exit `fingerprint` was used for a video (`use`) or blocked us (`block`)."""
+        when = time.time() if at is None else at
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO exit_events (fingerprint, event, at) VALUES (?, ?, ?)",
+                (fingerprint, event, when),
+            )
+            db.execute("DELETE FROM exit_events WHERE at < ?", (when - EXIT_EVENTS_KEPT_S,))
+
+    def exit_events(self, since: float) -> list[tuple[str, str, float]]:
+        """(fingerprint, event, unix time) of exit uses and blocks since `since`, oldest first."""
+        with self._reading() as db:
+            found = db.execute(
+                "SELECT fingerprint, event, at FROM exit_events WHERE at >= ? ORDER BY at", (since,)
+            ).fetchall()
+        return [(str(fp), str(event), float(at)) for fp, event, at in found]
 
     def owner_of(self, note_path: Path) -> str | None:
         """The video whose note is at `note_path`, if the archive knows one."""

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -29,7 +29,11 @@ from .config import (
     resolve_ca_bundle,
 )
 from .errors import ConfigError, InputError, StudyBuddyError
+from .exits import ExitBudget, parse_duration
 from .logs import SecretFilter, configure
+
+if TYPE_CHECKING:
+    from .torlaunch import TorSetup
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED = 1
@@ -72,6 +76,75 @@ def _option_output(func: F) -> F:
         envvar=_env("OUTPUT"),
         help="Folder for notes, transcripts and the archive.",
     )(func)
+
+
+def _tor_options(func: F) -> F:
+    """Where Tor comes from; shared by the process and tor commands. The password comes from the
+    environment only (STUDY_BUDDY_TOR_PASSWORD), never from the command line."""
+    decorators = [
+        click.option(
+            "--tor",
+            type=click.Choice(["auto", "system", "embedded", "off"]),
+            default="auto",
+            show_default=True,
+            envvar=_env("TOR"),
+            help="auto: a Tor that answers, else launch one; system: the Tor at --tor-control; "
+            "embedded: launch a private tor; off: no Tor (direct, or --proxy).",
+        ),
+        click.option(
+            "--tor-socks",
+            default="127.0.0.1:9050",
+            show_default=True,
+            envvar=_env("TOR_SOCKS"),
+            help="SOCKS port of the system Tor, HOST:PORT.",
+        ),
+        click.option(
+            "--tor-control",
+            default="127.0.0.1:9051",
+            show_default=True,
+            envvar=_env("TOR_CONTROL"),
+            help="Control port of the system Tor, HOST:PORT (password: STUDY_BUDDY_TOR_PASSWORD).",
+        ),
+        click.option(
+            "--tor-config",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            envvar=_env("TOR_CONFIG"),
+            help="Extra torrc lines for the embedded Tor (bridges, exit countries).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _pacing_options(func: F) -> F:
+    """Per-exit pacing; shared by the process and tor status commands."""
+    decorators = [
+        click.option(
+            "--per-exit",
+            default="8/10m",
+            show_default=True,
+            envvar=_env("PER_EXIT"),
+            help="Budget of videos per Tor exit per window, COUNT/WINDOW.",
+        ),
+        click.option(
+            "--exit-interval",
+            default="30s",
+            show_default=True,
+            envvar=_env("EXIT_INTERVAL"),
+            help="Least time between two videos on one exit (plus up to half as much jitter).",
+        ),
+        click.option(
+            "--exit-cooldown",
+            default="30m",
+            show_default=True,
+            envvar=_env("EXIT_COOLDOWN"),
+            help="How long an exit that YouTube blocked is kept out of use.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
 
 
 @contextmanager
@@ -180,6 +253,16 @@ def cli() -> None:
     envvar=_env("MAX_RETRIES"),
     help="Retries of a video after network errors (with exponential backoff).",
 )
+@_tor_options
+@_pacing_options
+@click.option(
+    "--max-rotations",
+    type=click.IntRange(0, 50),
+    default=5,
+    show_default=True,
+    envvar=_env("MAX_ROTATIONS"),
+    help="New circuits a video may try after blocks before it is recorded as blocked.",
+)
 @click.option("--force", is_flag=True, envvar=_env("FORCE"), help="Redo videos the archive says are done.")
 @click.option("--json", "json_output", is_flag=True, help="Print a JSON summary instead of the live view.")
 @click.option(
@@ -197,59 +280,67 @@ def cli() -> None:
     envvar=_env("LOG_LEVEL"),
     help="How much to log on stderr.",
 )
-def process(
-    urls: tuple[str, ...],
-    files: tuple[Path, ...],
-    parallel: bool,
-    workers: int,
-    proxy: str | None,
-    ca_bundle: str | None,
-    languages: str,
-    translate_to: str | None,
-    output: Path,
-    subject: str | None,
-    model: str,
-    notes: bool,
-    save_transcript: bool,
-    notes_per_minute: int,
-    notes_concurrency: int,
-    max_retries: int,
-    force: bool,
-    json_output: bool,
-    env_file: Path | None,
-    debug: bool,
-    log_level: str,
-) -> None:
+@click.option(
+    "--log-tor-events",
+    is_flag=True,
+    envvar=_env("LOG_TOR_EVENTS"),
+    help="Log every Tor circuit and stream event (with --log-level info or --debug).",
+)
+@click.option(
+    "--keep-temp",
+    is_flag=True,
+    envvar=_env("KEEP_TEMP"),
+    help="Keep YouTube's raw answers of each fetch in OUTPUT/.debug/ for debugging.",
+)
+def process(**options: Any) -> None:
     """Fetch transcripts of YouTube videos and write study notes.
 
     URLS are video URLs or ids; add more with --file. Videos the archive says are done are skipped.
     """
-    del env_file  # read before Click parsed (see main)
-    secrets = SecretFilter(
-        [os.environ.get("ANTHROPIC_API_KEY", ""), os.environ.get(_env("TOR_PASSWORD"), "")]
-    )
-    configure(logging.DEBUG if debug else getattr(logging, log_level.upper()), secrets)
+    debug = bool(options["debug"])
+    level = logging.DEBUG if debug else getattr(logging, str(options["log_level"]).upper())
+    configure(level, SecretFilter([os.environ.get("ANTHROPIC_API_KEY", ""), _tor_password() or ""]))
     with _user_errors(debug):
-        settings = Settings(
-            output=output,
-            subject=subject,
-            parallel=parallel,
-            workers=workers,
-            proxy=proxy,
-            ca_bundle=resolve_ca_bundle(ca_bundle),
-            languages=parse_languages(languages),
-            translate_to=translate_to,
-            notes=notes,
-            model=model,
-            api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
-            notes_concurrency=notes_concurrency,
-            notes_per_minute=notes_per_minute,
-            save_transcript=save_transcript,
-            force=force,
-            max_retries=max_retries,
-        )
-        code = _run(settings, urls, files, json_output=json_output)
+        settings = _settings(options)
+        code = _run(settings, options["urls"], options["files"], json_output=options["json_output"])
     sys.exit(code)
+
+
+def _tor_password() -> str | None:
+    return os.environ.get(_env("TOR_PASSWORD")) or None
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    """Validated settings from the process command's options (one clear error per bad value)."""
+    return Settings(
+        output=options["output"],
+        subject=options["subject"],
+        parallel=options["parallel"],
+        workers=options["workers"],
+        proxy=options["proxy"],
+        ca_bundle=resolve_ca_bundle(options["ca_bundle"]),
+        languages=parse_languages(options["languages"]),
+        translate_to=options["translate_to"],
+        notes=options["notes"],
+        model=options["model"],
+        api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+        notes_concurrency=options["notes_concurrency"],
+        notes_per_minute=options["notes_per_minute"],
+        save_transcript=options["save_transcript"],
+        force=options["force"],
+        max_retries=options["max_retries"],
+        tor=options["tor"],
+        tor_socks=options["tor_socks"],
+        tor_control=options["tor_control"],
+        tor_password=_tor_password(),
+        tor_config=options["tor_config"],
+        per_exit=ExitBudget.parse(options["per_exit"]),
+        exit_interval_s=parse_duration(options["exit_interval"], option="--exit-interval"),
+        exit_cooldown_s=parse_duration(options["exit_cooldown"], option="--exit-cooldown"),
+        max_rotations=options["max_rotations"],
+        log_tor_events=options["log_tor_events"],
+        keep_temp=options["keep_temp"],
+    )
 
 
 def _run(settings: Settings, urls: Sequence[str], files: Sequence[Path], *, json_output: bool) -> int:
@@ -321,3 +412,64 @@ def main(argv: Sequence[str] | None = None) -> None:
             "Interrupted: finished videos are saved; run the same command again to continue.", err=True
         )
         sys.exit(EXIT_INTERRUPTED)
+
+
+@cli.group("tor")
+def tor_group() -> None:
+    """Check the Tor that study-buddy uses: its circuits, exits, budgets and cool-downs."""
+
+
+@tor_group.command("status")
+@_tor_options
+@_pacing_options
+@_option_output
+def tor_status(**options: Any) -> None:
+    """Print Tor's circuits and exits, and each exit's budget and cool-down from the archive."""
+    from .torstatus import archived_limiter, status_lines
+
+    with _user_errors(debug=False), _tor_session(options) as (settings, setup):
+        lines = status_lines(setup.controller, archived_limiter(settings), settings)
+    click.echo("\n".join(lines))
+
+
+@tor_group.command("check")
+@_tor_options
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=3,
+    show_default=True,
+    envvar=_env("WORKERS"),
+    help="How many worker circuits to open.",
+)
+def tor_check(**options: Any) -> None:
+    """Open one circuit per worker, as a run would, and print which exit each got."""
+    from .torstatus import check_lines
+
+    with _user_errors(debug=False), _tor_session(options) as (_settings, setup):
+        lines = check_lines(setup.controller, setup.socks, options["workers"])
+    click.echo("\n".join(lines))
+
+
+@contextmanager
+def _tor_session(options: dict[str, Any]) -> Iterator[tuple[Settings, TorSetup]]:
+    from .runner import open_tor
+
+    if options["tor"] == "off":
+        raise InputError("--tor off: these commands need a Tor (auto, system or embedded)")
+    settings = Settings(
+        output=options.get("output", Path("notes")),
+        tor=options["tor"],
+        tor_socks=options["tor_socks"],
+        tor_control=options["tor_control"],
+        tor_password=_tor_password(),
+        tor_config=options["tor_config"],
+        per_exit=ExitBudget.parse(options.get("per_exit", "8/10m")),
+        exit_interval_s=parse_duration(options.get("exit_interval", "30s"), option="--exit-interval"),
+        exit_cooldown_s=parse_duration(options.get("exit_cooldown", "30m"), option="--exit-cooldown"),
+    )
+    setup = open_tor(settings, lambda line: click.echo(line, err=True))
+    assert setup is not None  # only --tor off gives none
+    with setup:
+        yield settings, setup

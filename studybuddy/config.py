@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, InputError
+from .exits import ExitBudget
 
 ENV_PREFIX = "STUDY_BUDDY_"
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEBUG_ENV_FILE = ".env.debug"
+DEFAULT_PER_EXIT = ExitBudget(8, 600.0)  # 8 videos per exit per 10 minutes: polite by default
 
 # `.env.debug` names -> the settings they stand for.
 DEBUG_ALIASES = {
@@ -52,6 +54,17 @@ class Settings:
     use_ytdlp: bool = True
     max_retries: int = 3
     backoff_s: float = 2.0
+    tor: str = "auto"  # auto | system | embedded | off
+    tor_socks: str = "127.0.0.1:9050"
+    tor_control: str = "127.0.0.1:9051"
+    tor_password: str | None = field(default=None, repr=False)
+    tor_config: Path | None = None
+    per_exit: ExitBudget = DEFAULT_PER_EXIT
+    exit_interval_s: float = 30.0
+    exit_cooldown_s: float = 1800.0
+    max_rotations: int = 5
+    log_tor_events: bool = False
+    keep_temp: bool = False
 
     @property
     def thread_count(self) -> int:
@@ -126,6 +139,14 @@ def resolve_ca_bundle(explicit: str | None, environ: Mapping[str, str] | None = 
                 raise ConfigError(f"{source} {value!r}: no such CA bundle file")
             return value
     return None
+
+
+def parse_host_port(text: str, option: str) -> tuple[str, int]:
+    """`HOST:PORT` (or just `PORT` for 127.0.0.1) -> (host, port)."""
+    host, _, port = text.strip().rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{option} {text!r}: expected HOST:PORT like 127.0.0.1:9050")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def parse_languages(text: str) -> tuple[str, ...]:

@@ -177,6 +177,28 @@ class ExitLimiter:
         logger.debug("exit %s: %s (%s)", exit_fp, verdict.decision, verdict.reason)
         return verdict
 
+    def record(self, exit_fp: str) -> None:
+        """Count a use that happened without `acquire` (a stream Tor put on another exit)."""
+        with self._lock:
+            now = self._now()
+            state = self._exits.setdefault(exit_fp, _ExitState())
+            state.uses.append(now)
+            state.next_allowed = max(state.next_allowed, now + self._min_interval_s)
+
+    def replay(self, exit_fp: str, event: str, seconds_ago: float) -> None:
+        """Bring back a `use` or `block` of an earlier run (oldest first), so a rerun keeps the pacing."""
+        with self._lock:
+            now = self._now()
+            at = now - max(0.0, seconds_ago)
+            if event == "block":
+                if at + self._cooldown_s > now:
+                    state = self._exits.setdefault(exit_fp, _ExitState())
+                    state.cooling_until = max(state.cooling_until, at + self._cooldown_s)
+            elif at > now - self._budget.window_s:
+                state = self._exits.setdefault(exit_fp, _ExitState())
+                state.uses.append(at)
+                state.next_allowed = max(state.next_allowed, at + self._min_interval_s)
+
     def cool_down(self, exit_fp: str, seconds: float | None = None) -> None:
         """Keep `exit_fp` out of use for `seconds` (default: the configured cool-down) after a block."""
         duration = self._cooldown_s if seconds is None else seconds

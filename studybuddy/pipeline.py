@@ -36,6 +36,7 @@ from .errors import (
     NotesFatalError,
     OutputError,
     StudyBuddyError,
+    TorError,
     TransientError,
 )
 from .models import NoteBody
@@ -65,16 +66,17 @@ class Worker:
         self.renewals = 0
         self.circuit_started = time.monotonic()
         self._settings = settings
-        self._proxy = proxy
+        self.proxy = proxy
         self.session, self.fetcher = self._connect()
 
     def _connect(self) -> tuple[requests.Session, TranscriptFetcher]:
-        session = new_session(identity=self.identity, proxy=self._proxy, ca_bundle=self._settings.ca_bundle)
+        session = new_session(identity=self.identity, proxy=self.proxy, ca_bundle=self._settings.ca_bundle)
         fetcher = TranscriptFetcher(
             session,
             languages=self._settings.languages,
             translate_to=self._settings.translate_to,
             use_ytdlp=self._settings.use_ytdlp,
+            debug_dir=self._settings.output / ".debug" if self._settings.keep_temp else None,
         )
         return session, fetcher
 
@@ -82,6 +84,10 @@ class Worker:
     def can_renew(self) -> bool:
         """Only a proxied worker can get a new circuit; a direct one keeps its IP."""
         return self.identity is not None
+
+    def circuit_age(self) -> float:
+        """Seconds since this worker's current identity (circuit) was made."""
+        return time.monotonic() - self.circuit_started
 
     def renew(self) -> None:
         """Next generation: new credentials, new session and client (old sockets stay on the old circuit)."""
@@ -115,10 +121,17 @@ class WorkerFactory:
         return Worker(index, settings=self.settings, proxy=self.proxy, run_id=self.run_id)
 
 
-class Pacer(Protocol):
-    """Decides when a worker may fetch and what a block does to it (the Tor layer paces per exit)."""
+class RunStopped(Exception):
+    """The run is stopping (Ctrl-C or a fatal error) while a worker waited: leave the video for a rerun."""
 
-    def before_video(self, worker: Worker) -> None: ...
+
+class Pacer(Protocol):
+    """Decides when a worker may fetch and what a block does to it (`pacing.TorPacer` paces per exit)."""
+
+    def before_video(self, worker: Worker, stop: threading.Event) -> None:
+        """Return when the worker may fetch; raise `RunStopped` if `stop` is set meanwhile."""
+
+    def after_video(self, worker: Worker) -> None: ...
 
     def on_blocked(self, worker: Worker, error: BlockedError) -> None: ...
 
@@ -128,7 +141,11 @@ class Pacer(Protocol):
 class RenewingPacer:
     """Without a Tor controller: no pacing; a block renews a proxied worker's identity."""
 
-    def before_video(self, worker: Worker) -> None:
+    def before_video(self, worker: Worker, stop: threading.Event) -> None:
+        if stop.is_set():
+            raise RunStopped
+
+    def after_video(self, worker: Worker) -> None:
         return None
 
     def on_blocked(self, worker: Worker, error: BlockedError) -> None:
@@ -177,6 +194,7 @@ class Pipeline:
         self.retry = retry or RetryPolicy(settings.max_retries, backoff_s=settings.backoff_s)
         self.stop_event = threading.Event()
         self.fatal: StudyBuddyError | None = None
+        self.started = False  # True once videos are being processed (the engine's check passed)
         self._local = threading.local()
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
@@ -190,6 +208,7 @@ class Pipeline:
         todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
         if todo and self.engine is not None:
             self.engine.check()  # a refused key or unknown model stops the run before any video
+        self.started = True
         try:
             self._run_pool(todo, rows)
         finally:
@@ -275,8 +294,10 @@ class Pipeline:
                 self.monitor.set_title(video_id, title)
             body = self._notes(worker, fetched)
             note_path, transcript_path = self._write(worker, fetched, body, row)
-        except (NotesFatalError, ArchiveError) as exc:
+        except (NotesFatalError, ArchiveError, TorError) as exc:
             self._stop_run(exc)  # the row stays "running": the next run redoes it
+            return
+        except RunStopped:
             return
         except (FetchError, NotesError, OutputError) as exc:
             self._fail(video_id, worker, exc, title, started)
@@ -297,9 +318,11 @@ class Pipeline:
     def _fetch(self, worker: Worker, video_id: str) -> FetchResult:
         transient_tries = rotations = 0
         while True:
-            self.pacer.before_video(worker)
+            self.pacer.before_video(worker, self.stop_event)
             try:
-                return worker.fetcher.fetch(video_id)
+                fetched = worker.fetcher.fetch(video_id)
+                self.pacer.after_video(worker)
+                return fetched
             except BlockedError as exc:
                 if not worker.can_renew or rotations >= self.retry.max_rotations:
                     raise

@@ -1,42 +1,51 @@
-"""One run, from settings to a summary: read inputs, open the output tree and archive, build the note engine
-and the workers, run the pipeline. The CLI calls `run`; so can any program.
+"""One run, from settings to a summary: read inputs, open the output tree and archive, connect to (or
+launch) Tor, build the note engine and the workers, run the pipeline. The CLI calls `run`; so can any program.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import Archive
-from .config import Settings
-from .errors import ConfigError
+from .config import Settings, parse_host_port
+from .errors import ConfigError, InputError, StudyBuddyError
+from .exits import ExitLimiter
 from .inputs import BadInput, read_inputs
-from .notes import AnthropicEngine, NoteEngine, RequestLimiter
+from .notes import AnthropicEngine, NoteEngine
 from .output import OutputTree
-from .pipeline import Pipeline, WorkerFactory
+from .pipeline import Pacer, Pipeline, RetryPolicy, WorkerFactory
 from .progress import ProgressMonitor, Summary, format_summary, make_view
+from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
+from .torlaunch import TorSetup, resolve_tor
 
 log = logging.getLogger(__name__)
+Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     summary: Summary
     bad_inputs: tuple[BadInput, ...]
+    fatal: str | None = None  # why the run stopped early (Tor gone, key refused, archive unwritable)
 
     @property
     def exit_code(self) -> int:
-        """0 only when nothing failed: no video and no input line."""
-        return 1 if self.summary.failed or self.bad_inputs else 0
+        """0 only when nothing failed: no video, no input line, no early stop."""
+        return 1 if self.summary.failed or self.bad_inputs or self.fatal else 0
 
     def report(self) -> str:
         lines = [bad.message for bad in self.bad_inputs]
         lines.append(format_summary(self.summary))
         if self.bad_inputs:
             lines.append(f"{len(self.bad_inputs)} input line(s) could not be used (see above)")
+        if self.fatal:
+            lines.append(f"Stopped early: {self.fatal}. Run the same command again to finish the rest.")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:
@@ -44,12 +53,13 @@ class RunOutcome:
         data["bad_inputs"] = [
             {"source": bad.source, "text": bad.text, "reason": bad.reason} for bad in self.bad_inputs
         ]
+        data["fatal"] = self.fatal
         data["exit_code"] = self.exit_code
         return data
 
 
 def build_engine(settings: Settings) -> NoteEngine | None:
-    """The note engine a run uses, or None for transcripts only. Checks the key before any work."""
+    """The note engine a run uses, or None for transcripts only."""
     if not settings.notes:
         return None
     if not settings.api_key:
@@ -58,24 +68,89 @@ def build_engine(settings: Settings) -> NoteEngine | None:
     return AnthropicEngine(api_key=settings.api_key, model=settings.model, limiter=limiter)
 
 
+def open_tor(settings: Settings, warn: Warn) -> TorSetup | None:
+    """The Tor of this run (None with `--tor off` or a plain `--proxy`); shows bootstrap progress."""
+    if settings.proxy:
+        return None
+    shown: set[int] = set()
+
+    def progress(percent: int, summary: str) -> None:
+        if percent not in shown:
+            shown.add(percent)
+            warn(f"Tor bootstrap {percent}%: {summary}")
+
+    setup = resolve_tor(
+        settings.tor,  # type: ignore[arg-type]  # validated by the CLI's Choice
+        socks=ProxyEndpoint.parse(settings.tor_socks),
+        control=parse_host_port(settings.tor_control, "--tor-control"),
+        password=settings.tor_password,
+        tor_config=settings.tor_config,
+        on_progress=progress,
+    )
+    if setup is not None and settings.log_tor_events:
+        setup.controller.log_events()
+    return setup
+
+
+def exit_limiter(settings: Settings, archive: Archive) -> ExitLimiter:
+    """The shared per-exit limiter, with the uses and blocks of earlier runs replayed from the archive."""
+    limiter = ExitLimiter(
+        settings.per_exit,
+        min_interval_s=settings.exit_interval_s,
+        jitter_s=settings.exit_interval_s / 2,
+        cooldown_s=settings.exit_cooldown_s,
+    )
+    now = time.time()
+    horizon = max(settings.per_exit.window_s, settings.exit_cooldown_s)
+    for fingerprint, event, at in archive.exit_events(since=now - horizon):
+        limiter.replay(fingerprint, event, now - at)
+    return limiter
+
+
+@contextmanager
+def _tor_pacer(
+    setup: TorSetup | None, settings: Settings, archive: Archive, monitor: ProgressMonitor
+) -> Iterator[Pacer | None]:
+    if setup is None:
+        yield None
+        return
+    from .pacing import TorPacer
+
+    yield TorPacer(
+        setup.controller,
+        exit_limiter(settings, archive),
+        monitor,
+        max_renewals=2 * settings.max_rotations,
+        on_event=archive.record_exit_event,
+    )
+
+
 def run(
     settings: Settings,
     urls: Sequence[str],
     files: Sequence[Path],
     *,
     json_output: bool = False,
-    warn: Callable[[str], None] | None = None,
+    warn: Warn | None = None,
 ) -> RunOutcome:
     """Process the videos named by `urls` and `files`; bad input lines are reported, the rest still run."""
+    say = warn or log.warning
     inputs = read_inputs(urls, files)
     for bad in inputs.bad:
-        (warn or log.warning)(bad.message)
+        say(bad.message)
     output = OutputTree(settings.output)
     output.ensure_writable()
     engine = build_engine(settings)
-    proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
-    with Archive.open(settings.output) as archive:
+    if settings.proxy and settings.tor not in ("auto", "off"):
+        raise InputError(f"--proxy and --tor {settings.tor}: choose one (--tor-socks sets Tor's SOCKS port)")
+    with ExitStack() as stack:
+        setup = open_tor(settings, say)
+        if setup is not None:
+            stack.enter_context(setup)
+        proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
+        archive = stack.enter_context(Archive.open(settings.output))
         monitor = ProgressMonitor(make_view(json_output=json_output))
+        pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
         pipeline = Pipeline(
             settings,
             archive=archive,
@@ -83,11 +158,18 @@ def run(
             engine=engine,
             monitor=monitor,
             worker_factory=WorkerFactory(settings, proxy=proxy),
+            pacer=pacer,
+            retry=RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s),
         )
+        fatal = None
         try:
             summary = pipeline.run(inputs.video_ids)
+        except StudyBuddyError as exc:
+            if pipeline.started is False:
+                raise  # nothing ran yet (refused key, unknown model): one line is the whole story
+            fatal, summary = str(exc), monitor.summary()
         finally:
             monitor.close()
             if engine is not None:
                 engine.close()
-    return RunOutcome(summary, tuple(inputs.bad))
+    return RunOutcome(summary, tuple(inputs.bad), fatal)

@@ -117,6 +117,8 @@ class StreamMap:
         self._exits: dict[str, _Hop] = {}  # built circuit id -> its exit
         self._stream_users: dict[str, str] = {}  # live stream id -> SOCKS username
         self._user_circuits: dict[str, dict[str, None]] = {}  # username -> circuit ids, oldest use first
+        self._attachments = 0  # streams attached to a circuit so far (all usernames)
+        self._user_attached: dict[str, int] = {}  # username -> value of _attachments at its latest attach
 
     def on_circuit(self, event: Any) -> None:
         """Handle a `stem.response.events.CircuitEvent` (also the entries of `get_circuits()`)."""
@@ -142,6 +144,18 @@ class StreamMap:
                 circuits = self._user_circuits.setdefault(username, {})
                 circuits.pop(event.circ_id, None)  # re-insert: most recent use last
                 circuits[event.circ_id] = None
+                self._attachments += 1
+                self._user_attached[username] = self._attachments
+
+    def attachments(self) -> int:
+        """A counter that grows with every stream attached to a circuit: read it before opening one."""
+        with self._lock:
+            return self._attachments
+
+    def attached_since(self, username: str, mark: int) -> bool:
+        """Whether a stream of `username` was attached after `attachments()` returned `mark`."""
+        with self._lock:
+            return self._user_attached.get(username, 0) > mark
 
     def circuits_of(self, username: str) -> list[str]:
         """The live circuits `username`'s streams have used, most recent first."""
@@ -174,6 +188,7 @@ class StreamMap:
             circuits.pop(circuit_id, None)
             if not circuits:
                 del self._user_circuits[username]
+                self._user_attached.pop(username, None)
 
 
 def _connect_error(where: str, exc: Exception) -> TorError:
@@ -244,6 +259,19 @@ class TorController:
         host, port = listeners[0]
         return ProxyEndpoint(host, int(port))
 
+    def attachments(self) -> int:
+        """See `StreamMap.attachments`: read before opening a stream, then `wait_for_stream`."""
+        return self._streams.attachments()
+
+    def wait_for_stream(self, username: str, mark: int, timeout: float) -> ExitRelay | None:
+        """The exit of `username`'s stream attached after `mark` (events lag a little behind SOCKS)."""
+        deadline = self._clock() + timeout
+        while not self._streams.attached_since(username, mark):
+            if self._clock() > deadline:
+                return None
+            time.sleep(0.01)
+        return self.exit_for(username)
+
     def exit_for(self, username: str) -> ExitRelay | None:
         """The exit of the most recent stream of `username`, or None before its first stream."""
         exits = self.exits_for(username)
@@ -257,6 +285,19 @@ class TorController:
             if relay is not None and relay not in relays:
                 relays.append(relay)
         return relays
+
+    def log_events(self) -> None:
+        """Log every circuit and stream event at INFO (`DEBUG_LOG_TOR_EVENTS`); never a SOCKS password."""
+        self._controller.add_event_listener(_log_circuit, EventType.CIRC)
+        self._controller.add_event_listener(_log_stream, EventType.STREAM)
+
+    def exit_fingerprints(self) -> list[str]:
+        """The relays of the consensus a new circuit can exit through (Exit flag, not BadExit)."""
+        return [
+            status.fingerprint
+            for status in self._call(self._controller.get_network_statuses)
+            if "Exit" in status.flags and "BadExit" not in status.flags
+        ]
 
     def circuits(self) -> list[CircuitInfo]:
         """Tor's current circuits, with their exits."""
@@ -358,6 +399,20 @@ class TorController:
             return method(*args)
         except stem.ControllerError as exc:
             raise TorError(f"Tor control request failed: {exc}") from None
+
+
+def _log_circuit(event: Any) -> None:
+    hop = _exit_hop(event.path) if event.path else None
+    exit_name = f" exit {hop.nickname or ''}~{hop.fingerprint[:8]}" if hop else ""
+    log.info("tor circuit %s %s%s", event.id, event.status, exit_name)
+
+
+def _log_stream(event: Any) -> None:
+    username = event.keyword_args.get("SOCKS_USERNAME")
+    who = f" user {_unquote(username)}" if username else ""
+    log.info(
+        "tor stream %s %s circuit %s target %s%s", event.id, event.status, event.circ_id, event.target, who
+    )
 
 
 def _normalise_fingerprint(fingerprint: str) -> str:

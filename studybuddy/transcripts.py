@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 import requests
@@ -53,6 +54,7 @@ from youtube_transcript_api import Transcript as TrackHandle
 from .errors import BlockedError, FetchError, PermanentError, TransientError
 from .metadata import PageRecorder, collect_metadata
 from .models import Segment, Transcript, VideoMeta
+from .output import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class TranscriptFetcher:
         languages: Sequence[str] = ("en",),
         translate_to: str | None = None,
         use_ytdlp: bool = True,
+        debug_dir: Path | None = None,
     ) -> None:
         self._languages = (languages,) if isinstance(languages, str) else tuple(languages)
         if not self._languages:
@@ -84,6 +87,7 @@ class TranscriptFetcher:
         self._session = session
         self._translate_to = translate_to
         self._use_ytdlp = use_ytdlp
+        self._debug_dir = debug_dir  # keep YouTube's raw answers here (DEBUG_KEEP_TEMP)
         self._recorder = PageRecorder()
         session.hooks["response"].append(self._recorder)
         self._api = YouTubeTranscriptApi(http_client=session)
@@ -95,8 +99,16 @@ class TranscriptFetcher:
             transcript = self._fetch_transcript(video_id)
             meta = collect_metadata(video_id, self._recorder, self._session, use_ytdlp=self._use_ytdlp)
         finally:
+            if self._debug_dir is not None:
+                self._keep_pages(self._debug_dir / video_id)
             self._recorder.reset()
         return FetchResult(transcript, meta)
+
+    def _keep_pages(self, folder: Path) -> None:
+        pages = {"watch.html": self._recorder.watch_page, "player.json": self._recorder.player_response}
+        for name, text in pages.items():
+            if text is not None:
+                atomic_write_text(folder / name, text)
 
     def close(self) -> None:
         """Detach from the session (whoever made the session closes it)."""

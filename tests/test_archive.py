@@ -21,7 +21,7 @@ from studybuddy.archive import (
 from studybuddy.errors import ArchiveError, ErrorKind
 from studybuddy.models import Usage
 
-MIGRATION_NAMES = ["m001_initial", "m002_lookup_indexes"]
+MIGRATION_NAMES = ["m001_initial", "m002_lookup_indexes", "m003_exit_events"]
 T0 = "2025-01-01T00:00:00.000+00:00"
 
 
@@ -437,3 +437,14 @@ def test_a_write_waits_for_another_writer(archive: Archive, tmp_path: Path) -> N
     row = archive.get("vid00000001")
     assert row is not None
     assert row.attempts == 1
+
+
+def test_exit_events_are_kept_for_a_week_and_listed_oldest_first(tmp_path: Path) -> None:
+    fp = "A" * 40
+    with Archive.open(tmp_path) as archive:
+        archive.record_exit_event(fp, "use", at=1_000.0)
+        archive.record_exit_event(fp, "block", at=2_000.0)
+        archive.record_exit_event("B" * 40, "use", at=3_000.0)
+        assert archive.exit_events(since=1_500.0) == [(fp, "block", 2_000.0), ("B" * 40, "use", 3_000.0)]
+        archive.record_exit_event(fp, "use", at=3_000.0 + 8 * 24 * 3600)  # prunes what is over a week old
+        assert [event[2] for event in archive.exit_events(since=0)] == [3_000.0 + 8 * 24 * 3600]

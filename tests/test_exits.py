@@ -449,3 +449,18 @@ def test_many_threads_never_exceed_the_budget_or_the_interval(min_interval_s: fl
             assert last - first >= budget.window_s - 1e-9  # count + 1 grants never fit in one window
         for earlier, later in itertools.pairwise(times):
             assert later - earlier >= interval - 1e-9
+
+
+def test_replay_brings_back_uses_in_the_window_and_blocks_still_cooling() -> None:
+    clock = FakeClock()
+    limiter = ExitLimiter(ExitBudget(2, 600), min_interval_s=10, jitter_s=0, cooldown_s=1800, clock=clock)
+    limiter.replay(A, "use", seconds_ago=700)  # outside the window: forgotten
+    limiter.replay(A, "use", seconds_ago=100)
+    limiter.replay(A, "use", seconds_ago=50)
+    limiter.replay(B, "block", seconds_ago=1000)  # 800 s of cool-down left
+    limiter.replay(C, "block", seconds_ago=2000)  # cool-down over
+    assert limiter.acquire(A).decision is not Decision.GO  # budget of 2 already spent
+    assert limiter.is_cooling(B) and limiter.cooling()[B] == pytest.approx(800)
+    assert not limiter.is_cooling(C)
+    limiter.record(C)
+    assert [s.uses_in_window for s in limiter.status() if s.fp == C] == [1]
