@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.fakes.anthropic_server", "tests.bed.fixtures"]
+pytest_plugins = ["tests.fakes.anthropic_server", "tests.bed.fixtures", "tests.bed.youtube_fixtures"]
 CONFIGURED_LOGGERS = ("studybuddy", "stem", "urllib3", "httpx", "httpcore", "anthropic")
 
 

@@ -6,4 +6,4 @@ if [ -z "${TOR_CONTROL_PASSWORD:-}" ]; then
   exit 1
 fi
 hashed=$(tor --quiet --hash-password "$TOR_CONTROL_PASSWORD" | tail -n 1)
-exec tor -f /etc/tor/torrc --HashedControlPassword "$hashed"
+exec tor -f "${TORRC:-/etc/tor/torrc}" --HashedControlPassword "$hashed" "$@"

@@ -1,0 +1,38 @@
+"""Pytest fixtures of the fake YouTube: list ``tests.bed.youtube_fixtures`` in ``pytest_plugins``.
+
+``fake_youtube_server`` (session) listens on port 443 of 127.0.0.11 .. 127.0.0.14, where exits 1-4 of the
+private Tor network resolve ``www.youtube.com``; ``fake_youtube`` hands it to one test with zeroed stats, no
+latency and no limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.bed.tornet import exit_server_address
+from tests.bed.youtube_server import FakeYouTube
+
+EXIT_COUNT = 4  # as many as the tor_network fixture starts
+HTTPS_PORT = 443
+
+
+@pytest.fixture(scope="session")
+def fake_youtube_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeYouTube]:
+    """The fake www.youtube.com on every exit address; skips the test when port 443 cannot be bound."""
+    addresses = [exit_server_address(number) for number in range(1, EXIT_COUNT + 1)]
+    try:
+        server = FakeYouTube.start(addresses, HTTPS_PORT, ca_dir=tmp_path_factory.mktemp("youtube-ca"))
+    except PermissionError:
+        pytest.skip(f"binding port {HTTPS_PORT} needs root")
+    with server:
+        yield server
+
+
+@pytest.fixture
+def fake_youtube(fake_youtube_server: FakeYouTube) -> FakeYouTube:
+    """The session's fake YouTube with zeroed stats, no latency and no limits."""
+    fake_youtube_server.configure(latency=0.0, limit=None, exit_limits={})
+    fake_youtube_server.reset()
+    return fake_youtube_server

@@ -1,0 +1,202 @@
+"""What the fake ``www.youtube.com`` of the test bed serves: its catalogue and the answer to each request.
+
+The videos come from ``catalogue.json`` (ids, titles, channels, durations, languages, segment and chapter
+counts, special ``case``); their transcripts are generated from the file's seed and the video id, so every
+run serves the same text. Every page body is built by ``tests.fakes.youtube_pages``. The network side
+(TLS listeners, limits, statistics) is ``tests.bed.youtube_server``.
+
+Request kinds: ``GET /watch?v=ID`` (watch), ``POST /youtubei/v1/player?key=..`` (player),
+``GET /api/timedtext?v=ID&lang=..[&tlang=..]`` (captions), ``GET /oembed?url=..&format=json`` (oembed);
+anything else is "other" and gets 404.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes import youtube_pages as yt
+from tests.fakes.youtube_pages import FakeTrack, FakeVideo
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
+BLOCK_STYLES = ("bot_check", "http_429", "recaptcha")
+KINDS = ("watch", "player", "captions", "oembed", "other")
+CASES = (
+    "normal",
+    "transcripts_disabled",
+    "unavailable",
+    "age_restricted",
+    "po_token_required",
+    "empty_captions",
+    "oembed_only",
+)
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ja": "Japanese"}
+_PHRASES = (
+    "so today we are going to talk about the basics",
+    "the key idea here is surprisingly simple",
+    "let's look at an example on the board",
+    "remember what we said last week",
+    "this is where it gets interesting",
+    "[Music]",
+    "we'll keep questions for the Q&A at the end",
+    "as you can see on this slide",
+    "now, why does this matter?",
+    "write this down, it will be on the exam",
+    "a quick recap before we move on",
+    "think of it as a chain of small steps",
+    "the second part builds on the first",
+    "here's a common mistake students make",
+    "and that's the whole trick",
+)
+
+Reply = tuple[int, str, str]  # status, content type, body
+_HTML, _JSON, _XML, _TEXT = "text/html; charset=utf-8", "application/json", "text/xml", "text/plain"
+_TOO_MANY: Reply = (429, _TEXT, "Too Many Requests")
+_NOT_FOUND: Reply = (404, _TEXT, "Not Found")
+# What a blocked exit still gets an answer to (a watch page or a player answer); the rest gets 429.
+_ANSWERED_WHILE_BLOCKED = {("watch", "bot_check"), ("watch", "recaptcha"), ("player", "bot_check")}
+
+
+@dataclass(frozen=True)
+class CatalogueVideo:
+    """A video of the catalogue and its special case (one of ``CASES``)."""
+
+    video: FakeVideo
+    case: str = "normal"
+
+
+Catalogue = dict[str, CatalogueVideo]
+
+
+def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
+    """The catalogue file's videos by id, transcripts generated from its seed."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entries = (catalogue_video(entry, data["seed"]) for entry in data["videos"])
+    return {entry.video.video_id: entry for entry in entries}
+
+
+def catalogue_video(entry: Mapping[str, Any], seed: int) -> CatalogueVideo:
+    """One catalogue entry as a FakeVideo shaped by its case."""
+    case = entry.get("case", "normal")
+    if case not in CASES:
+        raise ValueError(f"catalogue video {entry['id']}: unknown case {case!r}")
+    rng = random.Random(f"{seed}:{entry['id']}")
+    duration = int(entry["duration"])
+    tracks = tuple(
+        FakeTrack(
+            code,
+            LANGUAGE_NAMES.get(code, code),
+            generated=bool(entry.get("generated", False)),
+            po_token_required=case == "po_token_required",
+        )
+        for code in entry["languages"]
+    )
+    playability = {"unavailable": yt.UNAVAILABLE, "age_restricted": yt.AGE_RESTRICTED}.get(case, yt.PLAYABLE)
+    video = FakeVideo(
+        video_id=entry["id"],
+        title=entry["title"],
+        channel=entry["channel"],
+        length_seconds=duration,
+        keywords=tuple(word.lower() for word in entry["title"].split()[:3]),
+        description=f"{entry['title']}\nA lecture by {entry['channel']}.",
+        upload_date=f"20{rng.randrange(10, 25)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+        chapters=_chapters(int(entry.get("chapters", 0)), duration),
+        tracks=() if case in ("transcripts_disabled", "unavailable") else tracks,
+        translation_languages=tuple(LANGUAGE_NAMES.items()),
+        segments=transcript_segments(rng, int(entry["segments"]), duration),
+        playability=dict(playability),
+    )
+    return CatalogueVideo(video, case)
+
+
+def transcript_segments(
+    rng: random.Random, count: int, duration: int
+) -> tuple[tuple[float, float, str], ...]:
+    """``count`` captions spread over ``duration`` seconds, some of two lines, escaped like YouTube's XML."""
+    step = duration / count
+    segments = []
+    for index in range(count):
+        lines = [rng.choice(_PHRASES) for _ in range(rng.choice((1, 1, 2)))]
+        text = html.escape("\n".join(lines), quote=False)
+        segments.append((round(index * step, 2), round(step * rng.uniform(0.8, 1.0), 2), text))
+    return tuple(segments)
+
+
+def _chapters(count: int, duration: int) -> tuple[tuple[float, str], ...]:
+    return tuple((float(duration * index // count), f"Part {index + 1}") for index in range(count))
+
+
+def youtube_answer(
+    catalogue: Catalogue, kind: str, video_id: str | None, query: Mapping[str, str], block: str | None
+) -> Reply:
+    """What www.youtube.com answers to a request of ``kind`` (``block``: the exit's block style)."""
+    known = catalogue.get(video_id or "")
+    if block is not None and (kind, block) not in _ANSWERED_WHILE_BLOCKED:
+        return _TOO_MANY
+    if kind == "watch" and video_id:
+        if block == "recaptcha":
+            return 200, _HTML, yt.recaptcha_page()
+        return 200, _HTML, _watch_page(known or _unknown_video(video_id))
+    if kind == "player" and video_id:
+        if query.get("key") != yt.API_KEY:
+            return 400, _JSON, json.dumps({"error": {"code": 400, "message": "API key not valid."}})
+        video = known.video if known else _unknown_video(video_id).video
+        if block == "bot_check":
+            video = dataclasses.replace(video, tracks=(), playability=dict(yt.BOT_CHECK))
+        details = not (known and known.case == "oembed_only")
+        return 200, _JSON, json.dumps(yt.player_response(video, with_details=details))
+    if kind == "captions" and known and query.get("lang") in {t.language_code for t in known.video.tracks}:
+        return 200, _XML, _captions(known, query.get("tlang"))
+    if kind == "oembed" and known and known.case != "unavailable":
+        oembed = {"title": known.video.title, "author_name": known.video.channel, "type": "video"}
+        return 200, _JSON, json.dumps(oembed)
+    return _NOT_FOUND
+
+
+def _unknown_video(video_id: str) -> CatalogueVideo:
+    """What YouTube says of an id it does not know."""
+    video = FakeVideo(video_id=video_id, title="", tracks=(), chapters=(), playability=dict(yt.UNAVAILABLE))
+    return CatalogueVideo(video, "unavailable")
+
+
+def _watch_page(entry: CatalogueVideo) -> str:
+    if entry.case == "oembed_only":
+        return yt.watch_page(entry.video, embed_player_response=False, meta_titles=False)
+    return yt.watch_page(entry.video)
+
+
+def _captions(entry: CatalogueVideo, translate_to: str | None) -> str:
+    if entry.case == "empty_captions":
+        return ""
+    segments = entry.video.segments
+    if translate_to:
+        segments = tuple((start, duration, f"[{translate_to}] {text}") for start, duration, text in segments)
+    return yt.caption_xml(segments)
+
+
+def classify_request(method: str, target: str, body: bytes) -> tuple[str, str | None, dict[str, str]]:
+    """The request's kind, its video id (or None) and its query parameters."""
+    parts = urlsplit(target)
+    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    route = (method, parts.path)
+    if route == ("GET", "/watch"):
+        return "watch", query.get("v"), query
+    if route == ("POST", "/youtubei/v1/player"):
+        try:
+            video_id = json.loads(body or b"{}").get("videoId")
+        except (ValueError, AttributeError):
+            video_id = None
+        return "player", video_id if isinstance(video_id, str) else None, query
+    if route == ("GET", "/api/timedtext"):
+        return "captions", query.get("v"), query
+    if route == ("GET", "/oembed"):
+        watched = parse_qs(urlsplit(query.get("url", "")).query).get("v", [None])[0]
+        return "oembed", watched, query
+    return "other", None, query
