@@ -38,10 +38,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     """No stray settings in, none out: `main()` loads env files into the real environment."""
     saved = dict(os.environ)
     for name in saved:
-        if (
-            name.startswith("STUDY_BUDDY_")
-            and name != "STUDY_BUDDY_TOR"
-            or name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+        if (name.startswith("STUDY_BUDDY_") and name != "STUDY_BUDDY_TOR") or name in (
+            "REQUESTS_CA_BUNDLE",
+            "SSL_CERT_FILE",
         ):
             monkeypatch.delenv(name)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
