@@ -64,16 +64,31 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return None
 
 
+class _Levels(logging.Filter):
+    """study-buddy's records at the chosen level; libraries' only from WARNING (INFO with --debug).
+
+    A filter on the handler, not logger levels: libraries (stem) set their own loggers' levels on import.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+        self.library_level = logging.INFO if level <= logging.DEBUG else max(level, logging.WARNING)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name == "studybuddy" or record.name.startswith("studybuddy.")
+        return record.levelno >= (self.level if own else self.library_level)
+
+
 def configure(level: int, secret_filter: SecretFilter, handler: logging.Handler | None = None) -> None:
-    """Send `studybuddy` (and, at debug level, library) logs through one redacting handler."""
+    """Send every log record through one redacting handler on stderr, filtered by `level`."""
     handler = handler or StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(_Levels(level))
     handler.addFilter(secret_filter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    root.setLevel(min(level, logging.INFO))
     logging.getLogger("studybuddy").setLevel(level)
-    for noisy in ("stem", "urllib3", "httpx", "httpcore", "anthropic"):
-        logging.getLogger(noisy).setLevel(max(level, logging.INFO))

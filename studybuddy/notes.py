@@ -52,19 +52,20 @@ PROMPT_VERSION = "notes-" + hashlib.sha256(SYSTEM_PROMPT.encode("utf-8")).hexdig
 
 _ACCEPTED_STOP_REASONS = frozenset({"end_turn", "stop_sequence"})
 _YAML_LINE_WIDTH = 1 << 16  # never fold a long title over several lines
-_UNICODE_LINE_BREAKS = frozenset("\x85\u2028\u2029")
+_LINE_BREAKS = frozenset("\n\r\x85\u2028\u2029")
 
 
 class _FrontMatterDumper(yaml.SafeDumper):
-    """A safe dumper whose strings read back as written, even with Unicode line breaks in them.
+    """A safe dumper whose strings read back as written and stay on one line.
 
     With `allow_unicode`, PyYAML writes NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR raw in plain and
-    single-quoted scalars, where a reader folds them into spaces; double quotes escape them.
+    single-quoted scalars, where a reader folds them into spaces; and a multi-line scalar could hold a
+    `---` line that ends the front matter early for other readers. Double quotes escape every break.
     """
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = '"' if _UNICODE_LINE_BREAKS.intersection(value) else None
+    style = '"' if _LINE_BREAKS.intersection(value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

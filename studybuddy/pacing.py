@@ -57,7 +57,8 @@ class TorPacer:
         self.on_event = on_event or (lambda _fingerprint, _event: None)  # (fingerprint, "use"|"block")
         self._exits: dict[int, ExitRelay] = {}  # worker -> the exit its current video was paced on
         self._lock = threading.Lock()
-        limiter.set_exit_pool(tor.exit_fingerprints())
+        self._pool = frozenset(tor.exit_fingerprints())
+        limiter.set_exit_pool(self._pool)
 
     def before_video(self, worker: Worker, stop: threading.Event) -> None:
         """Return when `worker` may fetch on an exit within budget; renew or wait until then."""
@@ -92,9 +93,17 @@ class TorPacer:
         if relay is not None:
             self.limiter.cool_down(relay.fingerprint)
             self.on_event(relay.fingerprint, "block")
-            self.tor.set_excluded_exits(self.limiter.cooling())
+            self.tor.set_excluded_exits(self._exclusions())
             log.warning("exit %s blocked (%s): cooling down", relay.label, error.reason)
         self._renew(worker)
+
+    def _exclusions(self) -> list[str]:
+        """Cooling exits to keep out of new circuits, but never all of them: Tor could build no circuit
+        at all (ExcludeExitNodes is strict), so the one that cools off first stays allowed."""
+        cooling = self.limiter.cooling()
+        if self._pool and self._pool <= cooling.keys():
+            del cooling[min(cooling, key=cooling.__getitem__)]
+        return list(cooling)
 
     def exit_of(self, worker: Worker) -> str | None:
         relay = self._current(worker)

@@ -336,7 +336,7 @@ class Pipeline:
                 transient_tries += 1
                 log.info("%s: %s; retrying in %.1f s", video_id, exc.reason, delay)
                 if self.stop_event.wait(delay):
-                    raise
+                    raise RunStopped from exc  # stopping: leave the video for the rerun, not failed
             self.monitor.stage(video_id, Stage.FETCHING, worker.index)
 
     def _notes(self, worker: Worker, fetched: FetchResult) -> NoteBody | None:

@@ -1,0 +1,276 @@
+"""End to end through a real Tor: the private network of the test bed, the fake HTTPS YouTube on the exits'
+addresses, the fake Anthropic API, and the `study-buddy` command run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.bed.tornet import TorNetwork
+from tests.bed.youtube_server import FakeYouTube, Limit
+from tests.bed.youtube_site import load_catalogue
+from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
+
+pytestmark = pytest.mark.network
+CLI = str(Path(sys.executable).parent / "study-buddy")
+CATALOGUE = load_catalogue()
+NORMAL = [vid for vid, entry in CATALOGUE.items() if entry.case == "normal"]
+SPECIAL = {entry.case: vid for vid, entry in CATALOGUE.items() if entry.case != "normal"}
+PERMANENT_CASES = ("transcripts_disabled", "unavailable", "age_restricted", "po_token_required")
+
+
+def study_buddy(
+    tor_network: TorNetwork,
+    youtube: FakeYouTube,
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        env=cli_env(tor_network, youtube, tmp_path, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_env(
+    tor_network: TorNetwork, youtube: FakeYouTube, tmp_path: Path, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDY_BUDDY_", "ANTHROPIC_"))}
+    env.update(
+        {
+            "STUDY_BUDDY_TOR": "system",
+            "STUDY_BUDDY_TOR_SOCKS": f"{tor_network.socks[0]}:{tor_network.socks[1]}",
+            "STUDY_BUDDY_TOR_CONTROL": f"{tor_network.control[0]}:{tor_network.control[1]}",
+            "STUDY_BUDDY_CA_BUNDLE": youtube.ca_bundle,
+            "STUDY_BUDDY_OUTPUT": str(tmp_path / "notes"),
+            "STUDY_BUDDY_NOTES": "false",
+            "STUDY_BUDDY_EXIT_INTERVAL": "0s",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def front_matter(text: str) -> dict[str, object]:
+    """The YAML between the opening `---` line and the next line that is exactly `---`."""
+    assert text.startswith("---\n")
+    data = yaml.safe_load(text[4 : text.index("\n---\n", 3)])
+    assert isinstance(data, dict)
+    return data
+
+
+def archive(tmp_path: Path) -> list[dict[str, object]]:
+    with sqlite3.connect(tmp_path / "notes" / ".study-buddy.sqlite3") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM videos ORDER BY video_id")]
+
+
+def test_parallel_run_through_tor_gives_each_worker_its_own_circuit(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    videos = NORMAL[:12]
+    result = study_buddy(
+        tor_network,
+        fake_youtube,
+        tmp_path,
+        "--parallel",
+        "--workers",
+        "4",
+        "--notes",
+        "--model",
+        MODEL,
+        "--per-exit",
+        "4/2m",  # 12 videos need at least three exits
+        "--",
+        *videos,
+        env={"ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.url},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = archive(tmp_path)
+    assert [row["status"] for row in rows] == ["done"] * 12
+    exits = {row["exit_fingerprint"] for row in rows}
+    assert exits <= {info.fingerprint for info in tor_network.exits}
+    stats = fake_youtube.stats()
+    served = {address for address, exit_stats in stats["exits"].items() if exit_stats["videos_served"]}
+    assert len(served) >= 3
+    assert max(exit_stats["videos_served"] for exit_stats in stats["exits"].values()) <= 4
+    # DNS and traffic never leave Tor: connections arrive only on the addresses the exits' own DNS servers
+    # give out (a local lookup of www.youtube.com could never yield them), and those servers were asked
+    assert {entry["local"] for entry in stats["connections"]} <= {info.address for info in tor_network.exits}
+    assert sum(len(dns.queries) for dns in tor_network.dns_servers) >= 3
+    for path in (tmp_path / "notes").glob("*.md"):
+        if not path.name.endswith(".transcript.md"):
+            front = front_matter(path.read_text())
+            assert front["video_id"] in videos
+    assert API_KEY not in (tmp_path / "notes" / ".study-buddy.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_blocked_exits_cool_down_renew_and_every_video_still_gets_its_note(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    fake_youtube.configure(limit=Limit(videos=3, window=8.0, block_for=6.0, style="cycle"))
+    normal = NORMAL[12:38]
+    permanent = [SPECIAL[case] for case in PERMANENT_CASES]
+    budget, window = 4, 8.0
+    result = study_buddy(
+        tor_network,
+        fake_youtube,
+        tmp_path,
+        "--parallel",
+        "--workers",
+        "4",
+        "--per-exit",
+        f"{budget}/{window:g}s",
+        "--exit-cooldown",
+        "6s",
+        "--max-rotations",
+        "10",
+        "--",  # ids may start with "-"
+        *normal,
+        *permanent,
+        timeout=300,
+    )
+    rows = {row["video_id"]: row for row in archive(tmp_path)}
+    assert result.returncode == 1, result.stdout + result.stderr  # the permanent cases failed
+    assert {vid for vid, row in rows.items() if row["status"] == "done"} == set(normal)
+    assert {vid: rows[vid]["error_kind"] for vid in permanent} == dict.fromkeys(permanent, "permanent")
+    stats = fake_youtube.stats()
+    blocked_exits = {address for address, s in stats["exits"].items() if sum(s["blocks"].values())}
+    assert len(blocked_exits) >= 3, stats["exits"]  # the limits were low enough to block exits
+    assert set(stats["videos"]) == set(normal) and set(stats["videos"].values()) == {1}  # never fetched twice
+    answered = Counter(
+        vid for _t, _exit, kind, vid, outcome in stats["timeline"] if kind == "player" and outcome == "ok"
+    )
+    assert all(answered[vid] == 1 for vid in permanent), answered  # permanent failures are never retried
+    notes = [p for p in (tmp_path / "notes").glob("*.md") if not p.name.endswith(".transcript.md")]
+    assert len(notes) == len(normal)  # no note written twice
+    served = sorted(
+        (t, exit_)
+        for t, exit_, kind, _vid, outcome in stats["timeline"]
+        if kind == "watch" and outcome == "ok"
+    )
+    for t, exit_ in served:  # no exit served more videos in a window than the budget
+        in_window = [u for u, e in served if e == exit_ and t - window < u <= t]
+        assert len(in_window) <= budget, (exit_, t, in_window)
+
+
+def note_files(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "notes").glob("*.md") if not p.name.endswith(".transcript.md")]
+
+
+def assert_consistent(tmp_path: Path, expected_done: set[str] | None = None) -> None:
+    """Every note complete, one per video, and the archive agrees with the files."""
+    owners: Counter[str] = Counter()
+    for path in note_files(tmp_path):
+        text = path.read_text()
+        front = front_matter(text)
+        assert text.endswith("\n") and ("## Transcript" in text or "read the transcript" in text), path
+        owners[front["video_id"]] += 1
+    assert all(count == 1 for count in owners.values()), owners
+    rows = archive(tmp_path)
+    done = {row["video_id"] for row in rows if row["status"] == "done"}
+    assert done <= set(owners)  # a done row always has its note
+    for row in rows:
+        if row["status"] == "done":
+            assert (tmp_path / "notes" / str(row["note_path"])).is_file()
+    if expected_done is not None:
+        assert done == expected_done == set(owners)
+
+
+def test_kill_9_at_random_moments_then_a_rerun_finishes_cleanly(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    fake_youtube.configure(latency=0.05)
+    videos = NORMAL[:10]
+    args = [CLI, "--parallel", "--workers", "3", "--per-exit", "50/1m", "--", *videos]
+    env = cli_env(tor_network, fake_youtube, tmp_path)
+    rng = random.Random(20261124)
+    for _ in range(4):
+        process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 2.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        if (tmp_path / "notes" / ".study-buddy.sqlite3").exists():
+            assert_consistent(tmp_path)
+    final = study_buddy(tor_network, fake_youtube, tmp_path, "--parallel", "--", *videos)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert_consistent(tmp_path, expected_done=set(videos))
+    assert set(fake_youtube.stats()["videos"].values()) <= {1, 2}  # a killed fetch may be redone once
+
+
+def test_embedded_tor_joins_the_network_and_its_death_stops_the_run_cleanly(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "embedded-tor.pid"
+    torrc = tmp_path / "bed.torrc"
+    torrc.write_text("\n".join([*tor_network.relay_torrc_lines(), f"PidFile {pid_file}"]) + "\n")
+    fake_youtube.configure(latency=0.1)
+    videos = NORMAL[:16]
+    env = cli_env(
+        tor_network,
+        fake_youtube,
+        tmp_path,
+        {
+            "STUDY_BUDDY_TOR": "embedded",
+            "STUDY_BUDDY_TOR_CONFIG": str(torrc),
+            "XDG_CACHE_HOME": str(tmp_path),
+        },
+    )
+    process = subprocess.Popen(
+        [CLI, "--workers", "2", "--parallel", "--per-exit", "50/1m", "--", *videos],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _done_count(tmp_path) >= 2:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stdout + stderr
+    assert "Stopped early: Tor" in stdout, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    rows = archive(tmp_path)
+    assert {row["status"] for row in rows} <= {"done", "running"}, rows  # nothing failed for Tor dying
+    assert_consistent(tmp_path)
+    rerun = subprocess.run(
+        [CLI, "--parallel", "--per-exit", "50/1m", "--", *videos],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "Tor bootstrap 100%" in rerun.stderr
+    assert_consistent(tmp_path, expected_done=set(videos))
+
+
+def _done_count(tmp_path: Path) -> int:
+    if not (tmp_path / "notes" / ".study-buddy.sqlite3").exists():
+        return 0
+    try:
+        return sum(1 for row in archive(tmp_path) if row["status"] == "done")
+    except sqlite3.OperationalError:
+        return 0
