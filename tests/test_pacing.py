@@ -1,0 +1,157 @@
+"""TorPacer's decisions with a fake controller and scripted probes (the real Tor path is in test_e2e_tor)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from studybuddy import pacing
+from studybuddy.config import Settings
+from studybuddy.errors import BlockedError, TorError
+from studybuddy.exits import ExitBudget, ExitLimiter
+from studybuddy.pacing import TorPacer
+from studybuddy.pipeline import RunStopped, Worker, WorkerFactory
+from studybuddy.progress import ProgressMonitor
+from studybuddy.sessions import Identity, ProxyEndpoint
+from studybuddy.tor import ExitRelay
+
+A, B, C = (ExitRelay(letter * 40, f"exit{letter}", "127.0.0.2") for letter in "ABC")
+
+
+class FakeTor:
+    def __init__(self, exits: list[ExitRelay]) -> None:
+        self.exits = exits
+        self.excluded: list[list[str]] = []
+        self.closed: list[str] = []
+        self.stream_exits: dict[str, ExitRelay] = {}
+
+    def exit_fingerprints(self) -> list[str]:
+        return [relay.fingerprint for relay in self.exits]
+
+    def set_excluded_exits(self, fingerprints: list[str]) -> None:
+        self.excluded.append(sorted(fingerprints))
+
+    def close_circuits_of(self, username: str) -> int:
+        self.closed.append(username)
+        return 1
+
+    def exit_for(self, username: str) -> ExitRelay | None:
+        return self.stream_exits.get(username)
+
+
+class Probes:
+    """Scripted answers of `probe_exit`: the exit each (worker, generation) lands on; None = no stream."""
+
+    def __init__(self, script: dict[tuple[int, int], ExitRelay | None]) -> None:
+        self.script = script
+        self.calls: list[str] = []
+
+    def __call__(
+        self, tor: FakeTor, identity: Identity, proxy: ProxyEndpoint, **_: object
+    ) -> ExitRelay | None:
+        self.calls.append(identity.username)
+        relay = self.script[(identity.worker, identity.generation)]
+        if relay is not None:
+            tor.stream_exits[identity.username] = relay
+        return relay
+
+
+def setup(
+    monkeypatch: pytest.MonkeyPatch,
+    script: dict[tuple[int, int], ExitRelay | None],
+    *,
+    budget: str = "1/60s",
+    exits: list[ExitRelay] | None = None,
+    max_renewals: int = 3,
+) -> tuple[TorPacer, FakeTor, Callable[[], Worker], list[tuple[str, str]], ProgressMonitor]:
+    tor = FakeTor(exits or [A, B, C])
+    monkeypatch.setattr(pacing, "probe_exit", Probes(script))
+    limiter = ExitLimiter(ExitBudget.parse(budget), min_interval_s=0, jitter_s=0, cooldown_s=600)
+    monitor = ProgressMonitor()
+    monitor.start(["vid00000001"], 2)
+    events: list[tuple[str, str]] = []
+    pacer = TorPacer(
+        tor,  # type: ignore[arg-type]
+        limiter,
+        monitor,
+        max_renewals=max_renewals,
+        on_event=lambda fp, event: events.append((fp[0], event)),
+    )
+    factory = WorkerFactory(Settings(), proxy=ProxyEndpoint("127.0.0.1", 9050), run_id="run")
+    return pacer, tor, factory, events, monitor
+
+
+def test_fresh_exit_goes_and_the_worker_row_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, _tor, factory, events, monitor = setup(monkeypatch, {(0, 0): A})
+    worker = factory()
+    pacer.before_video(worker, threading.Event())
+    assert pacer.exit_of(worker) == A.fingerprint
+    assert events == [("A", "use")]
+    assert monitor.snapshot().workers[0].exit_label == A.label
+
+
+def test_exhausted_exit_renews_only_that_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, tor, factory, events, _ = setup(monkeypatch, {(0, 0): A, (1, 0): A, (1, 1): B})
+    first, second = factory(), factory()
+    pacer.before_video(first, threading.Event())
+    pacer.before_video(second, threading.Event())  # A's budget (1) is spent: second renews onto B
+    assert (first.identity and first.identity.generation, second.identity and second.identity.generation) == (
+        0,
+        1,
+    )
+    assert tor.closed == ["sb-run-w1-g0"]
+    assert pacer.exit_of(second) == B.fingerprint
+    assert events == [("A", "use"), ("B", "use")]
+
+
+def test_block_cools_the_exit_excludes_it_and_renews(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, tor, factory, events, _ = setup(monkeypatch, {(0, 0): A, (0, 1): C}, budget="5/60s")
+    worker = factory()
+    pacer.before_video(worker, threading.Event())
+    pacer.on_blocked(worker, BlockedError("vid00000001", "bot check"))
+    assert tor.excluded == [[A.fingerprint]]
+    assert worker.identity is not None and worker.identity.generation == 1
+    pacer.before_video(worker, threading.Event())
+    assert pacer.exit_of(worker) == C.fingerprint
+    assert events == [("A", "use"), ("A", "block"), ("C", "use")]
+
+
+def test_never_excludes_every_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = {(0, g): relay for g, relay in enumerate([A, B, C, C])}
+    pacer, tor, factory, _, _ = setup(monkeypatch, script, budget="5/60s")
+    worker = factory()
+    for _ in range(3):
+        pacer.before_video(worker, threading.Event())
+        pacer.on_blocked(worker, BlockedError("vid00000001", "429"))
+    assert [len(excluded) for excluded in tor.excluded] == [1, 2, 2]
+    assert A.fingerprint not in tor.excluded[-1]  # the one that cools off first stays allowed
+
+
+def test_waits_when_no_exit_can_serve_and_stops_with_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, _tor, factory, _, _ = setup(monkeypatch, {(0, 0): A, (1, 0): A}, exits=[A])
+    pacer.before_video(factory(), threading.Event())
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    with pytest.raises(RunStopped):
+        pacer.before_video(factory(), stop)  # A is spent and is the only exit: wait, not renew
+
+
+def test_no_circuit_reaching_youtube_renews_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, tor, factory, _, _ = setup(monkeypatch, dict.fromkeys(((0, g) for g in range(4)), None))
+    worker = factory()
+    with pytest.raises(TorError, match=r"no Tor circuit reached www\.youtube\.com in 4 tries"):
+        pacer.before_video(worker, threading.Event())
+    assert len(tor.closed) == 3
+
+
+def test_a_stream_that_moved_exit_is_counted_there_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, tor, factory, events, _ = setup(monkeypatch, {(0, 0): A}, budget="5/60s")
+    worker = factory()
+    pacer.before_video(worker, threading.Event())
+    assert worker.identity is not None
+    tor.stream_exits[worker.identity.username] = B  # dirtiness or conflux moved the stream
+    pacer.after_video(worker)
+    assert events == [("A", "use"), ("B", "use")]
+    assert [status.uses_in_window for status in pacer.limiter.status()] == [1, 1]
