@@ -298,7 +298,9 @@ def process(**options: Any) -> None:
     URLS are video URLs or ids; add more with --file. Videos the archive says are done are skipped.
     """
     debug = bool(options["debug"])
-    level = logging.DEBUG if debug else getattr(logging, str(options["log_level"]).upper())
+    level_source = click.get_current_context().get_parameter_source("log_level")
+    chosen = getattr(logging, str(options["log_level"]).upper())
+    level = logging.DEBUG if debug and level_source is click.core.ParameterSource.DEFAULT else chosen
     configure(level, SecretFilter([os.environ.get("ANTHROPIC_API_KEY", ""), _tor_password() or ""]))
     with _user_errors(debug):
         settings = _settings(options)

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -182,15 +182,54 @@ def test_env_file_and_environment_layering(
     assert archive_rows(tmp_path / "from-env") == {"vid00000002": Status.DONE}
 
 
-def test_debug_env_file_variables_change_behaviour(tmp_path: Path, youtube: MockYouTube) -> None:
+@pytest.mark.parametrize(
+    ("variable", "effect"),
+    [
+        ("DEBUG_PARALLEL=true\nDEBUG_MAX_WORKERS=2", lambda out, err, root: "2 videos, 2 workers" in out),
+        ("DEBUG_PARALLEL=false\nDEBUG_MAX_WORKERS=2", lambda out, err, root: "2 videos, 1 workers" in out),
+        ("DEBUG_LOG_LEVEL=warning", lambda out, err, root: "DEBUG" not in err),
+        ("DEBUG_KEEP_TEMP=true", lambda out, err, root: (root / ".debug/vid00000001/watch.html").is_file()),
+        ("DEBUG_KEEP_TEMP=false", lambda out, err, root: not (root / ".debug").exists()),
+    ],
+)
+def test_each_debug_variable_changes_behaviour(
+    tmp_path: Path,
+    youtube: MockYouTube,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    effect: Callable[[str, str, Path], bool],
+) -> None:
     (tmp_path / ".env.debug").write_text(
-        "DEBUG_PARALLEL=true\nDEBUG_MAX_WORKERS=2\nDEBUG_URLS=vid00000001 vid00000002\nDEBUG_LOG_LEVEL=info\n"
-        "STUDY_BUDDY_NOTES=false\n"
+        f"DEBUG_URLS=vid00000001 vid00000002\nSTUDY_BUDDY_NOTES=false\n{variable}\n"
     )
     with pytest.raises(SystemExit) as exit_info:
         main(["--debug"])
-    assert exit_info.value.code == 0
-    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE, "vid00000002": Status.DONE}
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 0, out + err
+    assert effect(out, err, tmp_path / "notes"), out + err
+
+
+def test_debug_urls_and_url_file_and_log_level(
+    tmp_path: Path, youtube: MockYouTube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "list.txt").write_text("vid00000003\n")
+    (tmp_path / ".env.debug").write_text(
+        "DEBUG_URL_FILE=list.txt\nDEBUG_URLS=vid00000004\nDEBUG_LOG_LEVEL=info\nSTUDY_BUDDY_NOTES=false\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["--debug"])
+    _out, err = capsys.readouterr()
+    assert archive_rows(tmp_path / "notes") == {"vid00000003": Status.DONE, "vid00000004": Status.DONE}
+    assert " INFO " in err and " DEBUG " not in err
+
+
+def test_the_committed_env_debug_loads_and_documents_every_variable() -> None:
+    text = (README.parent / ".env.debug").read_text()
+    from studybuddy.config import DEBUG_ALIASES, parse_env_file
+
+    assert set(parse_env_file(README.parent / ".env.debug")) == set(DEBUG_ALIASES)
+    for name in DEBUG_ALIASES:
+        assert "\n# " in text.split(name)[0][-300:], f"{name} has no comment above it"
 
 
 def test_every_command_has_help_and_the_readme_shows_the_help() -> None:

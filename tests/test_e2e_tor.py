@@ -274,3 +274,41 @@ def _done_count(tmp_path: Path) -> int:
         return sum(1 for row in archive(tmp_path) if row["status"] == "done")
     except sqlite3.OperationalError:
         return 0
+
+
+def test_tor_check_opens_one_circuit_per_worker(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    result = study_buddy(tor_network, fake_youtube, tmp_path, "tor", "check", "--workers", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    fingerprints = {info.fingerprint for info in tor_network.exits}
+    for worker in range(4):
+        line = next(line for line in lines if line.startswith(f"worker {worker}: "))
+        assert line.split()[-1] in fingerprints
+    assert lines[-1].startswith("4 worker(s) on ")
+
+
+def test_tor_status_shows_circuits_budgets_and_cool_downs_and_tor_events_are_logged(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    fake_youtube.configure(limit=Limit(videos=1, window=60.0, block_for=30.0, style="http_429"))
+    (tmp_path / ".env.debug").write_text("DEBUG_LOG_TOR_EVENTS=true\nDEBUG_LOG_LEVEL=info\n")
+    run = subprocess.run(
+        [CLI, "--debug", "--max-rotations", "1", "--", *NORMAL[:3]],
+        env=cli_env(tor_network, fake_youtube, tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert "tor stream" in run.stderr and "user sb-" in run.stderr, run.stderr[-3000:]
+    assert "SOCKS_PASSWORD" not in run.stderr
+    status = study_buddy(tor_network, fake_youtube, tmp_path, "tor", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "Tor: bootstrapped 100%" in status.stdout
+    assert "Circuits:" in status.stdout and "Exits in use:" in status.stdout
+    assert "cooling" in status.stdout  # the exits YouTube blocked, remembered by the archive
+    used = [line for line in status.stdout.splitlines() if " used" in line]
+    assert used and all(line.split()[0] in {info.fingerprint for info in tor_network.exits} for line in used)
