@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +23,15 @@ def require_tor() -> None:
 
 
 @pytest.fixture(scope="session")
-def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork]:
+def bed_lock() -> Iterator[None]:
+    """One test bed per machine at a time: it binds fixed loopback addresses (port 443 on 127.0.0.1N)."""
+    with (Path(tempfile.gettempdir()) / "study-buddy-bed.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def tor_network(bed_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork]:
     """The private Tor network (4 exits), bootstrapped and with every exit proven usable."""
     require_tor()
     with TorNetwork.start(tmp_path_factory.mktemp("tornet"), exits=4) as network:

@@ -19,7 +19,7 @@ HTTPS_PORT = 443
 
 
 @pytest.fixture(scope="session")
-def fake_youtube_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeYouTube]:
+def fake_youtube_server(bed_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeYouTube]:
     """The fake www.youtube.com on every exit address; skips the test when port 443 cannot be bound."""
     addresses = [exit_server_address(number) for number in range(1, EXIT_COUNT + 1)]
     try:
