@@ -4,6 +4,7 @@
     ├── InputError                  a URL, a file or an option value that cannot be used
     ├── ConfigError                 settings that do not fit together (missing key, bad CA bundle)
     ├── OutputError                 the output folder or a note file cannot be written
+    │   └── DiskFullError           no space left: the run stops (every next video would fail too)
     ├── ArchiveError                the SQLite archive cannot be opened or written
     ├── TorError                    Tor cannot be reached, authenticated, launched or used
     ├── NotesError                  the note engine failed for one video
@@ -45,6 +46,10 @@ class ConfigError(StudyBuddyError):
 
 class OutputError(StudyBuddyError):
     """The output folder or a note file cannot be written."""
+
+
+class DiskFullError(OutputError):
+    """No space left on the device (or quota exceeded): stop the run, do not fail every video."""
 
 
 class ArchiveError(StudyBuddyError):

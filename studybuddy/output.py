@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import DiskFullError, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_path = _create_temp_beside(path)
     except OSError as exc:
-        raise OutputError(_describe(path, exc)) from exc
+        raise _output_error(path, exc) from exc
     try:
         try:
             _write_all(fd, data)
@@ -108,12 +108,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             temp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise OutputError(_describe(path, exc)) from exc
+            raise _output_error(path, exc) from exc
         raise
     try:
         _fsync_directory(path.parent)
     except OSError as exc:
-        raise OutputError(_describe(path, exc)) from exc
+        raise _output_error(path, exc) from exc
 
 
 def _create_temp_beside(path: Path) -> tuple[int, Path]:
@@ -156,8 +156,9 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _describe(path: Path, exc: OSError) -> str:
-    return f"{path}: {exc.strerror or exc}"
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    message = f"{path}: {exc.strerror or exc}"
+    return DiskFullError(message) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError(message)
 
 
 class OutputTree:

@@ -30,6 +30,7 @@ from .config import Settings
 from .errors import (
     ArchiveError,
     BlockedError,
+    DiskFullError,
     ErrorKind,
     FetchError,
     NotesError,
@@ -155,6 +156,15 @@ class RenewingPacer:
         return None
 
 
+@dataclass(slots=True)
+class _Attempt:
+    """One video's try in this run: what a failure record needs."""
+
+    video_id: str
+    title: str | None
+    started: float
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Bounded retries: transient errors back off exponentially with jitter; blocks renew the circuit."""
@@ -260,7 +270,8 @@ class Pipeline:
     def _done(self, future: Future[None], in_flight: threading.BoundedSemaphore) -> None:
         in_flight.release()
         if not future.cancelled() and (exc := future.exception()) is not None:
-            log.error("worker crashed: %s", exc, exc_info=exc)
+            log.error("worker crashed: %s", exc, exc_info=exc)  # a bug: stop rather than go on half-blind
+            self._stop_run(StudyBuddyError(f"unexpected error in a worker: {exc!r} (--debug shows where)"))
 
     def _worker(self) -> Worker:
         worker: Worker | None = getattr(self._local, "worker", None)
@@ -283,37 +294,41 @@ class Pipeline:
         if self.stop_event.is_set():
             return
         worker = self._worker()
-        started = time.monotonic()
-        self.monitor.stage(video_id, Stage.FETCHING, worker.index)
-        self.archive.start(video_id)
-        title: str | None = row.title if row else None
+        attempt = _Attempt(video_id, row.title if row else None, time.monotonic())
         try:
-            fetched = self._fetch(worker, video_id)
-            title = fetched.meta.title
-            if title:
-                self.monitor.set_title(video_id, title)
-            body = self._notes(worker, fetched)
-            note_path, transcript_path = self._write(worker, fetched, body, row)
-        except (NotesFatalError, ArchiveError, TorError) as exc:
+            try:
+                self._run_video(worker, attempt, row)
+            except (NotesFatalError, DiskFullError):
+                raise
+            except (FetchError, NotesError, OutputError) as exc:
+                self._fail(worker, attempt, exc)
+        except (NotesFatalError, ArchiveError, TorError, DiskFullError) as exc:
             self._stop_run(exc)  # the row stays "running": the next run redoes it
-            return
         except RunStopped:
             return
-        except (FetchError, NotesError, OutputError) as exc:
-            self._fail(video_id, worker, exc, title, started)
-            return
+
+    def _run_video(self, worker: Worker, attempt: _Attempt, row: ArchiveRow | None) -> None:
+        video_id = attempt.video_id
+        self.monitor.stage(video_id, Stage.FETCHING, worker.index)
+        self.archive.start(video_id)
+        fetched = self._fetch(worker, video_id)
+        if fetched.meta.title:
+            attempt.title = fetched.meta.title
+            self.monitor.set_title(video_id, attempt.title)
+        body = self._notes(worker, fetched)
+        note_path, transcript_path = self._write(worker, fetched, body, row)
         self.archive.record_done(
             video_id,
-            title=title,
+            title=attempt.title,
             channel=fetched.meta.channel,
             note_path=note_path,
             transcript_path=transcript_path,
             usage=body.usage if body else None,
             model=body.model if body else None,
             exit_fingerprint=self.pacer.exit_of(worker),
-            elapsed_s=time.monotonic() - started,
+            elapsed_s=time.monotonic() - attempt.started,
         )
-        self.monitor.finish(Outcome(video_id, Stage.DONE, title, None, None, note_path), worker.index)
+        self.monitor.finish(Outcome(video_id, Stage.DONE, attempt.title, None, None, note_path), worker.index)
 
     def _fetch(self, worker: Worker, video_id: str) -> FetchResult:
         transient_tries = rotations = 0
@@ -366,20 +381,19 @@ class Pipeline:
         atomic_write_text(note_path, render_note(meta, transcript, body, transcript_path=transcript_path))
         return note_path, transcript_path
 
-    def _fail(
-        self, video_id: str, worker: Worker, exc: StudyBuddyError, title: str | None, started: float
-    ) -> None:
+    def _fail(self, worker: Worker, attempt: _Attempt, exc: StudyBuddyError) -> None:
         kind = _kind_of(exc)
         reason = exc.reason if isinstance(exc, FetchError) else str(exc)
         self.archive.record_failed(
-            video_id,
+            attempt.video_id,
             kind,
             reason,
-            title=title,
+            title=attempt.title,
             exit_fingerprint=self.pacer.exit_of(worker),
-            elapsed_s=time.monotonic() - started,
+            elapsed_s=time.monotonic() - attempt.started,
         )
-        self.monitor.finish(Outcome(video_id, Stage.FAILED, title, kind.value, reason, None), worker.index)
+        outcome = Outcome(attempt.video_id, Stage.FAILED, attempt.title, kind.value, reason, None)
+        self.monitor.finish(outcome, worker.index)
 
     def _stop_run(self, exc: StudyBuddyError) -> None:
         with self._workers_lock:
