@@ -81,7 +81,7 @@ class TorPacer:
                 log.info("worker %d: exit %s %s; renewing", worker.index, relay.label, verdict.reason)
                 self._renew(worker)
                 continue
-            wait_s = verdict.wait_s or max(self.limiter.wait_until_any(), 1.0)
+            wait_s = verdict.wait_s or max(self.limiter.wait_until_any(), 0.05)
             log.info("worker %d: waiting %.1f s (%s)", worker.index, wait_s, verdict.reason)
             renewals = 0
             stop.wait(wait_s)

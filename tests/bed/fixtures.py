@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.bed.lock import bed_lock
 from tests.bed.tornet import TOR, TOR_GENCERT, TorNetwork
 
 READY_TIMEOUT_SECONDS = 90.0
@@ -22,11 +20,10 @@ def require_tor() -> None:
         pytest.skip(f"not installed: {', '.join(missing)}")
 
 
-@pytest.fixture(scope="session")
-def bed_lock() -> Iterator[None]:
-    """One test bed per machine at a time: it binds fixed loopback addresses (port 443 on 127.0.0.1N)."""
-    with (Path(tempfile.gettempdir()) / "study-buddy-bed.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+@pytest.fixture(scope="session", name="bed_lock")
+def bed_lock_fixture() -> Iterator[None]:
+    """One test bed per machine at a time (see tests/bed/lock.py)."""
+    with bed_lock():
         yield
 
 
