@@ -150,7 +150,7 @@ def test_stats_count_requests_videos_and_fetches_per_exit(server: FakeYouTube, r
     fetch(server, video_id)
     stats = server.stats()
     exit_a, exit_b = stats["exits"][EXIT_A], stats["exits"][EXIT_B]
-    assert exit_a["requests"] == {"watch": 1, "player": 1, "captions": 1, "oembed": 0, "other": 0}
+    assert exit_a["requests"] == {"watch": 1, "player": 1, "captions": 1, "oembed": 0, "list": 0, "other": 0}
     assert exit_a["videos_served"] == 1
     assert sum(exit_b["requests"].values()) == 0
     assert stats["videos"] == {video_id: 1}

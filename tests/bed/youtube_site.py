@@ -6,28 +6,33 @@ run serves the same text. Every page body is built by ``tests.fakes.youtube_page
 (TLS listeners, limits, statistics) is ``tests.bed.youtube_server``.
 
 Request kinds: ``GET /watch?v=ID`` (watch), ``POST /youtubei/v1/player?key=..`` (player),
-``GET /api/timedtext?v=ID&lang=..[&tlang=..]`` (captions), ``GET /oembed?url=..&format=json`` (oembed);
-anything else is "other" and gets 404.
+``GET /api/timedtext?v=ID&lang=..[&tlang=..]`` (captions), ``GET /oembed?url=..&format=json`` (oembed),
+``GET /playlist?list=ID``, a channel's ``/@handle/videos`` (also ``/channel/ID``, ``/c/``, ``/user/``) and
+``POST /youtubei/v1/browse`` continuations (list: pages built by ``tests.fakes.youtube_lists``; the
+playlists, gone playlists and empty channels come from the catalogue file, and every channel of the
+catalogue has a videos tab); anything else is "other" and gets 404.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
+from tests.fakes import youtube_lists as yl
 from tests.fakes import youtube_pages as yt
 from tests.fakes.youtube_pages import FakeTrack, FakeVideo
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
 BLOCK_STYLES = ("bot_check", "http_429", "recaptcha")
-KINDS = ("watch", "player", "captions", "oembed", "other")
+KINDS = ("watch", "player", "captions", "oembed", "list", "other")
 CASES = (
     "normal",
     "transcripts_disabled",
@@ -140,6 +145,8 @@ def youtube_answer(
     known = catalogue.get(video_id or "")
     if block is not None and (kind, block) not in _ANSWERED_WHILE_BLOCKED:
         return _TOO_MANY
+    if kind == "list":
+        return _list_answer(catalogue, query)
     if kind == "watch" and video_id:
         if block == "recaptcha":
             return 200, _HTML, yt.recaptcha_page()
@@ -181,11 +188,113 @@ def _captions(entry: CatalogueVideo, translate_to: str | None) -> str:
     return yt.caption_xml(segments)
 
 
+@dataclass(frozen=True)
+class SiteLists:
+    """The playlists and channel videos tabs of the fake site, by the path (and query) that lists them."""
+
+    by_path: dict[str, yl.FakeList]  # "/playlist?list=PL..", "/@handle/videos", "/channel/UC../videos"
+    by_id: dict[str, yl.FakeList]
+    gone: frozenset[str]  # playlist ids that answer "does not exist"
+
+
+_LISTS: dict[int, SiteLists] = {}  # by id() of the catalogue dict they were built from
+
+
+def site_lists(catalogue: Catalogue, path: Path = CATALOGUE_PATH) -> SiteLists:
+    """The catalogue file's playlists, gone playlists and empty channels, and one channel per channel name."""
+    if id(catalogue) in _LISTS:
+        return _LISTS[id(catalogue)]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lists: list[tuple[str, yl.FakeList]] = []
+    for entry in data.get("playlists", []):
+        listed = _listed(catalogue, entry.get("videos", ())) or _scale_videos(int(entry.get("scale", 0)))
+        lists.append((f"/playlist?list={entry['id']}", yl.FakeList(entry["id"], entry["title"], listed)))
+    channels: dict[str, list[str]] = {}
+    for video_id, item in catalogue.items():
+        channels.setdefault(item.video.channel, []).append(video_id)
+    named = [
+        (name, "@" + "".join(c for c in name.lower() if c.isalnum()), ids) for name, ids in channels.items()
+    ]
+    named += [(entry["title"], entry["handle"], []) for entry in data.get("empty_channels", [])]
+    for title, handle, ids in named:
+        channel = yl.FakeList(channel_id(handle), title, _listed(catalogue, ids), is_channel=True)
+        paths = (f"/{handle}", f"/c/{handle[1:]}", f"/user/{handle[1:]}", f"/channel/{channel.list_id}")
+        lists += [(f"{path}/videos", channel) for path in paths]
+    built = SiteLists(
+        dict(lists), {fake.list_id: fake for _, fake in lists}, frozenset(data.get("gone_playlists", []))
+    )
+    _LISTS[id(catalogue)] = built
+    return built
+
+
+def channel_id(handle: str) -> str:
+    """A stable 24-character ``UC...`` id for a channel handle."""
+    digest = hashlib.sha256(handle.encode()).hexdigest()
+    return f"UC{digest[:22]}"
+
+
+def _listed(catalogue: Catalogue, video_ids: Sequence[str]) -> tuple[yl.ListedVideo, ...]:
+    return tuple(
+        yl.ListedVideo(vid, catalogue[vid].video.title, catalogue[vid].video.length_seconds)
+        for vid in video_ids
+        if vid in catalogue
+    )
+
+
+def _scale_videos(count: int) -> tuple[yl.ListedVideo, ...]:
+    """``count`` generated videos (ids ``sc`` + 9 digits, not in the catalogue), durations 1 to 60 minutes."""
+    return tuple(
+        yl.ListedVideo(f"sc{n:09d}", f"Scale video {n}", 60 + (n * 7919) % 3540) for n in range(count)
+    )
+
+
+def _list_answer(catalogue: Catalogue, query: Mapping[str, str]) -> Reply:
+    lists = site_lists(catalogue)
+    if query.get("_browse") is not None:
+        token = yl.parse_continuation(query["_browse"].encode())
+        fake = lists.by_id.get(token[0]) if token else None
+        if token is None or fake is None:
+            return (
+                400,
+                _JSON,
+                json.dumps({"error": {"code": 400, "message": "Request contains an invalid argument."}}),
+            )
+        return 200, _JSON, json.dumps(yl.continuation_response(fake, token[1]))
+    path = query["_path"]
+    found = lists.by_path.get(path)
+    if found is not None:
+        return 200, _HTML, yl.list_page(found)
+    if path.startswith("/playlist?list="):
+        return 200, _HTML, yl.gone_page()  # gone, private or never there: YouTube says the same
+    return _NOT_FOUND
+
+
+def _list_path(parts: SplitResult, query: Mapping[str, str]) -> str | None:
+    """The listing path of a playlist or channel page request, or None for any other page."""
+    segments = parts.path.strip("/").split("/")
+    if segments == ["playlist"] and query.get("list"):
+        return f"/playlist?list={query['list']}"
+    if segments[0].startswith("@") and segments[1:] in ([], ["videos"]):
+        return f"/{segments[0]}/videos"
+    if (
+        segments[0] in ("channel", "c", "user")
+        and len(segments) in (2, 3)
+        and segments[2:] in ([], ["videos"])
+    ):
+        return f"/{segments[0]}/{segments[1]}/videos"
+    return None
+
+
 def classify_request(method: str, target: str, body: bytes) -> tuple[str, str | None, dict[str, str]]:
     """The request's kind, its video id (or None) and its query parameters."""
     parts = urlsplit(target)
     query = {name: values[0] for name, values in parse_qs(parts.query).items()}
     route = (method, parts.path)
+    list_path = _list_path(parts, query) if method == "GET" else None
+    if list_path is not None:
+        return "list", None, query | {"_path": list_path}
+    if route == ("POST", "/youtubei/v1/browse"):
+        return "list", None, query | {"_browse": body.decode("utf-8", "replace")}
     if route == ("GET", "/watch"):
         return "watch", query.get("v"), query
     if route == ("POST", "/youtubei/v1/player"):

@@ -1,0 +1,342 @@
+"""Playlists and channels listed with yt-dlp against a `responses` fake YouTube; pacing, retries, ordering."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+import trustme
+
+from studybuddy.config import Settings
+from studybuddy.errors import BlockedError, InputError, TransientError
+from studybuddy.expand import (
+    Expander,
+    ExpansionError,
+    ListedVideo,
+    _context_trusting,
+    list_videos,
+    order_videos,
+    plan_videos,
+)
+from studybuddy.inputs import BadInput, read_inputs
+from studybuddy.pipeline import RetryPolicy, Worker, WorkerFactory
+from tests.fakes import youtube_lists as yl
+
+PLAYLIST_ID = "PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG"
+PLAYLIST_URL = f"https://www.youtube.com/playlist?list={PLAYLIST_ID}"
+CHANNEL_ID = "UC" + "x" * 22
+CHANNEL_URL = "https://www.youtube.com/@lectures/videos"
+PAGE = re.compile(r"https://www\.youtube\.com/(playlist\?list=|@|channel/).*")
+BROWSE = re.compile(r"https://www\.youtube\.com/youtubei/v1/browse\?.*")
+OTHER = re.compile(r"https://www\.youtube\.com/(?!playlist\?list=|@|channel/|youtubei/v1/browse\?).*")
+
+
+def listed(count: int, *, published: str = "3 weeks ago") -> tuple[yl.ListedVideo, ...]:
+    return tuple(
+        yl.ListedVideo(f"vid{n:08d}", f"Lecture {n}", 600 + (n * 37) % 900, published) for n in range(count)
+    )
+
+
+class FakeSite:
+    """Serves playlists and channels by URL, answers continuations, counts page requests."""
+
+    def __init__(self, mock: responses.RequestsMock) -> None:
+        self.lists: dict[str, yl.FakeList] = {}
+        self.pages: dict[str, str] = {}  # URL -> HTML for pages that are not lists (gone playlists)
+        self.status: list[int] = []  # statuses for the next page requests
+        self.requests: list[str] = []
+        mock.add_callback(responses.GET, PAGE, callback=self._page)
+        mock.add_callback(responses.POST, BROWSE, callback=self._browse)
+        for method in (responses.GET, responses.POST):  # whatever else yt-dlp tries (resolve_url, ...)
+            mock.add_callback(method, OTHER, callback=self._other)
+
+    def add(self, url: str, fake: yl.FakeList) -> None:
+        self.lists[fake.list_id] = fake
+        self.pages[url] = yl.list_page(fake)
+
+    def _page(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        self.requests.append(str(request.url))
+        if self.status:
+            return self.status.pop(0), {}, "Too Many Requests"
+        page = self.pages.get(str(request.url).split("&")[0])
+        return (200, {}, page) if page else (404, {}, "Not Found")
+
+    def _other(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        self.requests.append(str(request.url))
+        return (self.status.pop(0), {}, "Too Many Requests") if self.status else (404, {}, "Not Found")
+
+    def _browse(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if self.status:
+            return self._other(request)
+        self.requests.append("browse")
+        token = yl.parse_continuation(request.body if isinstance(request.body, bytes) else b"")
+        assert token is not None
+        list_id, offset = token
+        return 200, {}, json.dumps(yl.continuation_response(self.lists[list_id], offset))
+
+
+@pytest.fixture
+def site() -> Iterator[FakeSite]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeSite(mock)
+
+
+def session() -> requests.Session:
+    return requests.Session()
+
+
+def test_a_playlist_lists_every_video_in_order_with_titles_and_durations(site: FakeSite) -> None:
+    videos = listed(250)
+    site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", videos))
+
+    result = list_videos(PLAYLIST_URL, session())
+
+    assert [v.video_id for v in result] == [v.video_id for v in videos]
+    assert result[7] == ListedVideo(
+        "vid00000007", "Lecture 7", float(videos[7].duration), result[7].upload_date
+    )
+    assert site.requests == [PLAYLIST_URL, "browse", "browse"]  # pages of 100
+
+
+def test_limit_reads_only_the_pages_it_needs(site: FakeSite) -> None:
+    site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", listed(250)))
+
+    result = list_videos(PLAYLIST_URL, session(), limit=120)
+
+    assert [v.video_id for v in result] == [f"vid{n:08d}" for n in range(120)]
+    assert site.requests == [PLAYLIST_URL, "browse"]
+
+
+@pytest.mark.parametrize("lockups", [False, True], ids=["videoRenderer", "lockupViewModel"])
+def test_a_channel_lists_its_videos_tab(site: FakeSite, lockups: bool) -> None:
+    videos = listed(130)
+    site.add(CHANNEL_URL, yl.FakeList(CHANNEL_ID, "Lectures", videos, is_channel=True, lockups=lockups))
+
+    result = list_videos(CHANNEL_URL, session())
+
+    assert [v.video_id for v in result] == [v.video_id for v in videos]
+    assert result[-1].title == "Lecture 129"
+    assert result[-1].duration == videos[-1].duration
+
+
+def test_since_keeps_recent_videos_and_those_without_a_date(site: FakeSite) -> None:
+    old, new = listed(3, published="6 years ago"), listed(5, published="2 days ago")[3:]
+    site.add(CHANNEL_URL, yl.FakeList(CHANNEL_ID, "Lectures", (*new, *old), is_channel=True))
+
+    since = datetime.date.today() - datetime.timedelta(days=365)
+    result = list_videos(CHANNEL_URL, session(), since=since)
+
+    assert [v.video_id for v in result] == [v.video_id for v in new]
+    assert all(v.upload_date and v.upload_date >= since.isoformat() for v in result)
+
+
+def test_a_playlist_that_is_gone_is_one_clear_error(site: FakeSite) -> None:
+    site.pages[PLAYLIST_URL] = yl.gone_page()
+
+    with pytest.raises(ExpansionError, match=r"playlist or channel is gone or private .*does not exist"):
+        list_videos(PLAYLIST_URL, session())
+
+
+def test_a_channel_without_videos_is_one_clear_error(site: FakeSite) -> None:
+    site.add(CHANNEL_URL, yl.FakeList(CHANNEL_ID, "Empty", (), is_channel=True))
+
+    with pytest.raises(ExpansionError, match=r"/@lectures/videos: has no videos$"):
+        list_videos(CHANNEL_URL, session())
+
+
+def test_since_that_leaves_nothing_says_so(site: FakeSite) -> None:
+    site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", listed(3, published="6 years ago")))
+
+    with pytest.raises(ExpansionError, match="has no videos uploaded since 2099-01-01"):
+        list_videos(PLAYLIST_URL, session(), since=datetime.date(2099, 1, 1))
+
+
+@pytest.mark.parametrize(("status", "error"), [(429, BlockedError), (503, TransientError)])
+def test_blocks_and_server_errors_are_retryable_errors(site: FakeSite, status: int, error: type) -> None:
+    site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", listed(3)))
+    site.status = [status] * 5
+
+    with pytest.raises(error):
+        list_videos(PLAYLIST_URL, session())
+
+
+def test_the_ca_bundle_is_trusted_in_addition_and_verification_stays_on(tmp_path: Path) -> None:
+    from yt_dlp.networking._helper import make_ssl_context
+
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+
+    context = _context_trusting(make_ssl_context, str(bundle))
+
+    subjects = [dict(item[0] for item in cert["subject"]) for cert in context.get_ca_certs()]
+    assert any("trustme" in subject.get("organizationName", "") for subject in subjects)
+    assert context.check_hostname and context.verify_mode.name == "CERT_REQUIRED"
+
+
+class RecordingPacer:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def before_video(self, worker: Any, stop: threading.Event) -> None:
+        self.calls.append("before")
+
+    def after_video(self, worker: Any) -> None:
+        self.calls.append("after")
+
+    def on_blocked(self, worker: Any, error: BlockedError) -> None:
+        self.calls.append("blocked")
+
+    def exit_of(self, worker: Any) -> str | None:
+        return None
+
+
+class ScriptedLister:
+    """Raises the scripted errors in turn, then lists one video."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self, url: str, session: requests.Session, **_: Any) -> list[ListedVideo]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return [ListedVideo("vid00000001")]
+
+
+class RenewableWorker:
+    can_renew = True
+    session = requests.Session()
+
+
+def expander(lister: ScriptedLister, pacer: RecordingPacer, **retry: Any) -> Expander:
+    policy = RetryPolicy(**({"max_retries": 2, "max_rotations": 2, "backoff_s": 0.001} | retry))
+    worker: Any = RenewableWorker()
+    return Expander(worker, pacer, threading.Event(), policy, lister=lister)
+
+
+def collection() -> Any:
+    return read_inputs([PLAYLIST_URL], []).collections[0]
+
+
+def test_every_listing_is_paced_and_a_block_renews_the_circuit_before_retrying() -> None:
+    pacer, lister = RecordingPacer(), ScriptedLister(BlockedError(PLAYLIST_URL, "HTTP 429"))
+
+    assert expander(lister, pacer).expand(collection()) == [ListedVideo("vid00000001")]
+    assert pacer.calls == ["before", "blocked", "before", "after"]
+
+
+def test_retries_are_bounded() -> None:
+    blocks = [BlockedError(PLAYLIST_URL, "HTTP 429")] * 5
+    with pytest.raises(ExpansionError, match="blocked by YouTube"):
+        expander(ScriptedLister(*blocks), RecordingPacer()).expand(collection())
+    lister = ScriptedLister(*[TransientError(PLAYLIST_URL, "HTTP 503")] * 5)
+    with pytest.raises(ExpansionError, match="HTTP 503"):
+        expander(lister, RecordingPacer()).expand(collection())
+    assert lister.calls == 3  # one try and max_retries=2 retries
+
+
+def test_order_puts_known_durations_first_in_either_direction() -> None:
+    ids = ["a", "b", "c", "d"]
+    durations = {"a": 300.0, "b": None, "c": 60.0, "d": 900.0}
+    assert order_videos(ids, durations, "playlist") == ids
+    assert order_videos(ids, durations, "shortest") == ["c", "a", "d", "b"]
+    assert order_videos(ids, durations, "longest") == ["d", "a", "c", "b"]
+    with pytest.raises(InputError, match="--order 'random': expected one of playlist, shortest, longest"):
+        order_videos(ids, durations, "random")
+
+
+def test_plan_puts_direct_videos_and_listed_ones_together_and_reports_lists_that_fail(
+    site: FakeSite, tmp_path: Path
+) -> None:
+    site.add(CHANNEL_URL, yl.FakeList(CHANNEL_ID, "Lectures", listed(4), is_channel=True))
+    site.pages[PLAYLIST_URL] = yl.gone_page()
+    inputs = read_inputs(["vid00000002", "https://www.youtube.com/@lectures", PLAYLIST_URL], [])
+    settings = Settings(output=tmp_path, order="shortest")
+
+    plan = plan_videos(
+        inputs,
+        settings,
+        worker_factory=WorkerFactory(settings, proxy=None),
+        pacer=RecordingPacer(),
+        retry=RetryPolicy(),
+        stop=threading.Event(),
+    )
+
+    durations = {v.video_id: v.duration for v in listed(4)}
+    assert plan.video_ids == sorted(durations, key=durations.__getitem__)
+    assert plan.listed == 4
+    assert plan.bad == [
+        BadInput(
+            "argument 3",
+            PLAYLIST_URL,
+            "playlist or channel is gone or private (YouTube said: The playlist does not exist.)",
+        )
+    ]
+
+
+def test_a_worker_for_listing_is_closed_after_use(site: FakeSite, tmp_path: Path, monkeypatch: Any) -> None:
+    closed: list[int] = []
+    monkeypatch.setattr(Worker, "close", lambda self: closed.append(self.index))
+    site.add(CHANNEL_URL, yl.FakeList(CHANNEL_ID, "Lectures", listed(2), is_channel=True))
+    settings = Settings(output=tmp_path)
+
+    plan_videos(
+        read_inputs(["https://www.youtube.com/@lectures"], []),
+        settings,
+        worker_factory=WorkerFactory(settings, proxy=None),
+        pacer=RecordingPacer(),
+        retry=RetryPolicy(),
+        stop=threading.Event(),
+    )
+
+    assert closed == [0]
+
+
+@pytest.mark.network
+def test_playlists_and_channels_expand_through_tor_shortest_first(
+    tor_network: Any, fake_youtube: Any, tmp_path: Path
+) -> None:
+    from tests.bed.youtube_site import load_catalogue
+    from tests.test_e2e_tor import archive, study_buddy
+
+    catalogue = load_catalogue()
+    course = json.loads((Path(__file__).parent / "bed" / "catalogue.json").read_text())["playlists"][0]
+    channel = [vid for vid, entry in catalogue.items() if entry.video.channel == "Networking Explained"]
+    gone = "https://www.youtube.com/playlist?list=PLstudybuddyGone00000000000000001"
+    result = study_buddy(
+        tor_network,
+        fake_youtube,
+        tmp_path,
+        "--order",
+        "shortest",
+        "--limit",
+        "6",
+        f"https://www.youtube.com/playlist?list={course['id']}",
+        "https://www.youtube.com/@networkingexplained",
+        gone,
+        "https://www.youtube.com/@emptychannel/videos",
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr  # two lists could not be listed
+    assert "argument 3: playlist or channel is gone or private" in result.stdout
+    assert "argument 4: has no videos" in result.stdout
+    expected = list(dict.fromkeys([*course["videos"][:6], *channel[:6]]))
+    rows = archive(tmp_path)
+    assert sorted(row["video_id"] for row in rows) == sorted(expected)
+    assert {row["status"] for row in rows} == {"done"}
+    done_order = [row["video_id"] for row in sorted(rows, key=lambda row: str(row["started_at"]))]
+    assert done_order == sorted(expected, key=lambda vid: catalogue[vid].video.length_seconds)
+    stats = fake_youtube.stats()
+    listed_through_exits = sum(exit_stats["requests"]["list"] for exit_stats in stats["exits"].values())
+    assert listed_through_exits == 4  # one page per list: nothing was fetched outside Tor
+    assert {entry["local"] for entry in stats["connections"]} <= {info.address for info in tor_network.exits}
