@@ -1,0 +1,120 @@
+"""Which videos a run takes on, when a failed video is tried again, and claims across processes.
+
+`RetrySchedule` is the per-video backoff that `Archive.record_failed` stores as `next_retry_at` (so it
+survives restarts): capped exponential in the number of failures in a row, and `gave_up` after
+`max_attempts`. `Admission` decides from a video's archive row whether a run processes it, and says why not:
+a plain run retries failures at once, `watch` waits for their `next_retry_at`, `archive retry` takes the
+kinds it is asked for, given-up videos included. `ClaimKeeper` claims each video in the archive before it
+is processed, so two runs on one output folder never process a video twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Self
+
+from .archive import Archive, ArchiveRow, Claim, Status
+from .errors import ArchiveError, ErrorKind
+
+log = logging.getLogger(__name__)
+
+RETRIED_KINDS = frozenset(ErrorKind) - {ErrorKind.PERMANENT}
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """Capped exponential backoff per video: `base_s`, twice that, ... up to `cap_s`; then give up."""
+
+    base_s: float = 300.0
+    cap_s: float = 6 * 3600.0
+    max_attempts: int = 8
+
+    def delay(self, failures: int) -> float | None:
+        """Seconds until the next try after `failures` failures in a row, or None: give up."""
+        if failures >= self.max_attempts:
+            return None
+        exponent = min(max(failures - 1, 0), 62)  # 2**62 s is far past any cap
+        return float(min(self.cap_s, self.base_s * 2**exponent))
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Which videos a run processes, judged on their archive rows."""
+
+    force: bool = False  # redo everything: done, permanent and given-up videos too
+    kinds: frozenset[ErrorKind] = RETRIED_KINDS  # failures of these kinds are retried
+    gave_up: bool = False  # retry given-up videos (of those kinds) too
+    due_only: bool = False  # a failure waits for its `next_retry_at` (watch mode)
+
+    def skip_reason(self, row: ArchiveRow | None, now: float) -> str | None:
+        """None to process the video, else why it is skipped (one line for the user)."""
+        if row is None or row.status is Status.RUNNING or self.force:
+            return None
+        if row.status is Status.DONE:
+            return "already done"
+        kind, error = row.error_kind, row.error
+        if kind not in self.kinds:
+            return f"failed before ({kind}): {error}; use --force to retry"
+        if row.status is Status.GAVE_UP and not self.gave_up:
+            return (
+                f"gave up after {row.failures} failed attempts ({kind}): {error}; "
+                f"use `study-buddy archive retry --kind {kind}`"
+            )
+        if self.due_only and row.next_retry_at and row.next_retry_at > _iso(now):
+            return f"failed ({kind}); next retry at {row.next_retry_at}"
+        return None
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+
+
+def claim_owner(run_id: str) -> str:
+    """Who holds a claim: host, process and run, so a user can tell which run has a video."""
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+
+
+class ClaimKeeper:
+    """A run's claims on videos in the archive: taken before a video is processed, renewed in the background
+    while held (a video may take longer than the claim's lifetime), released when it is over.
+
+    Use as a context manager around the processing; it renews every third of `ttl_s`.
+    """
+
+    def __init__(self, archive: Archive, *, ttl_s: float, run_id: str) -> None:
+        self.archive = archive
+        self.ttl_s = ttl_s
+        self.owner = claim_owner(run_id)
+        self._closing = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def claim(self, video_id: str) -> Claim:
+        return self.archive.claim(video_id, self.owner, ttl_s=self.ttl_s)
+
+    def release(self, video_id: str) -> None:
+        self.archive.release(video_id, self.owner)
+
+    def __enter__(self) -> Self:
+        self._closing.clear()
+        self._renewer = threading.Thread(target=self._renew, name="study-buddy-claims", daemon=True)
+        self._renewer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
+        if self._renewer is not None:
+            self._renewer.join()
+
+    def _renew(self) -> None:
+        while not self._closing.wait(self.ttl_s / 3):
+            try:
+                renewed = self.archive.renew_claims(self.owner, ttl_s=self.ttl_s)
+            except ArchiveError as exc:  # the next round tries again; claims expire only after ttl_s
+                log.warning("cannot renew claims: %s", exc)
+            else:
+                log.debug("renewed %d claim(s) of %s", renewed, self.owner)
