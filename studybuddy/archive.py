@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -39,6 +39,14 @@ class Status(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    GAVE_UP = "gave_up"  # failed `max_attempts` times in a row: retried only when asked
+
+
+class BatchState(StrEnum):
+    """Where a video is in its Message Batch (`--batch`)."""
+
+    PENDING = "pending"  # submitted: its note comes with the batch's results
+    WRITTEN = "written"  # its note was written from the batch's result
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,14 @@ class ArchiveRow:
     finished_at: str | None
     elapsed_s: float | None
     updated_at: str
+    batch_id: str | None = field(default=None, kw_only=True)  # the Message Batch of this video's note
+    batch_state: str | None = field(default=None, kw_only=True)  # BatchState of the video in that batch
+    failures: int = field(default=0, kw_only=True)  # failed attempts since the last success
+    next_retry_at: str | None = field(default=None, kw_only=True)  # when watch retries a failure
+    claimed_by: str | None = field(default=None, kw_only=True)  # "host:pid:run" of the run processing it
+    claim_expires_at: str | None = field(default=None, kw_only=True)
+    subject: str | None = None  # the sub-folder (subject) the note is in, chosen or given
+    prompt_version: str | None = None  # the prompts that wrote the note (for `notes regenerate`)
 
     def to_json(self) -> dict[str, object]:
         """The row as JSON-ready values (paths as strings, enums as their values)."""
@@ -73,6 +89,15 @@ class ArchiveRow:
             value = getattr(self, name)
             data[name] = str(value) if isinstance(value, (Path, StrEnum)) else value
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The answer to `Archive.claim`: granted or not, who holds the video, and its row before the claim."""
+
+    granted: bool
+    row: ArchiveRow | None
+    holder: str | None
 
 
 def m001_initial(db: sqlite3.Connection) -> None:
@@ -124,10 +149,72 @@ def m003_exit_events(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX exit_events_by_time ON exit_events (at)")
 
 
+def m004_batches(db: sqlite3.Connection) -> None:
+    """Message Batches of notes (`--batch`): a restarted run polls the same batch, never resubmits."""
+    db.execute(
+        """
+        CREATE TABLE batches (
+            batch_id TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'collected')),
+            videos INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("ALTER TABLE videos ADD COLUMN batch_id TEXT")
+    db.execute("ALTER TABLE videos ADD COLUMN batch_state TEXT")
+    db.execute("CREATE INDEX videos_by_batch ON videos (batch_id)")
+
+
+def m005_subject(db: sqlite3.Connection) -> None:
+    """The subject (sub-folder) of each note, given with `--subject` or chosen by `--auto-subject`."""
+    db.execute("ALTER TABLE videos ADD COLUMN subject TEXT")
+
+
+def m006_claims_and_retries(db: sqlite3.Connection) -> None:
+    """Per-video claims across processes, the retry schedule of failures and the `gave_up` status."""
+    _allow_status(db, Status.GAVE_UP)
+    for column in ("claimed_by TEXT", "claim_expires_at TEXT", "next_retry_at TEXT"):
+        db.execute(f"ALTER TABLE videos ADD COLUMN {column}")
+    db.execute("ALTER TABLE videos ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX videos_by_retry ON videos (status, next_retry_at)")
+
+
+def m007_prompt_version(db: sqlite3.Connection) -> None:
+    """The prompt version that wrote each note, so notes from older prompts can be regenerated."""
+    db.execute("ALTER TABLE videos ADD COLUMN prompt_version TEXT")
+
+
+def _allow_status(db: sqlite3.Connection, status: Status) -> None:
+    """SQLite cannot alter a CHECK constraint: rebuild `videos` from its own schema, `status` allowed too."""
+    (table_sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'videos'"
+    ).fetchone()
+    indexes = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'videos' AND sql IS NOT NULL"
+    ).fetchall()
+    allowed = "'running', 'done', 'failed'"
+    if allowed not in table_sql:
+        raise ArchiveError(f"videos table has an unexpected status constraint: {table_sql}")
+    rebuilt = table_sql.replace(allowed, f"{allowed}, '{status.value}'").replace("videos", "videos_new", 1)
+    db.execute(rebuilt)
+    db.execute("INSERT INTO videos_new SELECT * FROM videos")
+    db.execute("DROP TABLE videos")
+    db.execute("ALTER TABLE videos_new RENAME TO videos")
+    for (index_sql,) in indexes:
+        db.execute(index_sql)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_initial,
     m002_lookup_indexes,
     m003_exit_events,
+    m004_batches,
+    m005_subject,
+    m006_claims_and_retries,
+    m007_prompt_version,
 )
 EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0
 
@@ -137,6 +224,11 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM videos"  # noqa: S608 - column nam
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _iso(at: float) -> str:
+    """A Unix time in the archive's timestamp form (ISO-8601 UTC, milliseconds): such strings sort by time."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
 def _one_line(text: str) -> str:
@@ -285,18 +377,20 @@ class Archive:
         model: str | None,
         exit_fingerprint: str | None,
         elapsed_s: float,
+        batch_id: str | None = None,
+        prompt_version: str | None = None,
     ) -> None:
-        """The note is in place: status done, error cleared, what it cost recorded."""
+        """The note is in place: status done, error cleared, what it cost recorded (and its batch, if any)."""
         self._write(
             """
             INSERT INTO videos (
                 video_id, status, attempts, title, channel, note_path, transcript_path, exit_fingerprint,
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, model,
-                first_seen_at, finished_at, elapsed_s, updated_at
+                first_seen_at, finished_at, elapsed_s, updated_at, batch_id, batch_state, prompt_version
             ) VALUES (
                 :video_id, 'done', 1, :title, :channel, :note_path, :transcript_path, :exit_fingerprint,
                 :input_tokens, :output_tokens, :cache_read_tokens, :cache_write_tokens, :model,
-                :now, :now, :elapsed_s, :now
+                :now, :now, :elapsed_s, :now, :batch_id, :batch_state, :prompt_version
             )
             ON CONFLICT (video_id) DO UPDATE SET
                 status = 'done', error_kind = NULL, error = NULL,
@@ -305,7 +399,9 @@ class Archive:
                 exit_fingerprint = :exit_fingerprint,
                 input_tokens = :input_tokens, output_tokens = :output_tokens,
                 cache_read_tokens = :cache_read_tokens, cache_write_tokens = :cache_write_tokens,
-                model = :model, finished_at = :now, elapsed_s = :elapsed_s, updated_at = :now
+                model = :model, finished_at = :now, elapsed_s = :elapsed_s, updated_at = :now,
+                batch_id = :batch_id, batch_state = :batch_state, failures = 0, next_retry_at = NULL,
+                prompt_version = :prompt_version
             """,
             {
                 "video_id": video_id,
@@ -321,7 +417,17 @@ class Archive:
                 "model": model,
                 "elapsed_s": elapsed_s,
                 "now": _now(),
+                "batch_id": batch_id,
+                "batch_state": None if batch_id is None else BatchState.WRITTEN.value,
+                "prompt_version": prompt_version,
             },
+        )
+
+    def record_subject(self, video_id: str, subject: str | None) -> None:
+        """Remember the subject (sub-folder) of the video's note."""
+        self._write(
+            "UPDATE videos SET subject = :subject WHERE video_id = :video_id",
+            {"video_id": video_id, "subject": subject},
         )
 
     def record_failed(
@@ -333,31 +439,126 @@ class Archive:
         title: str | None = None,
         exit_fingerprint: str | None = None,
         elapsed_s: float | None = None,
-    ) -> None:
-        """The attempt failed: status failed, its kind and a one-line error. A previous note path stays."""
-        self._write(
-            """
-            INSERT INTO videos (
-                video_id, status, error_kind, error, attempts, title, exit_fingerprint,
-                first_seen_at, finished_at, elapsed_s, updated_at
-            ) VALUES (
-                :video_id, 'failed', :kind, :error, 1, :title, :exit_fingerprint,
-                :now, :now, :elapsed_s, :now
+        retry_delay: Callable[[int], float | None] | None = None,
+        now: float | None = None,
+    ) -> Status:
+        """The attempt failed: its kind and a one-line error; a previous note path stays. Returns the status.
+
+        `retry_delay(failures)` schedules the next automatic retry: seconds from `now`, or None to give up
+        (status `gave_up`). Without it, or for a permanent failure, nothing is scheduled.
+        """
+        at = time.time() if now is None else now
+        with self._writing() as db:
+            found = db.execute("SELECT failures FROM videos WHERE video_id = ?", (video_id,)).fetchone()
+            failures = (0 if found is None else int(found[0])) + 1
+            delay = None if retry_delay is None or kind is ErrorKind.PERMANENT else retry_delay(failures)
+            gave_up = retry_delay is not None and kind is not ErrorKind.PERMANENT and delay is None
+            status = Status.GAVE_UP if gave_up else Status.FAILED
+            db.execute(
+                """
+                INSERT INTO videos (
+                    video_id, status, error_kind, error, attempts, failures, next_retry_at, title,
+                    exit_fingerprint, first_seen_at, finished_at, elapsed_s, updated_at
+                ) VALUES (
+                    :video_id, :status, :kind, :error, 1, :failures, :next_retry_at, :title,
+                    :exit_fingerprint, :now, :now, :elapsed_s, :now
+                )
+                ON CONFLICT (video_id) DO UPDATE SET
+                    status = :status, error_kind = :kind, error = :error, failures = :failures,
+                    next_retry_at = :next_retry_at, title = COALESCE(:title, title),
+                    exit_fingerprint = :exit_fingerprint, finished_at = :now, elapsed_s = :elapsed_s,
+                    updated_at = :now, batch_state = NULL
+                """,
+                {
+                    "video_id": video_id,
+                    "status": status.value,
+                    "kind": kind.value,
+                    "error": _one_line(error),
+                    "failures": failures,
+                    "next_retry_at": None if delay is None else _iso(at + delay),
+                    "title": title,
+                    "exit_fingerprint": exit_fingerprint,
+                    "elapsed_s": elapsed_s,
+                    "now": _iso(at),
+                },
             )
-            ON CONFLICT (video_id) DO UPDATE SET
-                status = 'failed', error_kind = :kind, error = :error, title = COALESCE(:title, title),
-                exit_fingerprint = :exit_fingerprint, finished_at = :now, elapsed_s = :elapsed_s,
-                updated_at = :now
-            """,
-            {
-                "video_id": video_id,
-                "kind": kind.value,
-                "error": _one_line(error),
-                "title": title,
-                "exit_fingerprint": exit_fingerprint,
-                "elapsed_s": elapsed_s,
-                "now": _now(),
-            },
+        return status
+
+    def claim(self, video_id: str, owner: str, *, ttl_s: float, now: float | None = None) -> Claim:
+        """Claim the video for `owner` until `now + ttl_s`, unless another owner holds an unexpired claim.
+
+        One `BEGIN IMMEDIATE` transaction, so two processes can never both get it. A video the archive has
+        never seen gets a `running` row. The claim carries the row as it was, to decide afresh on it.
+        """
+        at = time.time() if now is None else now
+        with self._writing() as db:
+            found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
+            row = None if found is None else self._row(found)
+            if row and row.claimed_by not in (None, owner) and (row.claim_expires_at or "") > _iso(at):
+                return Claim(granted=False, row=row, holder=row.claimed_by)
+            db.execute(
+                """
+                INSERT INTO videos (video_id, status, first_seen_at, updated_at, claimed_by, claim_expires_at)
+                VALUES (:video_id, 'running', :now, :now, :owner, :expires)
+                ON CONFLICT (video_id) DO UPDATE SET claimed_by = :owner, claim_expires_at = :expires
+                """,
+                {"video_id": video_id, "now": _iso(at), "owner": owner, "expires": _iso(at + ttl_s)},
+            )
+        return Claim(granted=True, row=row, holder=owner)
+
+    def renew_claims(self, owner: str, *, ttl_s: float, now: float | None = None) -> int:
+        """Push back the expiry of every claim `owner` holds (videos long in progress); returns how many."""
+        at = time.time() if now is None else now
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE videos SET claim_expires_at = ? WHERE claimed_by = ?", (_iso(at + ttl_s), owner)
+            )
+            return cursor.rowcount
+
+    def release(self, video_id: str, owner: str) -> None:
+        """Drop `owner`'s claim on the video (a claim another run has taken over meanwhile stays)."""
+        self._write(
+            "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL"
+            " WHERE video_id = :video_id AND claimed_by = :owner",
+            {"video_id": video_id, "owner": owner},
+        )
+
+    def record_batch(self, batch_id: str, model: str, video_ids: Sequence[str]) -> None:
+        """A Message Batch was created for these videos: remember it, and mark them pending in it."""
+        now = _now()
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO batches (batch_id, model, state, videos, created_at, updated_at)"
+                " VALUES (?, ?, 'open', ?, ?, ?)",
+                (batch_id, model, len(video_ids), now, now),
+            )
+            db.executemany(
+                "UPDATE videos SET batch_id = ?, batch_state = ?, updated_at = ? WHERE video_id = ?",
+                [(batch_id, BatchState.PENDING.value, now, video_id) for video_id in video_ids],
+            )
+
+    def open_batches(self) -> list[tuple[str, str]]:
+        """(batch id, model) of the batches whose results were not collected yet, oldest first."""
+        with self._reading() as db:
+            found = db.execute(
+                "SELECT batch_id, model FROM batches WHERE state = 'open' ORDER BY created_at"
+            ).fetchall()
+        return [(str(batch_id), str(model)) for batch_id, model in found]
+
+    def pending_in_batch(self, batch_id: str) -> dict[str, ArchiveRow]:
+        """The videos still waiting for this batch's results, by video id."""
+        with self._reading() as db:
+            found = db.execute(
+                f"{_SELECT} WHERE batch_id = ? AND batch_state = ?", (batch_id, BatchState.PENDING.value)
+            ).fetchall()
+        rows = (self._row(values) for values in found)
+        return {row.video_id: row for row in rows}
+
+    def close_batch(self, batch_id: str) -> None:
+        """Every result of the batch was handled: it is not polled again."""
+        self._write(
+            "UPDATE batches SET state = 'collected', updated_at = :now WHERE batch_id = :batch_id",
+            {"batch_id": batch_id, "now": _now()},
         )
 
     def _configure(self) -> None:
@@ -449,9 +650,10 @@ class Archive:
 
 
 def needs_work(row: ArchiveRow | None, *, force: bool) -> bool:
-    """Whether to process a video: new, left running by a crash, failed (not permanently), or forced."""
+    """Whether to process a video: new, left running by a crash, failed (not permanently, not given up), or
+    forced. (`retries.Admission` adds the watch and retry rules.)"""
     if row is None or row.status is Status.RUNNING:
         return True
-    if row.status is Status.DONE:
+    if row.status in (Status.DONE, Status.GAVE_UP):
         return force
     return force or row.error_kind is not ErrorKind.PERMANENT

@@ -22,10 +22,14 @@ from . import __version__
 from .config import (
     DEFAULT_MODEL,
     ENV_PREFIX,
+    NOTE_FORMATS,
+    ORDERS,
+    TRANSCRIPT_FORMATS,
     Settings,
     env_files_for,
     load_env_files,
     parse_languages,
+    parse_since,
     resolve_ca_bundle,
 )
 from .errors import ConfigError, InputError, StudyBuddyError
@@ -33,6 +37,8 @@ from .exits import ExitBudget, parse_duration
 from .logs import SecretFilter, configure
 
 if TYPE_CHECKING:
+    from .admission import Admission
+    from .archive import Archive
     from .torlaunch import TorSetup
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,6 +153,38 @@ def _pacing_options(func: F) -> F:
     return func
 
 
+def _note_writing_options(func: F) -> F:
+    """How the Anthropic engine writes notes; shared by the process and notes regenerate commands."""
+    decorators = [
+        click.option(
+            "-m",
+            "--model",
+            default=DEFAULT_MODEL,
+            show_default=True,
+            envvar=_env("MODEL"),
+            help="Anthropic model that writes the notes.",
+        ),
+        click.option(
+            "--assessment/--no-assessment",
+            default=True,
+            envvar=_env("ASSESSMENT"),
+            help="Add an assessment (questions with hidden answers) written by a second, cached call.",
+        ),
+        click.option(
+            "--max-input-tokens",
+            type=click.IntRange(2000, 190_000),
+            default=60_000,
+            show_default=True,
+            envvar=_env("MAX_INPUT_TOKENS"),
+            help="Estimated transcript tokens sent in one call; longer videos are written in sections, "
+            "then combined.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 @contextmanager
 def _user_errors(debug: bool) -> Iterator[None]:
     """Turn library errors into one line (and an exit code); `--debug` keeps the traceback."""
@@ -210,18 +248,48 @@ def cli() -> None:
 @_option_output
 @click.option("-s", "--subject", envvar=_env("SUBJECT"), help="Put the notes in this sub-folder.")
 @click.option(
-    "-m",
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    envvar=_env("MODEL"),
-    help="Anthropic model that writes the notes.",
+    "--auto-subject",
+    is_flag=True,
+    envvar=_env("AUTO_SUBJECT"),
+    help="Without --subject: put each note in the most similar subject folder, else a new one named "
+    "after the video's keywords or category (shown in the report, recorded in the note).",
 )
+@click.option(
+    "--links/--no-links",
+    default=True,
+    envvar=_env("LINKS"),
+    help="Link each note to the most similar notes in the output folder, and back.",
+)
+@_note_writing_options
 @click.option(
     "--notes/--no-notes",
     default=True,
     envvar=_env("NOTES"),
-    help="Write study notes (needs ANTHROPIC_API_KEY); --no-notes saves transcripts only.",
+    help="Write study notes (see --engine); --no-notes saves transcripts only.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["anthropic", "offline"]),
+    envvar=_env("ENGINE"),
+    help="Who writes the notes: anthropic (needs ANTHROPIC_API_KEY) or offline (extractive, from the "
+    "transcript alone). Default: anthropic when the key is set, else offline.",
+)
+@click.option(
+    "--format",
+    "note_format",
+    type=click.Choice(NOTE_FORMATS),
+    default="md",
+    show_default=True,
+    envvar=_env("FORMAT"),
+    help="md: Obsidian-ready Markdown notes; json: the structured note (meta, sections, usage).",
+)
+@click.option(
+    "--transcript-format",
+    type=click.Choice(TRANSCRIPT_FORMATS),
+    default="md",
+    show_default=True,
+    envvar=_env("TRANSCRIPT_FORMAT"),
+    help="Format of the transcript saved beside each note: md (timestamp links), txt, srt or vtt.",
 )
 @click.option(
     "--save-transcript/--no-save-transcript",
@@ -246,6 +314,27 @@ def cli() -> None:
     help="Anthropic calls in flight at once, shared by all workers.",
 )
 @click.option(
+    "--batch",
+    is_flag=True,
+    envvar=_env("BATCH"),
+    help="Write the notes through the Message Batches API: half the price, slower; a rerun resumes "
+    "waiting for the same batch.",
+)
+@click.option(
+    "--batch-poll",
+    default="30s",
+    show_default=True,
+    envvar=_env("BATCH_POLL"),
+    help="How often to ask whether a batch has ended.",
+)
+@click.option(
+    "--batch-max-wait",
+    default="25h",
+    show_default=True,
+    envvar=_env("BATCH_MAX_WAIT"),
+    help="Stop waiting for a batch after this long (rerun with --batch to keep waiting).",
+)
+@click.option(
     "--max-retries",
     type=click.IntRange(0, 10),
     default=3,
@@ -263,7 +352,49 @@ def cli() -> None:
     envvar=_env("MAX_ROTATIONS"),
     help="New circuits a video may try after blocks before it is recorded as blocked.",
 )
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 100),
+    default=8,
+    show_default=True,
+    envvar=_env("MAX_ATTEMPTS"),
+    help="Failed attempts in a row after which a video is given up (see archive retry).",
+)
+@click.option(
+    "--retry-backoff",
+    default="5m",
+    show_default=True,
+    envvar=_env("RETRY_BACKOFF"),
+    help="Wait before watch retries a failed video; doubles per failure, at most 6h.",
+)
+@click.option(
+    "--claim-ttl",
+    default="2m",
+    show_default=True,
+    envvar=_env("CLAIM_TTL"),
+    help="How long a video claimed by a run that died stays blocked for other runs.",
+)
 @click.option("--force", is_flag=True, envvar=_env("FORCE"), help="Redo videos the archive says are done.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    envvar=_env("LIMIT"),
+    help="At most N videos of each playlist or channel (the first N it lists).",
+)
+@click.option(
+    "--since",
+    metavar="DATE",
+    envvar=_env("SINCE"),
+    help="Only videos of playlists and channels listed as uploaded on or after DATE (YYYY-MM-DD).",
+)
+@click.option(
+    "--order",
+    type=click.Choice(ORDERS),
+    default="playlist",
+    show_default=True,
+    envvar=_env("ORDER"),
+    help="Take videos in playlist order, or shortest/longest first (durations listed by playlists).",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print a JSON summary instead of the live view.")
 @click.option(
     "--env-file",
@@ -297,15 +428,28 @@ def process(**options: Any) -> None:
 
     URLS are video URLs or ids; add more with --file. Videos the archive says are done are skipped.
     """
+    debug = _configure_logging(options)
+    with _user_errors(debug):
+        settings = _settings(options)
+        code = _run(settings, options["urls"], options["files"], json_output=options["json_output"])
+    sys.exit(code)
+
+
+def _configure_logging(options: dict[str, Any]) -> bool:
+    """Log level from --log-level and --debug, secrets masked; returns whether --debug is on."""
     debug = bool(options["debug"])
     level_source = click.get_current_context().get_parameter_source("log_level")
     chosen = getattr(logging, str(options["log_level"]).upper())
     level = logging.DEBUG if debug and level_source is click.core.ParameterSource.DEFAULT else chosen
     configure(level, SecretFilter([os.environ.get("ANTHROPIC_API_KEY", ""), _tor_password() or ""]))
-    with _user_errors(debug):
-        settings = _settings(options)
-        code = _run(settings, options["urls"], options["files"], json_output=options["json_output"])
-    sys.exit(code)
+    return debug
+
+
+def _positive_duration(text: str, option: str) -> float:
+    seconds = parse_duration(text, option=option)
+    if seconds <= 0:
+        raise InputError(f"{option} {text!r}: must be longer than 0s")
+    return seconds
 
 
 def _tor_password() -> str | None:
@@ -317,6 +461,12 @@ def _settings(options: dict[str, Any]) -> Settings:
     return Settings(
         output=options["output"],
         subject=options["subject"],
+        auto_subject=options["auto_subject"],
+        links=options["links"],
+        assessment=options["assessment"],
+        max_input_tokens=options["max_input_tokens"],
+        note_format=options["note_format"],
+        transcript_format=options["transcript_format"],
         parallel=options["parallel"],
         workers=options["workers"],
         proxy=options["proxy"],
@@ -326,10 +476,17 @@ def _settings(options: dict[str, Any]) -> Settings:
         notes=options["notes"],
         model=options["model"],
         api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+        engine=options["engine"],
         notes_concurrency=options["notes_concurrency"],
         notes_per_minute=options["notes_per_minute"],
+        batch=options["batch"],
+        batch_poll_s=_positive_duration(options["batch_poll"], "--batch-poll"),
+        batch_max_wait_s=_positive_duration(options["batch_max_wait"], "--batch-max-wait"),
         save_transcript=options["save_transcript"],
-        force=options["force"],
+        force=options.get("force", False),  # watch and archive retry have no --force
+        limit=options["limit"],
+        since=parse_since(options["since"]) if options["since"] else None,
+        order=options["order"],
         max_retries=options["max_retries"],
         tor=options["tor"],
         tor_socks=options["tor_socks"],
@@ -340,22 +497,75 @@ def _settings(options: dict[str, Any]) -> Settings:
         exit_interval_s=parse_duration(options["exit_interval"], option="--exit-interval"),
         exit_cooldown_s=parse_duration(options["exit_cooldown"], option="--exit-cooldown"),
         max_rotations=options["max_rotations"],
+        max_attempts=options["max_attempts"],
+        retry_backoff_s=_positive_duration(options["retry_backoff"], "--retry-backoff"),
+        claim_ttl_s=_positive_duration(options["claim_ttl"], "--claim-ttl"),
         log_tor_events=options["log_tor_events"],
         keep_temp=options["keep_temp"],
     )
 
 
-def _run(settings: Settings, urls: Sequence[str], files: Sequence[Path], *, json_output: bool) -> int:
+def _run(
+    settings: Settings,
+    urls: Sequence[str],
+    files: Sequence[Path],
+    *,
+    json_output: bool,
+    admission: Admission | None = None,
+) -> int:
     from .runner import run  # the heavy part: imported only when there is work to do
 
-    outcome = run(
-        settings, urls, files, json_output=json_output, warn=lambda line: click.echo(line, err=True)
-    )
+    outcome = run(settings, urls, files, json_output=json_output, warn=_warn, admission=admission)
     if json_output:
         click.echo(json.dumps(outcome.to_json(), indent=2))
     else:
         click.echo(outcome.report())
     return outcome.exit_code
+
+
+@cli.group("notes")
+def notes_group() -> None:
+    """Work on the notes already written."""
+
+
+@notes_group.command("regenerate")
+@_option_output
+@click.option(
+    "--older-than-prompt",
+    is_flag=True,
+    help="Only notes written by other prompts than this version's (the archive records which).",
+)
+@_note_writing_options
+def notes_regenerate(**options: Any) -> None:
+    """Write the notes of done videos again from their saved transcripts (no YouTube traffic).
+
+    Each note keeps its path and format; related-note links are written again.
+    """
+    from .regenerate import regenerate
+    from .runner import build_engine
+
+    configure(logging.WARNING, SecretFilter([os.environ.get("ANTHROPIC_API_KEY", "")]))
+    with _user_errors(debug=False):
+        settings = Settings(
+            output=options["output"],
+            model=options["model"],
+            api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+            assessment=options["assessment"],
+            max_input_tokens=options["max_input_tokens"],
+        )
+        engine = build_engine(settings)
+        assert engine is not None  # notes are on
+        try:
+            outcome = regenerate(
+                settings,
+                engine,
+                older_than_prompt=options["older_than_prompt"],
+                on_note=lambda video_id: click.echo(f"{video_id}: regenerated", err=True),
+            )
+        finally:
+            engine.close()
+    click.echo(outcome.report())
+    sys.exit(outcome.exit_code)
 
 
 @cli.group("archive")
@@ -367,7 +577,7 @@ def archive_group() -> None:
 @_option_output
 @click.option(
     "--status",
-    type=click.Choice(["done", "failed", "running"]),
+    type=click.Choice(["done", "failed", "gave_up", "running"]),
     help="Only videos with this status.",
 )
 @click.option(
@@ -378,25 +588,49 @@ def archive_group() -> None:
 @click.option("--json", "json_output", is_flag=True, help="Print JSON lines instead of a table.")
 def archive_list(output: Path, status: str | None, kind: str | None, json_output: bool) -> None:
     """List the videos in the archive of an output folder."""
-    from .archive import Archive, Status
+    from .archive import Status
     from .errors import ErrorKind
 
-    with _user_errors(debug=False):
-        if not (output / Archive.FILENAME).is_file():
-            raise InputError(f"{output}: no archive here (run study-buddy with --output {output} first)")
-        with Archive.open(output) as archive:
-            rows = archive.rows(
-                status=Status(status) if status else None, kind=ErrorKind(kind) if kind else None
-            )
+    with _user_errors(debug=False), _existing_archive(output) as archive:
+        rows = archive.rows(status=Status(status) if status else None, kind=ErrorKind(kind) if kind else None)
     if json_output:
         for row in rows:
             click.echo(json.dumps(row.to_json()))
         return
     for row in rows:
-        state = row.status.value if row.status.value != "failed" else f"failed:{row.error_kind}"
+        state = f"{row.status.value}:{row.error_kind}" if row.error_kind else row.status.value
         detail = row.error or (str(row.note_path) if row.note_path else "")
         click.echo(f"{row.video_id}  {state:<16} {row.attempts:>2}  {row.title or '-'}  {detail}")
     click.echo(f"{len(rows)} video(s)", err=True)
+
+
+@archive_group.command("stats")
+@_option_output
+@click.option("--json", "json_output", is_flag=True, help="Print the totals as JSON.")
+@click.option(
+    "--prices",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    envvar=_env("PRICES"),
+    help='USD per million tokens by model, TOML or JSON ([models."ID"] input, output, cache_write, '
+    "cache_read), over the built-in list prices.",
+)
+def archive_stats(output: Path, json_output: bool, prices: Path | None) -> None:
+    """Totals of an output folder: videos by status and failure kind, tokens by model, estimated cost."""
+    from .usage import DEFAULT_TABLE, format_report, usage_report
+
+    with _user_errors(debug=False):
+        table = DEFAULT_TABLE.with_file(prices) if prices else DEFAULT_TABLE
+        with _existing_archive(output) as archive:
+            report = usage_report(archive.rows(), table)
+    click.echo(json.dumps(report.to_json(), indent=2) if json_output else format_report(report))
+
+
+def _existing_archive(output: Path) -> Archive:
+    from .archive import Archive
+
+    if not (output / Archive.FILENAME).is_file():
+        raise InputError(f"{output}: no archive here (run study-buddy with --output {output} first)")
+    return Archive.open(output)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -475,3 +709,73 @@ def _tor_session(options: dict[str, Any]) -> Iterator[tuple[Settings, TorSetup]]
     assert setup is not None  # only --tor off gives none
     with setup:
         yield settings, setup
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _with_process_options(*, without: set[str]) -> Callable[[click.Command], click.Command]:
+    """Give a command the options of `process` (one definition each, so they never drift apart)."""
+
+    def add(command: click.Command) -> click.Command:
+        command.params.extend(param for param in process.params if param.name not in without)
+        return command
+
+    return add
+
+
+@_with_process_options(without={"urls", "force", "json_output"})
+@cli.command("watch")
+@click.argument("urls", nargs=-1, envvar=_env("URLS"))
+@click.option(
+    "--interval",
+    default="10m",
+    show_default=True,
+    envvar=_env("INTERVAL"),
+    help="Time between two checks (60 = seconds, 15m); a check due while one runs is skipped.",
+)
+def watch_command(**options: Any) -> None:
+    """Check playlists, channels and videos on a schedule and process new videos, until Ctrl-C or SIGTERM.
+
+    Failed videos are retried when their backoff has run out (--retry-backoff, --max-attempts). Several
+    watchers or runs may share one output folder: each video is claimed before it is processed.
+    """
+    from .watch import validate_interval, watch
+
+    debug = _configure_logging(options)
+    with _user_errors(debug):
+        interval = validate_interval(parse_duration(options["interval"], option="--interval"))
+        settings = _settings(options)
+        stats = watch(settings, options["urls"], options["files"], interval_s=interval, warn=_warn)
+    click.echo(stats.report())
+
+
+@_with_process_options(without={"urls", "files", "force"})
+@archive_group.command("retry")
+@click.option(
+    "--kind",
+    type=click.Choice(["all", "blocked", "transient", "notes", "output", "permanent"]),
+    default="all",
+    show_default=True,
+    help="Which failures to retry: one kind, or all but permanent ones (retried only when asked).",
+)
+def archive_retry(**options: Any) -> None:
+    """Retry the failed videos of an output folder now, given-up ones included."""
+    from .admission import RETRIED_KINDS, Admission
+    from .archive import Status
+    from .errors import ErrorKind
+
+    debug = _configure_logging(options)
+    with _user_errors(debug):
+        settings = _settings(options)
+        kinds = RETRIED_KINDS if options["kind"] == "all" else frozenset({ErrorKind(options["kind"])})
+        with _existing_archive(settings.output) as archive:
+            failed = [*archive.rows(Status.FAILED), *archive.rows(Status.GAVE_UP)]
+        video_ids = [row.video_id for row in failed if row.error_kind in kinds]
+        if not video_ids:
+            click.echo(f"Nothing to retry in {settings.output} (--kind {options['kind']}).")
+            return
+        admission = Admission(kinds=kinds, gave_up=True)
+        code = _run(settings, video_ids, [], json_output=options["json_output"], admission=admission)
+    sys.exit(code)

@@ -7,6 +7,7 @@ its values into `os.environ` *before* Click parses, without overriding what the 
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from .exits import ExitBudget
 ENV_PREFIX = "STUDY_BUDDY_"
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEBUG_ENV_FILE = ".env.debug"
+ORDERS = ("playlist", "shortest", "longest")  # --order: the order videos are taken in
+NOTE_FORMATS = ("md", "json")  # --format
+TRANSCRIPT_FORMATS = ("md", "txt", "srt", "vtt")  # --transcript-format
 DEFAULT_PER_EXIT = ExitBudget(8, 600.0)  # 8 videos per exit per 10 minutes: polite by default
 
 # `.env.debug` names -> the settings they stand for.
@@ -38,6 +42,8 @@ class Settings:
 
     output: Path = Path("notes")
     subject: str | None = None
+    auto_subject: bool = False  # without `subject`: choose an existing folder by similarity, else a new one
+    links: bool = True  # link related notes both ways in a marked block
     parallel: bool = False
     workers: int = 3
     proxy: str | None = None
@@ -47,10 +53,21 @@ class Settings:
     notes: bool = True
     model: str = DEFAULT_MODEL
     api_key: str | None = field(default=None, repr=False)
+    engine: str | None = None  # anthropic | offline; None: anthropic when api_key is set, else offline
     notes_concurrency: int = 4
     notes_per_minute: int = 40
+    batch: bool = False  # notes through the Message Batches API (half the price, slower, resumable)
+    batch_poll_s: float = 30.0  # seconds between two looks at a pending batch
+    batch_max_wait_s: float = 25 * 3600.0  # stop waiting (the batch stays open for the next run)
+    assessment: bool = True  # a second call: questions with answers in collapsed callouts
+    max_input_tokens: int = 60_000  # estimated tokens one call may send; longer transcripts go in sections
+    note_format: str = "md"  # md | json
+    transcript_format: str = "md"  # md | txt | srt | vtt
     save_transcript: bool = True
     force: bool = False
+    limit: int | None = None  # at most this many videos of each playlist or channel
+    since: datetime.date | None = None  # only videos a playlist or channel lists as uploaded since then
+    order: str = "playlist"  # playlist | shortest | longest (by listed duration)
     use_ytdlp: bool = True
     max_retries: int = 3
     backoff_s: float = 2.0
@@ -63,6 +80,9 @@ class Settings:
     exit_interval_s: float = 30.0
     exit_cooldown_s: float = 1800.0
     max_rotations: int = 5
+    max_attempts: int = 8  # failed attempts in a row before a video is given up (`gave_up`)
+    retry_backoff_s: float = 300.0  # first automatic retry of a failed video (doubling, capped at 6 h)
+    claim_ttl_s: float = 120.0  # a claim on a video left by a killed process expires after this
     log_tor_events: bool = False
     keep_temp: bool = False
 
@@ -147,6 +167,16 @@ def parse_host_port(text: str, option: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"{option} {text!r}: expected HOST:PORT like 127.0.0.1:9050")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_since(text: str) -> datetime.date:
+    """`--since`: an ISO date (2024-01-31) or yt-dlp's 20240131."""
+    for pattern in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.datetime.strptime(text.strip(), pattern).date()
+        except ValueError:
+            continue
+    raise InputError(f"--since {text!r}: expected a date like 2024-01-31")
 
 
 def parse_languages(text: str) -> tuple[str, ...]:

@@ -3,8 +3,8 @@
 `parse_video_id` knows every YouTube *video* URL form (watch, youtu.be, shorts, embed, live, ...) and
 never raises. `read_inputs` turns arguments and files (one URL or id per line, `#` comments, blank
 lines) into video ids in first-seen order, with duplicates collapsed and every unusable line reported
-as a `BadInput` naming its file and line number. Playlists and channels are recognised but not
-expanded yet.
+as a `BadInput` naming its file and line number. Playlists (`list=`) and channels (`@handle`, `/channel/`,
+`/c/`, `/user/`, their tabs) become `Collection`s, which `studybuddy.expand` lists through Tor.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 from .errors import InputError
 
-__all__ = ["VIDEO_ID_PATTERN", "BadInput", "Inputs", "parse_video_id", "read_inputs"]
+__all__ = ["VIDEO_ID_PATTERN", "BadInput", "Collection", "Inputs", "parse_video_id", "read_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +39,10 @@ _COMMENT_START = re.compile(rb"(?<!\S)#")
 _DISPLAY_CHARS = 80
 _NOT_A_VIDEO = "not a YouTube video URL"
 _NOT_UTF8 = "not valid UTF-8"
-_COLLECTIONS_UNSUPPORTED = "playlists and channels are not supported yet"
+_VIDEO_AS_PLAYLIST = "a video id, not a playlist: use https://www.youtube.com/watch?v="
+_CHANNEL_PREFIXES = ("channel", "c", "user")
 
-_CollectionKind = Literal["playlist", "channel"]
+CollectionKind = Literal["playlist", "channel"]
 
 
 def parse_video_id(text: str) -> str | None:
@@ -67,13 +68,24 @@ class BadInput:
         return f"{self.source}: {self.reason}: {self.text!r}"
 
 
+@dataclass(frozen=True)
+class Collection:
+    """A playlist or channel named by an input line, with the URL that lists its videos."""
+
+    kind: CollectionKind
+    url: str  # https://www.youtube.com/playlist?list=ID or https://www.youtube.com/@handle/videos
+    source: str  # "urls.txt:7" or "argument 2"
+    text: str  # shortened for display
+
+
 @dataclass
 class Inputs:
-    """The videos to process, in first-seen order, and what could not be used."""
+    """The videos and collections to process, in first-seen order, and what could not be used."""
 
     video_ids: list[str] = field(default_factory=list)
     bad: list[BadInput] = field(default_factory=list)
     duplicates: int = 0
+    collections: list[Collection] = field(default_factory=list)
 
 
 def read_inputs(arguments: Sequence[str], files: Sequence[Path]) -> Inputs:
@@ -88,7 +100,7 @@ def read_inputs(arguments: Sequence[str], files: Sequence[Path]) -> Inputs:
     for path in files:
         _read_file(path, collector)
     inputs = collector.inputs
-    if not inputs.video_ids and not inputs.bad:
+    if not inputs.video_ids and not inputs.bad and not inputs.collections:
         raise InputError(_nothing_given_message(files))
     return inputs
 
@@ -148,16 +160,22 @@ def _query_value(query: str, name: str) -> str | None:
     return None
 
 
-def _collection_kind(text: str) -> _CollectionKind | None:
-    """Whether a URL names a playlist or a channel rather than a video: the place to extend for expansion."""
+def _collection(text: str) -> tuple[CollectionKind, str] | None:
+    """The kind and listing URL of a playlist or channel URL, or None when it names neither.
+
+    A playlist lists at /playlist?list=ID; a channel (any of its tabs) at its /videos tab.
+    """
     url = _youtube_url(_unwrap(text))
     if url is None or url.host not in _YOUTUBE_HOSTS:
         return None
     first, *rest = url.segments
-    if first in ("playlist", "watch") and _query_value(url.query, "list"):
-        return "playlist"
-    if first.startswith("@") or (first in ("channel", "c", "user") and rest):
-        return "channel"
+    list_id = _query_value(url.query, "list")
+    if first in ("playlist", "watch") and list_id:
+        return "playlist", f"https://www.youtube.com/playlist?list={quote(list_id, safe='')}"
+    if first.startswith("@") and len(first) > 1:
+        return "channel", f"https://www.youtube.com/{quote(first, safe='@')}/videos"
+    if first in _CHANNEL_PREFIXES and rest and rest[0]:
+        return "channel", f"https://www.youtube.com/{first}/{quote(rest[0], safe='')}/videos"
     return None
 
 
@@ -173,17 +191,32 @@ class _Collector:
     def __init__(self) -> None:
         self.inputs = Inputs()
         self._seen: set[str] = set()
+        self._seen_collections: set[str] = set()
 
     def add(self, source: str, text: str) -> None:
         video_id = parse_video_id(text)
         if video_id is None:
-            reason = _COLLECTIONS_UNSUPPORTED if _collection_kind(text) else _NOT_A_VIDEO
-            self.add_bad(source, text, reason)
+            self._add_collection(source, text)
         elif video_id in self._seen:
             self.inputs.duplicates += 1
         else:
             self._seen.add(video_id)
             self.inputs.video_ids.append(video_id)
+
+    def _add_collection(self, source: str, text: str) -> None:
+        collection = _collection(text)
+        if collection is None:
+            self.add_bad(source, text, _NOT_A_VIDEO)
+            return
+        kind, url = collection
+        list_id = _query_value(url.partition("?")[2], "list")
+        if kind == "playlist" and list_id and VIDEO_ID_PATTERN.fullmatch(list_id):
+            self.add_bad(source, text, f"{_VIDEO_AS_PLAYLIST}{list_id}")
+        elif url in self._seen_collections:
+            self.inputs.duplicates += 1
+        else:
+            self._seen_collections.add(url)
+            self.inputs.collections.append(Collection(kind, url, source, _shorten(text.strip())))
 
     def add_bad(self, source: str, text: str, reason: str) -> None:
         self.inputs.bad.append(BadInput(source, _shorten(text.strip()), reason))

@@ -104,6 +104,7 @@ def meta_from_player(video_id: str, data: Any) -> VideoMeta:
         upload_date=_iso_date(_dig(micro, "uploadDate")) or _iso_date(_dig(micro, "publishDate")),
         description=_text(_dig(details, "shortDescription")) or _text(_dig(micro, "description")),
         tags=_strings(_dig(details, "keywords")),
+        category=_text(_dig(micro, "category")),
     )
 
 
@@ -155,6 +156,7 @@ def meta_from_ytdlp(video_id: str, session: requests.Session) -> VideoMeta | Non
         description=_text(_dig(info, "description")),
         tags=_strings(_dig(info, "tags")),
         chapters=_ytdlp_chapters(_dig(info, "chapters")),
+        category=next(iter(_strings(_dig(info, "categories"))), None),
     )
 
 
@@ -166,6 +168,11 @@ def ytdlp_options(session: requests.Session) -> dict[str, Any] | None:
     """
     if isinstance(session.verify, str):
         return None
+    return ytdlp_base_options(session)
+
+
+def ytdlp_base_options(session: requests.Session) -> dict[str, Any]:
+    """yt-dlp options with `session`'s proxy; a custom CA bundle is the caller's business (see `expand`)."""
     proxy = session.proxies.get("https") or session.proxies.get("all") or ""
     return {
         "proxy": proxy,

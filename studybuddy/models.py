@@ -53,6 +53,7 @@ class VideoMeta:
     description: str | None = None
     tags: tuple[str, ...] = ()
     chapters: tuple[Chapter, ...] = ()
+    category: str | None = None  # YouTube's category, e.g. "Education"
 
     @property
     def url(self) -> str:
@@ -80,3 +81,4 @@ class NoteBody:
     markdown: str
     model: str
     usage: Usage = field(default_factory=Usage)
+    prompt_version: str | None = None  # which prompts wrote it (None: an engine without prompts)

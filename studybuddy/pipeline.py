@@ -25,7 +25,9 @@ from typing import Protocol
 
 import requests
 
-from .archive import Archive, ArchiveRow, Status, needs_work
+from .admission import Admission, ClaimKeeper, RetrySchedule
+from .archive import Archive, ArchiveRow
+from .batch import BatchNotes, BatchOutcome
 from .config import Settings
 from .errors import (
     ArchiveError,
@@ -40,15 +42,23 @@ from .errors import (
     TorError,
     TransientError,
 )
-from .models import NoteBody
-from .notes import NoteEngine, render_note, render_transcript
+from .formats import (
+    render_note_json,
+    render_transcript_as,
+    save_transcript_json,
+    saved_transcript_path,
+    transcript_suffix,
+)
+from .links import Linker
+from .models import NoteBody, VideoMeta
+from .notes import NoteEngine, render_note
 from .output import OutputTree, atomic_write_text
 from .progress import Outcome, ProgressMonitor, Stage, Summary
 from .sessions import Identity, ProxyEndpoint, new_run_id, new_session
+from .subjects import SubjectChooser, subject_of
 from .transcripts import FetchResult, TranscriptFetcher
 
 log = logging.getLogger(__name__)
-TRANSCRIPT_SUFFIX = ".transcript.md"
 
 
 class Worker:
@@ -193,8 +203,19 @@ class Pipeline:
         worker_factory: Callable[[], Worker],
         pacer: Pacer | None = None,
         retry: RetryPolicy | None = None,
+        linker: Linker | None = None,
+        subjects: SubjectChooser | None = None,
+        batch: BatchNotes | None = None,
+        admission: Admission | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.settings = settings
+        self.admission = admission or Admission(force=settings.force)
+        self.schedule = RetrySchedule(base_s=settings.retry_backoff_s, max_attempts=settings.max_attempts)
+        self.claims = ClaimKeeper(archive, ttl_s=settings.claim_ttl_s, run_id=new_run_id())
+        self.batch = batch  # --batch: notes through the Message Batches API, after the fetch stage
+        self.linker = linker  # links related notes both ways after each note is written
+        self.subjects = subjects  # chooses each note's subject folder (--auto-subject)
         self.archive = archive
         self.output = output
         self.engine = engine
@@ -202,7 +223,7 @@ class Pipeline:
         self.worker_factory = worker_factory
         self.pacer = pacer or RenewingPacer()
         self.retry = retry or RetryPolicy(settings.max_retries, backoff_s=settings.backoff_s)
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
         self.fatal: StudyBuddyError | None = None
         self.started = False  # True once videos are being processed (the engine's check passed)
         self._local = threading.local()
@@ -220,7 +241,9 @@ class Pipeline:
             self.engine.check()  # a refused key or unknown model stops the run before any video
         self.started = True
         try:
-            self._run_pool(todo, rows)
+            with self.claims:
+                self._run_pool(todo, rows)
+                self._collect_batches()
         finally:
             self.stop_event.set()
             self._close_workers()
@@ -229,17 +252,22 @@ class Pipeline:
         return self.monitor.summary()
 
     def _admit(self, video_id: str, row: ArchiveRow | None) -> bool:
-        if needs_work(row, force=self.settings.force):
+        if self.batch is not None and self.batch.is_pending(row):
+            self.monitor.stage(video_id, Stage.NOTES)  # its note comes with an earlier run's batch
+            return False
+        reason = self.admission.skip_reason(row, time.time())
+        if reason is None:
             return True
-        assert row is not None  # needs_work() is True for videos the archive has never seen
-        if row.status is Status.DONE:
-            reason = "already done"
-        else:
-            reason = f"failed before ({row.error_kind}): {row.error}; use --force to retry"
+        self._skip(video_id, row, reason)
+        return False
+
+    def _skip(self, video_id: str, row: ArchiveRow | None, reason: str) -> None:
+        if row is None:
+            self.monitor.finish(Outcome(video_id, Stage.SKIPPED, reason=reason))
+            return
         self.monitor.finish(
             Outcome(video_id, Stage.SKIPPED, row.title, row.error_kind, reason, row.note_path)
         )
-        return False
 
     def _run_pool(self, todo: Sequence[str], rows: dict[str, ArchiveRow]) -> None:
         threads = self.settings.thread_count
@@ -291,8 +319,33 @@ class Pipeline:
     # -- one video -----------------------------------------------------------------------------------
 
     def _process(self, video_id: str, row: ArchiveRow | None) -> None:
+        """Claim the video (another run may hold it), decide again on its fresh row, process, release."""
         if self.stop_event.is_set():
             return
+        try:
+            claim = self.claims.claim(video_id)
+        except ArchiveError as exc:
+            self._stop_run(exc)
+            return
+        if not claim.granted:
+            self._skip(video_id, claim.row, f"claimed by another run ({claim.holder})")
+            return
+        try:
+            reason = self.admission.skip_reason(claim.row, time.time())  # another run may have done it
+            if reason is None:
+                self._process_claimed(video_id, claim.row)
+            else:
+                self._skip(video_id, claim.row, reason)
+        finally:
+            self._release(video_id)
+
+    def _release(self, video_id: str) -> None:
+        try:
+            self.claims.release(video_id)
+        except ArchiveError as exc:  # the claim expires on its own
+            log.warning("%s: cannot release the claim: %s", video_id, exc)
+
+    def _process_claimed(self, video_id: str, row: ArchiveRow | None) -> None:
         worker = self._worker()
         attempt = _Attempt(video_id, row.title if row else None, time.monotonic())
         try:
@@ -315,7 +368,23 @@ class Pipeline:
         if fetched.meta.title:
             attempt.title = fetched.meta.title
             self.monitor.set_title(video_id, attempt.title)
+        if self.batch is not None and self.batch.defer(fetched.meta, fetched.transcript):
+            self.monitor.stage(video_id, Stage.NOTES, worker.index)
+            return
         body = self._notes(worker, fetched)
+        self._complete(worker, attempt, fetched, body, row)
+
+    def _complete(
+        self,
+        worker: Worker | None,
+        attempt: _Attempt,
+        fetched: FetchResult,
+        body: NoteBody | None,
+        row: ArchiveRow | None,
+        batch_id: str | None = None,
+    ) -> None:
+        """Write the note and record the video done (`worker` is None for a note from a batch)."""
+        video_id = attempt.video_id
         note_path, transcript_path = self._write(worker, fetched, body, row)
         self.archive.record_done(
             video_id,
@@ -325,10 +394,39 @@ class Pipeline:
             transcript_path=transcript_path,
             usage=body.usage if body else None,
             model=body.model if body else None,
-            exit_fingerprint=self.pacer.exit_of(worker),
+            exit_fingerprint=self.pacer.exit_of(worker) if worker else None,
             elapsed_s=time.monotonic() - attempt.started,
+            batch_id=batch_id,
+            prompt_version=body.prompt_version if body else None,
         )
-        self.monitor.finish(Outcome(video_id, Stage.DONE, attempt.title, None, None, note_path), worker.index)
+        self.archive.record_subject(video_id, subject_of(self.output.root, note_path))
+        outcome = Outcome(video_id, Stage.DONE, attempt.title, None, None, note_path)
+        self.monitor.finish(outcome, worker.index if worker else None)
+
+    def _collect_batches(self) -> None:
+        """--batch: submit what the fetch stage deferred, then wait for every open batch's results."""
+        if self.batch is None or self.stop_event.is_set():
+            return
+        try:
+            self.batch.submit()
+            self.batch.collect(self.stop_event, self._finish_batched)
+        except (NotesError, ArchiveError, OutputError) as exc:
+            self._stop_run(exc)  # the batch stays open in the archive: the next run polls it again
+
+    def _finish_batched(self, outcome: BatchOutcome) -> None:
+        row = self.archive.get(outcome.video_id)
+        attempt = _Attempt(outcome.video_id, row.title if row else None, time.monotonic())
+        if isinstance(outcome.result, StudyBuddyError) or outcome.fetched is None:
+            assert isinstance(outcome.result, StudyBuddyError)  # no saved transcript comes with an error
+            self._fail(None, attempt, outcome.result)
+            return
+        self.monitor.set_title(outcome.video_id, outcome.fetched.meta.display_title)
+        try:
+            self._complete(None, attempt, outcome.fetched, outcome.result, row, outcome.batch_id)
+        except DiskFullError:
+            raise
+        except OutputError as exc:
+            self._fail(None, attempt, exc)
 
     def _fetch(self, worker: Worker, video_id: str) -> FetchResult:
         transient_tries = rotations = 0
@@ -361,27 +459,57 @@ class Pipeline:
         return self.engine.generate(fetched.meta, fetched.transcript)
 
     def _write(
-        self, worker: Worker, fetched: FetchResult, body: NoteBody | None, row: ArchiveRow | None
+        self, worker: Worker | None, fetched: FetchResult, body: NoteBody | None, row: ArchiveRow | None
     ) -> tuple[Path, Path | None]:
         meta, transcript = fetched.meta, fetched.transcript
-        self.monitor.stage(meta.video_id, Stage.WRITING, worker.index)
+        self.monitor.stage(meta.video_id, Stage.WRITING, worker.index if worker else None)
+        subject = self._subject(meta, body.markdown if body else transcript.text, row)
+        as_json = body is not None and self.settings.note_format == "json"
         note_path = self.output.note_path(
-            meta.video_id, meta.title, self.settings.subject, previous=row.note_path if row else None
+            meta.video_id,
+            meta.title,
+            subject,
+            previous=row.note_path if row else None,
+            suffix=".json" if as_json else ".md",
         )
+        if body is not None:  # for `notes regenerate`: the note can be written again without YouTube
+            saved = saved_transcript_path(self.output.root, meta.video_id)
+            atomic_write_text(saved, save_transcript_json(meta, transcript))
         transcript_path = None
         if self.settings.save_transcript:
+            transcript_format = self.settings.transcript_format
             transcript_path = self.output.note_path(
                 meta.video_id,
                 meta.title,
-                self.settings.subject,
+                subject,
                 previous=row.transcript_path if row else None,
-                suffix=TRANSCRIPT_SUFFIX,
+                suffix=transcript_suffix(transcript_format),
             )
-            atomic_write_text(transcript_path, render_transcript(meta, transcript))
-        atomic_write_text(note_path, render_note(meta, transcript, body, transcript_path=transcript_path))
+            atomic_write_text(transcript_path, render_transcript_as(meta, transcript, transcript_format))
+        if as_json:
+            assert body is not None  # as_json is only True with a body
+            atomic_write_text(note_path, render_note_json(meta, transcript, body))
+            return note_path, transcript_path
+        note = render_note(
+            meta,
+            transcript,
+            body,
+            prompt_version=body.prompt_version if body else None,
+            transcript_path=transcript_path,
+            subject=subject_of(self.output.root, note_path),
+        )
+        atomic_write_text(note_path, note)
+        if self.linker is not None:
+            self.linker.link(note_path)
         return note_path, transcript_path
 
-    def _fail(self, worker: Worker, attempt: _Attempt, exc: StudyBuddyError) -> None:
+    def _subject(self, meta: VideoMeta, text: str, row: ArchiveRow | None) -> str | None:
+        """`--subject`, else (`--auto-subject`) a chosen one; a note already written stays where it is."""
+        if self.subjects is None or self.settings.subject or (row is not None and row.note_path is not None):
+            return self.settings.subject
+        return self.subjects.choose(meta, text).subject
+
+    def _fail(self, worker: Worker | None, attempt: _Attempt, exc: StudyBuddyError) -> None:
         kind = _kind_of(exc)
         reason = exc.reason if isinstance(exc, FetchError) else str(exc)
         self.archive.record_failed(
@@ -389,11 +517,12 @@ class Pipeline:
             kind,
             reason,
             title=attempt.title,
-            exit_fingerprint=self.pacer.exit_of(worker),
+            exit_fingerprint=self.pacer.exit_of(worker) if worker else None,
             elapsed_s=time.monotonic() - attempt.started,
+            retry_delay=self.schedule.delay,
         )
         outcome = Outcome(attempt.video_id, Stage.FAILED, attempt.title, kind.value, reason, None)
-        self.monitor.finish(outcome, worker.index)
+        self.monitor.finish(outcome, worker.index if worker else None)
 
     def _stop_run(self, exc: StudyBuddyError) -> None:
         with self._workers_lock:

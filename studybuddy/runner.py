@@ -5,23 +5,30 @@ launch) Tor, build the note engine and the workers, run the pipeline. The CLI ca
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .admission import Admission
 from .archive import Archive
+from .batch import BatchNotes
 from .config import Settings, parse_host_port
 from .errors import ConfigError, InputError, StudyBuddyError
 from .exits import ExitLimiter
+from .expand import plan_videos
 from .inputs import BadInput, read_inputs
+from .links import Linker
 from .notes import AnthropicEngine, NoteEngine
+from .offline import OfflineEngine
 from .output import OutputTree
-from .pipeline import Pacer, Pipeline, RetryPolicy, WorkerFactory
+from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
 from .progress import ProgressMonitor, Summary, format_summary, make_view
 from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
+from .subjects import SubjectChooser
 from .torlaunch import TorSetup, resolve_tor
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,7 @@ class RunOutcome:
     summary: Summary
     bad_inputs: tuple[BadInput, ...]
     fatal: str | None = None  # why the run stopped early (Tor gone, key refused, archive unwritable)
+    subjects: tuple[str, ...] = ()  # the subjects --auto-subject chose, one line each
 
     @property
     def exit_code(self) -> int:
@@ -42,6 +50,7 @@ class RunOutcome:
     def report(self) -> str:
         lines = [bad.message for bad in self.bad_inputs]
         lines.append(format_summary(self.summary))
+        lines.extend(self.subjects)
         if self.bad_inputs:
             lines.append(f"{len(self.bad_inputs)} input line(s) could not be used (see above)")
         if self.fatal:
@@ -54,6 +63,7 @@ class RunOutcome:
             {"source": bad.source, "text": bad.text, "reason": bad.reason} for bad in self.bad_inputs
         ]
         data["fatal"] = self.fatal
+        data["subjects"] = list(self.subjects)
         data["exit_code"] = self.exit_code
         return data
 
@@ -62,10 +72,37 @@ def build_engine(settings: Settings) -> NoteEngine | None:
     """The note engine a run uses, or None for transcripts only."""
     if not settings.notes:
         return None
+    engine = settings.engine or ("anthropic" if settings.api_key else "offline")
+    if engine == "offline":
+        return OfflineEngine()
     if not settings.api_key:
-        raise ConfigError("ANTHROPIC_API_KEY is not set: set it to write notes, or use --no-notes")
+        raise ConfigError(
+            "ANTHROPIC_API_KEY is not set: set it for --engine anthropic, or use --engine offline "
+            "or --no-notes"
+        )
     limiter = RequestLimiter(settings.notes_concurrency, settings.notes_per_minute)
-    return AnthropicEngine(api_key=settings.api_key, model=settings.model, limiter=limiter)
+    return AnthropicEngine(
+        api_key=settings.api_key,
+        model=settings.model,
+        limiter=limiter,
+        assessment=settings.assessment,
+        max_input_tokens=settings.max_input_tokens,
+    )
+
+
+def build_batch(settings: Settings, engine: NoteEngine | None, archive: Archive) -> BatchNotes | None:
+    """With --batch, the Message Batches side of the Anthropic engine."""
+    if not settings.batch:
+        return None
+    if not isinstance(engine, AnthropicEngine):
+        raise ConfigError("--batch needs the Anthropic engine (notes on, ANTHROPIC_API_KEY set)")
+    return BatchNotes(
+        engine,
+        archive,
+        archive.root,
+        poll_interval_s=settings.batch_poll_s,
+        max_wait_s=settings.batch_max_wait_s,
+    )
 
 
 def open_tor(settings: Settings, warn: Warn) -> TorSetup | None:
@@ -132,8 +169,14 @@ def run(
     *,
     json_output: bool = False,
     warn: Warn | None = None,
+    admission: Admission | None = None,
+    stop: threading.Event | None = None,
 ) -> RunOutcome:
-    """Process the videos named by `urls` and `files`; bad input lines are reported, the rest still run."""
+    """Process the videos named by `urls` and `files`; bad input lines are reported, the rest still run.
+
+    `admission` chooses which videos to take on (default: by `settings.force`); setting `stop` finishes the
+    videos in progress and starts no more (watch mode stops its checks so).
+    """
     say = warn or log.warning
     inputs = read_inputs(urls, files)
     for bad in inputs.bad:
@@ -151,19 +194,38 @@ def run(
         archive = stack.enter_context(Archive.open(settings.output))
         monitor = ProgressMonitor(make_view(json_output=json_output))
         pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
+        worker_factory = WorkerFactory(settings, proxy=proxy)
+        retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
+        linker = Linker(output.root, write_links=settings.links)
+        subjects = SubjectChooser(linker) if settings.auto_subject and not settings.subject else None
         pipeline = Pipeline(
             settings,
             archive=archive,
             output=output,
             engine=engine,
             monitor=monitor,
-            worker_factory=WorkerFactory(settings, proxy=proxy),
+            worker_factory=worker_factory,
             pacer=pacer,
-            retry=RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s),
+            retry=retry,
+            linker=linker if settings.links or subjects else None,
+            subjects=subjects,
+            batch=build_batch(settings, engine, archive),
+            admission=admission,
+            stop_event=stop,
         )
         fatal = None
+        plan = plan_videos(
+            inputs,
+            settings,
+            worker_factory=worker_factory,
+            pacer=pacer or RenewingPacer(),
+            retry=retry,
+            stop=pipeline.stop_event,
+        )
+        for bad in plan.bad:
+            say(bad.message)
         try:
-            summary = pipeline.run(inputs.video_ids)
+            summary = pipeline.run(plan.video_ids)
         except StudyBuddyError as exc:
             if pipeline.started is False:
                 raise  # nothing ran yet (refused key, unknown model): one line is the whole story
@@ -172,4 +234,5 @@ def run(
             monitor.close()
             if engine is not None:
                 engine.close()
-    return RunOutcome(summary, tuple(inputs.bad), fatal)
+    chosen = tuple(subjects.report_lines()) if subjects else ()
+    return RunOutcome(summary, (*inputs.bad, *plan.bad), fatal, chosen)

@@ -21,7 +21,15 @@ from studybuddy.archive import (
 from studybuddy.errors import ArchiveError, ErrorKind
 from studybuddy.models import Usage
 
-MIGRATION_NAMES = ["m001_initial", "m002_lookup_indexes", "m003_exit_events"]
+MIGRATION_NAMES = [
+    "m001_initial",
+    "m002_lookup_indexes",
+    "m003_exit_events",
+    "m004_batches",
+    "m005_subject",
+    "m006_claims_and_retries",
+    "m007_prompt_version",
+]
 T0 = "2025-01-01T00:00:00.000+00:00"
 
 

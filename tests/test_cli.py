@@ -20,6 +20,7 @@ from studybuddy.archive import Archive, Status
 from studybuddy.cli import cli, main
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
+from tests.notecheck import check_note
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -144,12 +145,22 @@ def test_invalid_utf8_and_huge_lines_are_bad_lines_not_crashes(tmp_path: Path, y
     assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE}
 
 
-def test_missing_api_key_stops_before_any_work(tmp_path: Path, youtube: MockYouTube) -> None:
-    result = invoke("vid00000001")
+def test_missing_api_key_with_engine_anthropic_stops_before_any_work(
+    tmp_path: Path, youtube: MockYouTube
+) -> None:
+    result = invoke("--engine", "anthropic", "vid00000001")
     assert result.exit_code == 1
-    assert "ANTHROPIC_API_KEY is not set" in result.output and "--no-notes" in result.output
+    assert "ANTHROPIC_API_KEY is not set" in result.output and "--engine offline" in result.output
     assert youtube.calls == []
     assert not (tmp_path / "notes" / Archive.FILENAME).exists()
+
+
+def test_without_api_key_the_offline_engine_writes_the_notes(tmp_path: Path, youtube: MockYouTube) -> None:
+    result = invoke("vid00000001")
+    assert result.exit_code == 0, result.output
+    assert check_note(tmp_path / "notes" / "Lecture 1.md")["model"] == "offline-extractive-v1"
+    note = (tmp_path / "notes" / "Lecture 1.md").read_text()
+    assert "## Summary" in note and "## Outline" in note
 
 
 def test_refused_api_key_is_one_line_without_the_key(

@@ -11,12 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from studybuddy.errors import InputError
-from studybuddy.inputs import VIDEO_ID_PATTERN, BadInput, Inputs, parse_video_id, read_inputs
+from studybuddy.inputs import VIDEO_ID_PATTERN, BadInput, Collection, Inputs, parse_video_id, read_inputs
 
 VIDEO = "dQw4w9WgXcQ"
 OTHER = "a_b-C0d1E2f"
 THIRD = "-----------"
-UNSUPPORTED = "playlists and channels are not supported yet"
+PLAYLIST_URL = "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG"
+CHANNEL_URL = "https://www.youtube.com/@veritasium/videos"
 
 # Every video URL form, with {id} where the video id goes.
 URL_FORMS = [
@@ -241,24 +242,58 @@ def test_ten_thousand_lines(tmp_path: Path) -> None:  # timing: scripts/bench_co
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "kind", "url"),
     [
-        "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
-        "youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
-        "https://m.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG&si=x",
-        "https://www.youtube.com/watch?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
-        "https://www.youtube.com/@veritasium",
-        "https://www.youtube.com/@veritasium/videos",
-        "https://www.youtube.com/channel/UCHnyfMqiRRG1u-2MsSQLbXA",
-        "https://www.youtube.com/c/veritasium",
-        "https://www.youtube.com/user/1veritasium",
-        "<https://www.youtube.com/@veritasium>",
+        (
+            "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
+            "playlist",
+            PLAYLIST_URL,
+        ),
+        ("youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", "playlist", PLAYLIST_URL),
+        (
+            "https://m.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG&si=x",
+            "playlist",
+            PLAYLIST_URL,
+        ),
+        ("https://www.youtube.com/watch?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", "playlist", PLAYLIST_URL),
+        ("https://www.youtube.com/@veritasium", "channel", CHANNEL_URL),
+        ("https://www.youtube.com/@veritasium/videos", "channel", CHANNEL_URL),
+        ("https://www.youtube.com/@veritasium/shorts", "channel", CHANNEL_URL),
+        (
+            "https://www.youtube.com/channel/UCHnyfMqiRRG1u-2MsSQLbXA",
+            "channel",
+            "https://www.youtube.com/channel/UCHnyfMqiRRG1u-2MsSQLbXA/videos",
+        ),
+        ("https://www.youtube.com/c/veritasium", "channel", "https://www.youtube.com/c/veritasium/videos"),
+        (
+            "https://www.youtube.com/user/1veritasium/videos",
+            "channel",
+            "https://www.youtube.com/user/1veritasium/videos",
+        ),
+        ("<https://www.youtube.com/@veritasium>", "channel", CHANNEL_URL),
     ],
 )
-def test_playlists_and_channels_are_not_supported_yet(text: str) -> None:
+def test_playlists_and_channels_become_collections_to_expand(text: str, kind: str, url: str) -> None:
     inputs = read_inputs([text], [])
-    assert inputs.video_ids == []
-    assert inputs.bad == [BadInput("argument 1", text.strip(), UNSUPPORTED)]
+    assert inputs.video_ids == [] and inputs.bad == []
+    assert inputs.collections == [Collection(kind, url, "argument 1", text.strip())]  # type: ignore[arg-type]
+
+
+def test_the_same_collection_twice_is_a_duplicate() -> None:
+    inputs = read_inputs(["https://www.youtube.com/@veritasium", CHANNEL_URL, PLAYLIST_URL], [])
+    assert [collection.url for collection in inputs.collections] == [CHANNEL_URL, PLAYLIST_URL]
+    assert inputs.duplicates == 1
+
+
+def test_a_playlist_url_holding_a_video_id_is_a_clear_bad_input() -> None:
+    text = f"https://www.youtube.com/playlist?list={VIDEO}"
+    inputs = read_inputs([text], [])
+    assert inputs.collections == []
+    assert inputs.bad == [
+        BadInput(
+            "argument 1", text, f"a video id, not a playlist: use https://www.youtube.com/watch?v={VIDEO}"
+        )
+    ]
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ def test_player_response_fields() -> None:
         upload_date="2024-03-05",
         description=VIDEO.description,
         tags=VIDEO.keywords,
+        category=VIDEO.category,
     )
 
 

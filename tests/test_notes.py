@@ -15,20 +15,29 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from studybuddy.chunking import estimate_tokens
 from studybuddy.errors import ConfigError, NotesError, NotesFatalError
 from studybuddy.models import Chapter, NoteBody, Segment, Transcript, Usage, VideoMeta
 from studybuddy.notes import (
+    ASSESSMENT_TASK,
+    COMBINE_TASK,
+    DEFAULT_MAX_INPUT_TOKENS,
+    NOTE_TASK,
     PROMPT_VERSION,
+    SECTION_TASK,
     SYSTEM_PROMPT,
     AnthropicEngine,
-    build_user_message,
+    build_material,
+    build_messages,
     format_clock,
     render_note,
     render_transcript,
     timestamp_link,
 )
 from studybuddy.ratelimit import RequestLimiter
+from tests.fakes.anthropic_answers import caption_count
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
+from tests.notecheck import check_note
 
 VIDEO_ID = "dQw4w9WgXcQ"
 META = VideoMeta(
@@ -97,8 +106,8 @@ def test_render_transcript_links_every_caption_with_text() -> None:
     ]
 
 
-def test_user_message_gives_context_and_seconds() -> None:
-    message = build_user_message(META, TRANSCRIPT)
+def test_material_gives_context_and_seconds() -> None:
+    message = build_material(META, TRANSCRIPT)
     assert "title: Linear algebra: eigenvectors" in message
     assert f"video_id: {VIDEO_ID}" in message
     assert "channel: Math Channel" in message
@@ -108,10 +117,27 @@ def test_user_message_gives_context_and_seconds() -> None:
     assert message.rstrip().endswith("[3725s] thanks for watching\n</transcript>")
 
 
-def test_prompt_asks_for_the_sections_and_links() -> None:
-    for section in ("## Summary", "## Key concepts", "## Detailed notes", "## Review questions"):
-        assert section in SYSTEM_PROMPT
+NOTE_SECTIONS = (
+    "## Summary",
+    "## Key concepts",
+    "## Outline",
+    "## Worked examples",
+    "## Common misconceptions",
+    "## Connections",
+    "## Review questions",
+)
+
+
+def test_prompts_ask_for_the_template_and_links() -> None:
+    for task in (NOTE_TASK, COMBINE_TASK):
+        positions = [task.index(section) for section in NOTE_SECTIONS]
+        assert positions == sorted(positions)
+    assert "chapters" in NOTE_TASK
     assert "https://youtu.be/VIDEO_ID?t=SECONDS" in SYSTEM_PROMPT
+    assert "[[" in SYSTEM_PROMPT and "Never write wiki links" in SYSTEM_PROMPT
+    for group in ("Gap analysis", "Application", "One step further", "Synthesis", "> [!question]- Answer"):
+        assert group in ASSESSMENT_TASK
+    assert "time range" in SECTION_TASK and "time range" in COMBINE_TASK
     assert re.fullmatch(r"notes-[0-9a-f]{12}", PROMPT_VERSION)
 
 
@@ -186,8 +212,10 @@ def test_front_matter_round_trips_any_title(title: str, channel: str | None, tag
 
 @pytest.fixture
 def engine(fake_anthropic: FakeAnthropic) -> Iterator[AnthropicEngine]:
-    """An engine reaching the fake through ANTHROPIC_BASE_URL (base_url left to the SDK)."""
-    made = AnthropicEngine(api_key=API_KEY, model=MODEL, limiter=RequestLimiter(4, 1000), max_retries=2)
+    """An engine (one call a video) reaching the fake through ANTHROPIC_BASE_URL, base_url left to the SDK."""
+    made = AnthropicEngine(
+        api_key=API_KEY, model=MODEL, limiter=RequestLimiter(4, 1000), max_retries=2, assessment=False
+    )
     yield made
     made.close()
 
@@ -199,6 +227,7 @@ def make_engine(fake: FakeAnthropic, **options: object) -> AnthropicEngine:
         "limiter": RequestLimiter(4, 1000),
         "max_retries": 2,
         "base_url": fake.url,
+        "assessment": False,
     }
     settings.update(options)
     return AnthropicEngine(**settings)  # type: ignore[arg-type]
@@ -207,7 +236,6 @@ def make_engine(fake: FakeAnthropic, **options: object) -> AnthropicEngine:
 def test_generate_returns_the_note_and_its_usage(
     fake_anthropic: FakeAnthropic, engine: AnthropicEngine
 ) -> None:
-    fake_anthropic.cache_read_tokens, fake_anthropic.cache_write_tokens = 7, 3
     body = engine.generate(META, TRANSCRIPT)
 
     [request] = fake_anthropic.message_requests()
@@ -216,20 +244,20 @@ def test_generate_returns_the_note_and_its_usage(
     assert request.body["model"] == MODEL
     assert request.body["max_tokens"] == 8000
     assert request.body["system"] == SYSTEM_PROMPT
-    assert request.body["messages"] == [{"role": "user", "content": build_user_message(META, TRANSCRIPT)}]
+    assert request.body["messages"] == build_messages(
+        build_material(META, TRANSCRIPT), NOTE_TASK, cache=False
+    )
 
     sent = request.response
     assert body.markdown == sent["content"][0]["text"].strip()
     assert body.model == MODEL
     assert body.usage == Usage(
-        input_tokens=sent["usage"]["input_tokens"],
-        output_tokens=sent["usage"]["output_tokens"],
-        cache_read_tokens=7,
-        cache_write_tokens=3,
+        input_tokens=sent["usage"]["input_tokens"], output_tokens=sent["usage"]["output_tokens"]
     )
+    assert body.prompt_version == PROMPT_VERSION
     assert "## Summary" in body.markdown and "## Review questions" in body.markdown
-    [second] = re.findall(rf"https://youtu\.be/{VIDEO_ID}\?t=(\d+)", body.markdown)
-    assert int(second) in {int(s.start) for s in TRANSCRIPT.segments}
+    seconds = re.findall(rf"https://youtu\.be/{VIDEO_ID}\?t=(\d+)", body.markdown)
+    assert seconds and {int(s) for s in seconds} <= {int(s.start) for s in TRANSCRIPT.segments}
 
 
 @pytest.mark.parametrize("refuse", ["wrong key", "revoked key"])
@@ -368,3 +396,154 @@ def test_engine_waits_for_the_per_minute_budget(fake_anthropic: FakeAnthropic) -
 def test_an_empty_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no Anthropic API key"):
         AnthropicEngine(api_key="", model=MODEL, limiter=RequestLimiter(1, 1))
+
+
+# --- assessments, prompt caching, long videos -----------------------------------------------------------
+
+
+def lecture(hours: float, step: float = 6.0) -> Transcript:
+    """A lecture with a caption every `step` seconds, about 150 words a minute."""
+    count = int(hours * 3600 / step)
+    segments = tuple(
+        Segment(
+            index * step, step, f"point {index} about vectors and matrices spoken at second {index * step:g}"
+        )
+        for index in range(count)
+    )
+    return Transcript(VIDEO_ID, "English", "en", False, segments)
+
+
+def sent_text(request: object) -> str:
+    body = getattr(request, "body")
+    return "".join(block["text"] for block in body["messages"][0]["content"])
+
+
+def test_note_and_assessment_share_the_cached_transcript(
+    fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    engine = make_engine(fake_anthropic, assessment=True)
+    body = engine.generate(META, TRANSCRIPT)
+
+    note_call, assessment_call = fake_anthropic.message_requests()
+    assert note_call.body is not None and assessment_call.body is not None
+    assert note_call.body["system"] == assessment_call.body["system"] == SYSTEM_PROMPT
+    material = {
+        "type": "text",
+        "text": build_material(META, TRANSCRIPT),
+        "cache_control": {"type": "ephemeral"},
+    }
+    assert note_call.body["messages"][0]["content"] == [material, {"type": "text", "text": NOTE_TASK}]
+    assert assessment_call.body["messages"][0]["content"] == [
+        material,
+        {"type": "text", "text": ASSESSMENT_TASK},
+    ]
+
+    first, second = (call.response["usage"] for call in (note_call, assessment_call))
+    assert first["cache_creation_input_tokens"] > 0 and first["cache_read_input_tokens"] == 0
+    assert second["cache_read_input_tokens"] == first["cache_creation_input_tokens"]
+    assert body.usage == Usage(
+        input_tokens=first["input_tokens"] + second["input_tokens"],
+        output_tokens=first["output_tokens"] + second["output_tokens"],
+        cache_read_tokens=second["cache_read_input_tokens"],
+        cache_write_tokens=first["cache_creation_input_tokens"],
+    )
+    assert body.markdown.index("## Review questions") < body.markdown.index("## Assessment")
+    assert "> [!question]- Answer" in body.markdown
+    path = tmp_path / "note.md"
+    path.write_text(render_note(META, TRANSCRIPT, body, prompt_version=body.prompt_version))
+    assert check_note(path)["prompt_version"] == PROMPT_VERSION
+
+
+def test_without_assessment_nothing_is_cached(fake_anthropic: FakeAnthropic, engine: AnthropicEngine) -> None:
+    body = engine.generate(META, TRANSCRIPT)
+    [request] = fake_anthropic.message_requests()
+    assert request.body is not None
+    assert all("cache_control" not in block for block in request.body["messages"][0]["content"])
+    assert "## Assessment" not in body.markdown
+
+
+@pytest.mark.parametrize(("hours", "budget"), [(3, 20_000), (10, DEFAULT_MAX_INPUT_TOKENS)])
+def test_a_long_video_is_written_in_sections_then_combined(
+    fake_anthropic: FakeAnthropic, tmp_path: Path, hours: float, budget: int
+) -> None:
+    transcript = lecture(hours)
+    meta = VideoMeta(video_id=VIDEO_ID, title="A long lecture", duration=transcript.end)
+    engine = make_engine(fake_anthropic, assessment=True, max_input_tokens=budget)
+    body = engine.generate(meta, transcript)
+
+    requests = fake_anthropic.message_requests()
+    tasks = [request.body["messages"][0]["content"][-1]["text"] for request in requests if request.body]
+    sections = [request for request, task in zip(requests, tasks, strict=True) if task == SECTION_TASK]
+    assert len(sections) >= 2 and tasks[len(sections) :] == [COMBINE_TASK, ASSESSMENT_TASK]
+    # Every caption is sent once, in order, with its absolute second; no call is over the budget.
+    seconds = [int(s) for request in sections for s in re.findall(r"^\[(\d+)s\]", sent_text(request), re.M)]
+    assert seconds == [int(segment.start) for segment in transcript.segments]
+    for request in sections:
+        assert estimate_tokens(SYSTEM_PROMPT + sent_text(request)) <= budget
+    # The combining call gets each section's notes with its time range, and shares them with the assessment.
+    combine, assessment = requests[len(sections) :]
+    ranges = re.findall(r'<section from="(\d+)s" to="(\d+)s">', sent_text(combine))
+    assert len(ranges) == len(sections) and int(ranges[0][0]) == 0
+    assert int(ranges[-1][1]) == int(transcript.end)
+    assert assessment.response["usage"]["cache_read_input_tokens"] > 0
+    # One note, whose links all point at seconds the transcript has, spread over the whole video.
+    linked = {int(s) for s in re.findall(rf"youtu\.be/{VIDEO_ID}\?t=(\d+)", body.markdown)}
+    assert linked <= {int(segment.start) for segment in transcript.segments}
+    assert max(linked) > transcript.end * 0.9
+    assert body.markdown.count("## Summary") == 1
+    assert body.usage.input_tokens == sum(r.response["usage"]["input_tokens"] for r in requests)
+    path = tmp_path / "long.md"
+    path.write_text(render_note(meta, transcript, body, prompt_version=body.prompt_version))
+    check_note(path)
+
+
+def section_sizes(fake: FakeAnthropic) -> list[int]:
+    """Captions sent in each section call so far."""
+    sent = [
+        r
+        for r in fake.message_requests()
+        if r.body and r.body["messages"][0]["content"][-1]["text"] == SECTION_TASK
+    ]
+    return [caption_count(sent_text(request)) for request in sent]
+
+
+def test_a_cut_off_section_is_retried_in_smaller_pieces(fake_anthropic: FakeAnthropic) -> None:
+    transcript = lecture(3)
+    engine = make_engine(fake_anthropic, max_input_tokens=20_000)
+    engine.generate(META, transcript)
+    whole = section_sizes(fake_anthropic)
+    fake_anthropic.requests.clear()
+    fake_anthropic.max_tokens_above = max(whole) - 1  # the largest section is cut off, its halves are not
+    body = engine.generate(META, transcript)
+
+    statuses = [r.response["stop_reason"] for r in fake_anthropic.message_requests()]
+    assert statuses.count("max_tokens") == whole.count(max(whole)) and statuses[-1] == "end_turn"
+    retried = section_sizes(fake_anthropic)
+    assert sum(retried) - sum(whole) == max(whole) * statuses.count("max_tokens")  # sent again, in pieces
+    assert "## Summary" in body.markdown
+
+
+def test_a_section_cut_off_even_when_smaller_fails_the_video(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.max_tokens_above = 1
+    engine = make_engine(fake_anthropic, max_input_tokens=20_000)
+    with pytest.raises(
+        NotesError, match=r"cut off at max_tokens \(8000\) even in a smaller section"
+    ) as caught:
+        engine.generate(META, lecture(3))
+    assert not isinstance(caught.value, NotesFatalError)
+    assert len(fake_anthropic.message_requests()) <= 3  # the first section, then its first piece
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [(), ("",), ("[Music]", "[Applause]"), ("♪ ♪", "[Music] ♪", "  ")],
+    ids=["empty", "blank", "music", "notes"],
+)
+def test_a_transcript_without_words_is_a_notes_error_without_a_call(
+    fake_anthropic: FakeAnthropic, engine: AnthropicEngine, texts: tuple[str, ...]
+) -> None:
+    segments = tuple(Segment(index * 5.0, 5.0, text) for index, text in enumerate(texts))
+    transcript = Transcript(VIDEO_ID, "English", "en", True, segments)
+    with pytest.raises(NotesError, match=f"^{VIDEO_ID}: the transcript has no spoken words"):
+        engine.generate(META, transcript)
+    assert fake_anthropic.message_requests() == []

@@ -1,27 +1,36 @@
 """A fake Anthropic Messages API on loopback, for the real SDK to talk to.
 
-`POST /v1/messages` answers with a note built from the request's transcript (the four sections and a
-timestamp link to a second that is in the transcript); `GET /v1/models/{id}` answers for known models.
-Knobs on `FakeAnthropic`: `latency`, `refuse_keys` (401), `models` (others get 404), `stop_reason`,
-`fail_next(status, times)` (429/529/5xx with `retry-after`), the cache token counts. Every request is
-recorded (thread-safe) in `.requests`.
+`POST /v1/messages` answers like a model would to the task the request carries (a note, section notes, a
+combined note or an assessment: `anthropic_answers`), with timestamp links to seconds the request holds;
+`GET /v1/models/{id}` answers for known models. Prompt caching is emulated: the prefix up to a block marked
+`cache_control` is reported as `cache_creation_input_tokens` the first time and `cache_read_input_tokens`
+when a later request repeats it. Knobs on `FakeAnthropic`: `latency`, `refuse_keys` (401), `models` (others
+get 404), `stop_reason`, `max_tokens_above` (cut off answers to transcripts of more captions),
+`fail_next(status, times)` (429/529/5xx with `retry-after`). Every request is recorded (thread-safe) in
+`.requests`.
 
-Tests get it through the `fake_anthropic` fixture, which also points `ANTHROPIC_BASE_URL` at it.
+The Message Batches API too: `POST /v1/messages/batches`, `GET /v1/messages/batches/{id}` (in progress
+for `batch_delay` seconds after creation, then ended with a `results_url`) and `GET .../results` (JSON
+Lines; `batch_results` makes chosen custom ids `errored`, `expired` or `canceled`).
+
+Tests get it through the `fake_anthropic` fixture, which also points `ANTHROPIC_BASE_URL` at it; scripts
+(the demo, the bench) through `start_fake_anthropic()`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from tests.fakes.anthropic_answers import answer, caption_count
 
 API_KEY = "sk-ant-test-0123456789abcdef"
 MODEL = "claude-test-1"
@@ -34,9 +43,6 @@ _ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
-_CAPTION_LINE = re.compile(r"^\[(\d+)s\] (.+)$", re.MULTILINE)
-_TRANSCRIPT = re.compile(r"<transcript[^>]*>\n(.*?)\n</transcript>", re.DOTALL)
-_VIDEO_ID = re.compile(r"^video_id: (\S+)$", re.MULTILINE)
 
 
 @dataclass
@@ -59,12 +65,15 @@ class FakeAnthropic:
     refuse_keys: bool = False
     latency: float = 0.0
     stop_reason: str = "end_turn"
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    max_tokens_above: int | None = None  # answer max_tokens when the transcript has more captions than this
     requests: list[RecordedRequest] = field(default_factory=list)
     max_in_flight: int = 0  # the most message requests the server was answering at once
+    batch_delay: float = 0.0  # seconds a batch stays in progress
+    batch_results: dict[str, str] = field(default_factory=dict)  # custom id -> errored|expired|canceled
+    batches: dict[str, FakeBatch] = field(default_factory=dict)
     _in_flight: int = 0
     _failures: list[tuple[int, str]] = field(default_factory=list)
+    _cached_prefixes: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, status: int, times: int = 1, retry_after: str = "0.01") -> None:
@@ -76,6 +85,10 @@ class FakeAnthropic:
         with self._lock:
             return [r for r in self.requests if r.path == "/v1/messages"]
 
+    def batch_creations(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and r.path == "/v1/messages/batches"]
+
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
@@ -83,6 +96,18 @@ class FakeAnthropic:
     def next_failure(self) -> tuple[int, str] | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
+
+    def cache_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
+        """(cache read, cache write) tokens of a request: its prefix up to the last `cache_control` block."""
+        prefix = cached_prefix(body)
+        if prefix is None:
+            return 0, 0
+        tokens = len(prefix) // 4 + 1
+        with self._lock:
+            if prefix in self._cached_prefixes:
+                return tokens, 0
+            self._cached_prefixes.add(prefix)
+            return 0, tokens
 
     def answer_slowly(self) -> None:
         """Wait `latency` seconds, counting how many requests wait at the same time."""
@@ -94,30 +119,100 @@ class FakeAnthropic:
             self._in_flight -= 1
 
 
+@dataclass
+class FakeBatch:
+    """One Message Batch: its requests, and when it was created (it ends `batch_delay` s later)."""
+
+    id: str
+    requests: list[dict[str, Any]]
+    created: float
+
+    def to_json(self, fake: FakeAnthropic) -> dict[str, Any]:
+        ended = time.time() >= self.created + fake.batch_delay
+        total = len(self.requests)
+        outcomes = [fake.batch_results.get(r["custom_id"], "succeeded") for r in self.requests]
+        counts = {kind: outcomes.count(kind) if ended else 0 for kind in _BATCH_OUTCOMES}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created))
+        return {
+            "id": self.id,
+            "type": "message_batch",
+            "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {"processing": 0 if ended else total, **counts},
+            "created_at": stamp,
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created + 86400)),
+            "ended_at": stamp if ended else None,
+            "results_url": f"{fake.url}/v1/messages/batches/{self.id}/results" if ended else None,
+        }
+
+    def results(self, fake: FakeAnthropic) -> list[dict[str, Any]]:
+        lines = []
+        for request in self.requests:
+            custom_id, outcome = request["custom_id"], fake.batch_results.get(request["custom_id"])
+            if outcome == "errored":
+                result: dict[str, Any] = {"type": "errored", "error": error_body(400, "bad request in batch")}
+            elif outcome is not None:
+                result = {"type": outcome}
+            else:
+                result = {"type": "succeeded", "message": fake_message(fake, request["params"])}
+            lines.append({"custom_id": custom_id, "result": result})
+        return lines
+
+
+_BATCH_OUTCOMES = ("succeeded", "errored", "expired", "canceled")
+
+
+def user_text(params: dict[str, Any]) -> str:
+    """All the text of a request's messages, one block a line."""
+    return "".join(
+        m["content"] if isinstance(m["content"], str) else "\n".join(b.get("text", "") for b in m["content"])
+        for m in params.get("messages", [])
+    )
+
+
+def cached_prefix(params: dict[str, Any]) -> str | None:
+    """What the API would cache for a request: model, system and blocks up to the last cache_control."""
+    blocks = [
+        block
+        for message in params.get("messages", [])
+        if isinstance(message["content"], list)
+        for block in message["content"]
+    ]
+    marked = [index for index, block in enumerate(blocks) if "cache_control" in block]
+    if not marked:
+        return None
+    return json.dumps([params.get("model"), params.get("system"), blocks[: marked[-1] + 1]], sort_keys=True)
+
+
+def fake_message(fake: FakeAnthropic, params: dict[str, Any]) -> dict[str, Any]:
+    """The answer to one Messages request, with usage counted from what was sent (and what was cached)."""
+    text = user_text(params)
+    note = answer(text)
+    cut_off = fake.max_tokens_above is not None and caption_count(text) > fake.max_tokens_above
+    cache_read, cache_write = fake.cache_tokens(params)
+    sent = (len(str(params.get("system", ""))) + len(text)) // 4 + 1
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": params["model"],
+        "content": [{"type": "text", "text": note}],
+        "stop_reason": "max_tokens" if cut_off else fake.stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": max(sent - cache_read - cache_write, 1),
+            "output_tokens": len(note) // 4 + 1,
+            "cache_read_input_tokens": cache_read,
+            "cache_creation_input_tokens": cache_write,
+        },
+    }
+
+
 def error_body(status: int, message: str) -> dict[str, Any]:
     return {
         "type": "error",
         "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": message},
         "request_id": f"req_{uuid.uuid4().hex[:24]}",
     }
-
-
-def fake_note(user_text: str) -> str:
-    """A plausible note: the four sections, and a link to a second the transcript really has."""
-    transcript = _TRANSCRIPT.search(user_text)
-    captions = _CAPTION_LINE.findall(transcript.group(1)) if transcript else []
-    video = _VIDEO_ID.search(user_text)
-    video_id = video.group(1) if video else "unknown"
-    second, text = captions[len(captions) // 2] if captions else ("0", "nothing was said")
-    minutes, secs = divmod(int(second), 60)
-    first_word = text.split()[0]
-    return (
-        f"## Summary\nThe video explains {text.lower()}\n\n"
-        f"## Key concepts\n- **{first_word}**: what the speaker introduces first.\n\n"
-        f"## Detailed notes\n### Main idea\n- [{minutes:02d}:{secs:02d}](https://youtu.be/{video_id}?t={second})"
-        f" {text}\n\n"
-        f"## Review questions\n1. What does the speaker say about {first_word}? ({text})\n"
-    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -144,14 +239,21 @@ class _Handler(BaseHTTPRequestHandler):
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
                 status=status,
-                response=payload,
+                response=payload if isinstance(payload, dict) else {"results": payload},
             )
         )
-        data = json.dumps(payload).encode()
+        if isinstance(payload, list):  # batch results: JSON Lines
+            data = "".join(json.dumps(line) + "\n" for line in payload).encode()
+        else:
+            data = json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header(
+            "content-type", "application/x-jsonl" if isinstance(payload, list) else "application/json"
+        )
         self.send_header("content-length", str(len(data)))
-        self.send_header("request-id", payload.get("request_id", "req_fake"))
+        self.send_header(
+            "request-id", "req_fake" if isinstance(payload, list) else payload.get("request_id", "req_fake")
+        )
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -165,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(
         self, fake: FakeAnthropic, body: dict[str, Any] | None
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> tuple[int, dict[str, Any] | list[Any], dict[str, str]]:
         if fake.refuse_keys or self._presented_key() != fake.api_key:
             return 401, error_body(401, "invalid x-api-key"), {}
         if not self.headers.get("anthropic-version"):
@@ -174,6 +276,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._model_info(fake, self.path.removeprefix("/v1/models/"))
         if self.command == "POST" and self.path == "/v1/messages" and body is not None:
             return self._message(fake, body)
+        if self.command == "POST" and self.path == "/v1/messages/batches" and body is not None:
+            return self._create_batch(fake, body)
+        if self.command == "GET" and self.path.startswith("/v1/messages/batches/"):
+            return self._batch(fake, self.path)
         return 404, error_body(404, f"Not found: {self.command} {self.path}"), {}
 
     @staticmethod
@@ -198,29 +304,32 @@ class _Handler(BaseHTTPRequestHandler):
             status, retry_after = failure
             return status, error_body(status, "please slow down"), {"retry-after": retry_after}
         fake.answer_slowly()
-        user_text = "".join(
-            m["content"]
-            if isinstance(m["content"], str)
-            else "".join(b.get("text", "") for b in m["content"])
-            for m in body.get("messages", [])
-        )
-        note = fake_note(user_text)
-        message = {
-            "id": f"msg_{uuid.uuid4().hex[:24]}",
-            "type": "message",
-            "role": "assistant",
-            "model": body["model"],
-            "content": [{"type": "text", "text": note}],
-            "stop_reason": fake.stop_reason,
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": (len(str(body.get("system", ""))) + len(user_text)) // 4 + 1,
-                "output_tokens": len(note) // 4 + 1,
-                "cache_read_input_tokens": fake.cache_read_tokens,
-                "cache_creation_input_tokens": fake.cache_write_tokens,
-            },
-        }
-        return 200, message, {}
+        return 200, fake_message(fake, body), {}
+
+    @staticmethod
+    def _create_batch(
+        fake: FakeAnthropic, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        requests = body.get("requests") or []
+        bad_models = {r["params"].get("model") for r in requests} - fake.models
+        if bad_models:
+            return 404, error_body(404, f"model: {sorted(map(str, bad_models))[0]}"), {}
+        batch = FakeBatch(f"msgbatch_{uuid.uuid4().hex[:24]}", list(requests), time.time())
+        with fake._lock:
+            fake.batches[batch.id] = batch
+        return 200, batch.to_json(fake), {}
+
+    @staticmethod
+    def _batch(fake: FakeAnthropic, path: str) -> tuple[int, dict[str, Any] | list[Any], dict[str, str]]:
+        batch_id, _, rest = path.removeprefix("/v1/messages/batches/").partition("/")
+        batch = fake.batches.get(batch_id)
+        if batch is None:
+            return 404, error_body(404, f"batch {batch_id}"), {}
+        if rest == "results":
+            if batch.to_json(fake)["processing_status"] != "ended":
+                return 404, error_body(404, f"batch {batch_id} has not ended"), {}
+            return 200, batch.results(fake), {}
+        return 200, batch.to_json(fake), {}
 
 
 class _Server(ThreadingHTTPServer):
@@ -231,24 +340,34 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
 
 
-@pytest.fixture
-def fake_anthropic(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
-    """A running fake API; `ANTHROPIC_BASE_URL` points at it and no proxy variable can divert the SDK."""
+def start_fake_anthropic() -> tuple[FakeAnthropic, Callable[[], None]]:
+    """Serve a fake API on a free loopback port (daemon thread); returns it and the function that stops it."""
     fake = FakeAnthropic()
     server = _Server(fake)
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     fake.url = f"http://{host}:{port}"
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-anthropic", daemon=True
     )
     thread.start()
-    try:
-        yield fake
-    finally:
+
+    def stop() -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+    return fake, stop
+
+
+@pytest.fixture
+def fake_anthropic(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
+    """A running fake API; `ANTHROPIC_BASE_URL` points at it and no proxy variable can divert the SDK."""
+    fake, stop = start_fake_anthropic()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    try:
+        yield fake
+    finally:
+        stop()
