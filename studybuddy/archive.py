@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from .errors import ArchiveError, ErrorKind
+from .migrations import MIGRATIONS
 from .models import Usage
 
 logger = logging.getLogger(__name__)
@@ -100,122 +101,6 @@ class Claim:
     holder: str | None
 
 
-def m001_initial(db: sqlite3.Connection) -> None:
-    db.execute(
-        """
-        CREATE TABLE videos (
-            video_id TEXT PRIMARY KEY,
-            status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
-            error_kind TEXT,
-            error TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            title TEXT,
-            channel TEXT,
-            note_path TEXT,
-            transcript_path TEXT,
-            exit_fingerprint TEXT,
-            input_tokens INTEGER,
-            output_tokens INTEGER,
-            cache_read_tokens INTEGER,
-            cache_write_tokens INTEGER,
-            model TEXT,
-            first_seen_at TEXT NOT NULL,
-            started_at TEXT,
-            finished_at TEXT,
-            elapsed_s REAL,
-            updated_at TEXT NOT NULL
-        )
-        """
-    )
-
-
-def m002_lookup_indexes(db: sqlite3.Connection) -> None:
-    """`archive list --status/--kind` and `owner_of` without a table scan."""
-    db.execute("CREATE INDEX videos_by_status ON videos (status, error_kind)")
-    db.execute("CREATE INDEX videos_by_note_path ON videos (note_path)")
-
-
-def m003_exit_events(db: sqlite3.Connection) -> None:
-    """Uses and blocks per Tor exit, so budgets and cool-downs hold across runs and `tor status` sees them."""
-    db.execute(
-        """
-        CREATE TABLE exit_events (
-            fingerprint TEXT NOT NULL,
-            event TEXT NOT NULL CHECK (event IN ('use', 'block')),
-            at REAL NOT NULL
-        )
-        """
-    )
-    db.execute("CREATE INDEX exit_events_by_time ON exit_events (at)")
-
-
-def m004_batches(db: sqlite3.Connection) -> None:
-    """Message Batches of notes (`--batch`): a restarted run polls the same batch, never resubmits."""
-    db.execute(
-        """
-        CREATE TABLE batches (
-            batch_id TEXT PRIMARY KEY,
-            model TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('open', 'collected')),
-            videos INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        )
-        """
-    )
-    db.execute("ALTER TABLE videos ADD COLUMN batch_id TEXT")
-    db.execute("ALTER TABLE videos ADD COLUMN batch_state TEXT")
-    db.execute("CREATE INDEX videos_by_batch ON videos (batch_id)")
-
-
-def m005_subject(db: sqlite3.Connection) -> None:
-    """The subject (sub-folder) of each note, given with `--subject` or chosen by `--auto-subject`."""
-    db.execute("ALTER TABLE videos ADD COLUMN subject TEXT")
-
-
-def m006_claims_and_retries(db: sqlite3.Connection) -> None:
-    """Per-video claims across processes, the retry schedule of failures and the `gave_up` status."""
-    _allow_status(db, Status.GAVE_UP)
-    for column in ("claimed_by TEXT", "claim_expires_at TEXT", "next_retry_at TEXT"):
-        db.execute(f"ALTER TABLE videos ADD COLUMN {column}")
-    db.execute("ALTER TABLE videos ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
-    db.execute("CREATE INDEX videos_by_retry ON videos (status, next_retry_at)")
-
-
-def m007_prompt_version(db: sqlite3.Connection) -> None:
-    """The prompt version that wrote each note, so notes from older prompts can be regenerated."""
-    db.execute("ALTER TABLE videos ADD COLUMN prompt_version TEXT")
-
-
-def _allow_status(db: sqlite3.Connection, status: Status) -> None:
-    """SQLite cannot alter a CHECK constraint: rebuild `videos` from its own schema, `status` allowed too."""
-    (table_sql,) = db.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'videos'"
-    ).fetchone()
-    indexes = db.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'videos' AND sql IS NOT NULL"
-    ).fetchall()
-    allowed = "'running', 'done', 'failed'"
-    if allowed not in table_sql:
-        raise ArchiveError(f"videos table has an unexpected status constraint: {table_sql}")
-    rebuilt = table_sql.replace(allowed, f"{allowed}, '{status.value}'").replace("videos", "videos_new", 1)
-    db.execute(rebuilt)
-    db.execute("INSERT INTO videos_new SELECT * FROM videos")
-    db.execute("DROP TABLE videos")
-    db.execute("ALTER TABLE videos_new RENAME TO videos")
-    for (index_sql,) in indexes:
-        db.execute(index_sql)
-
-
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    m001_initial,
-    m002_lookup_indexes,
-    m003_exit_events,
-    m004_batches,
-    m005_subject,
-    m006_claims_and_retries,
-    m007_prompt_version,
-)
 EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0
 
 _COLUMNS = tuple(ArchiveRow.__dataclass_fields__)

@@ -25,7 +25,8 @@ from .notes import AnthropicEngine, NoteEngine
 from .offline import OfflineEngine
 from .output import OutputTree
 from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
-from .progress import ProgressMonitor, Summary, format_summary, make_view
+from .progress import ProgressMonitor, Summary
+from .progress_views import format_summary, make_view
 from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
 from .subjects import SubjectChooser

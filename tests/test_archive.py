@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.archive import (
-    MIGRATIONS,
-    Archive,
-    ArchiveRow,
-    Status,
-    m001_initial,
-    needs_work,
-)
+from studybuddy.archive import Archive, ArchiveRow, Status, needs_work
 from studybuddy.errors import ArchiveError, ErrorKind
+from studybuddy.migrations import MIGRATIONS, m001_initial
 from studybuddy.models import Usage
 
 MIGRATION_NAMES = [

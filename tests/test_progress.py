@@ -12,14 +12,11 @@ import pytest
 from rich.console import Console
 
 from studybuddy.errors import ErrorKind
-from studybuddy.progress import (
-    Outcome,
+from studybuddy.progress import Outcome, ProgressMonitor, Stage, Summary
+from studybuddy.progress_views import (
     PlainView,
-    ProgressMonitor,
     QuietView,
     RichView,
-    Stage,
-    Summary,
     format_seconds,
     format_summary,
     make_view,
