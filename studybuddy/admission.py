@@ -79,6 +79,22 @@ def claim_owner(run_id: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
 
 
+def holder_is_gone(holder: str) -> bool:
+    """Whether a claim's holder was a process on this host that no longer runs (a crash, `kill -9`): its
+    claims need not wait to expire. A holder on another host, or whose process runs, is never judged gone."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, but someone else's
+        return False
+    return False
+
+
 class ClaimKeeper:
     """A run's claims on videos in the archive: taken before a video is processed, renewed in the background
     while held (a video may take longer than the claim's lifetime), released when it is over.
@@ -94,7 +110,7 @@ class ClaimKeeper:
         self._renewer: threading.Thread | None = None
 
     def claim(self, video_id: str) -> Claim:
-        return self.archive.claim(video_id, self.owner, ttl_s=self.ttl_s)
+        return self.archive.claim(video_id, self.owner, ttl_s=self.ttl_s, is_gone=holder_is_gone)
 
     def release(self, video_id: str) -> None:
         self.archive.release(video_id, self.owner)

@@ -369,8 +369,17 @@ class Archive:
             )
         return status
 
-    def claim(self, video_id: str, owner: str, *, ttl_s: float, now: float | None = None) -> Claim:
-        """Claim the video for `owner` until `now + ttl_s`, unless another owner holds an unexpired claim.
+    def claim(
+        self,
+        video_id: str,
+        owner: str,
+        *,
+        ttl_s: float,
+        now: float | None = None,
+        is_gone: Callable[[str], bool] = lambda _holder: False,
+    ) -> Claim:
+        """Claim the video for `owner` until `now + ttl_s`, unless another owner holds an unexpired claim
+        (a holder `is_gone` says has died loses its claim at once).
 
         One `BEGIN IMMEDIATE` transaction, so two processes can never both get it. A video the archive has
         never seen gets a `running` row. The claim carries the row as it was, to decide afresh on it.
@@ -379,8 +388,10 @@ class Archive:
         with self._writing() as db:
             found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
             row = None if found is None else self._row(found)
-            if row and row.claimed_by not in (None, owner) and (row.claim_expires_at or "") > _iso(at):
-                return Claim(granted=False, row=row, holder=row.claimed_by)
+            holder = row.claimed_by if row else None
+            held = row is not None and holder not in (None, owner) and (row.claim_expires_at or "") > _iso(at)
+            if held and holder is not None and not is_gone(holder):
+                return Claim(granted=False, row=row, holder=holder)
             db.execute(
                 """
                 INSERT INTO videos (video_id, status, first_seen_at, updated_at, claimed_by, claim_expires_at)
