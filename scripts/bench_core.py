@@ -38,17 +38,7 @@ def help_time() -> float:
 def input_check_time(root: Path) -> tuple[float, int]:
     with Archive.open(root) as archive:
         for n in range(5_000):
-            archive.record_done(
-                f"vid{n:08d}",
-                title=f"Lecture {n}",
-                channel=None,
-                note_path=None,
-                transcript_path=None,
-                usage=None,
-                model=None,
-                exit_fingerprint=None,
-                elapsed_s=1.0,
-            )
+            archive.record_done(f"vid{n:08d}", title=f"Lecture {n}")
     urls = root / "urls.txt"
     urls.write_text("\n".join(f"https://www.youtube.com/watch?v=vid{n:08d}&t=1s" for n in range(10_000)))
     started = time.perf_counter()

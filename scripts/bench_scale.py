@@ -41,17 +41,7 @@ def expansion_through_tor() -> tuple[float, int]:
 def archive_check(root: Path, ids: list[str]) -> float:
     with Archive.open(root) as archive:
         for vid in ids:
-            archive.record_done(
-                vid,
-                title=None,
-                channel=None,
-                note_path=None,
-                transcript_path=None,
-                usage=None,
-                model=None,
-                exit_fingerprint=None,
-                elapsed_s=0.0,
-            )
+            archive.record_done(vid)
     started = time.perf_counter()
     with Archive.open(root) as archive:
         rows = archive.get_many(ids)

@@ -36,17 +36,7 @@ IDS = [f"vid{n:08d}" for n in range(20)]
 
 
 def mark_done(archive: Archive, video_id: str) -> None:
-    archive.record_done(
-        video_id,
-        title=None,
-        channel=None,
-        note_path=None,
-        transcript_path=None,
-        usage=None,
-        model=None,
-        exit_fingerprint=None,
-        elapsed_s=0.1,
-    )
+    archive.record_done(video_id)
 
 
 def run_in_thread(watcher: Watcher, seconds: float) -> None:
