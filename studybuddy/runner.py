@@ -19,7 +19,7 @@ from .config import Settings, parse_host_port
 from .errors import ConfigError, InputError, StudyBuddyError
 from .exits import ExitLimiter
 from .expand import plan_videos
-from .inputs import BadInput, read_inputs
+from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
 from .notes import AnthropicEngine, NoteEngine
 from .offline import OfflineEngine
@@ -163,6 +163,16 @@ def _tor_pacer(
     )
 
 
+def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bool:
+    """Whether anything must be fetched: a playlist or channel to list, or a video the archive has not
+    settled. A rerun with every video done, or input with only bad lines, starts no Tor."""
+    if inputs.collections:
+        return True
+    now = time.time()
+    rows = archive.get_many(inputs.video_ids)
+    return any(admission.skip_reason(rows.get(vid), now) is None for vid in inputs.video_ids)
+
+
 def run(
     settings: Settings,
     urls: Sequence[str],
@@ -187,12 +197,13 @@ def run(
     engine = build_engine(settings)
     if settings.proxy and settings.tor not in ("auto", "off"):
         raise InputError(f"--proxy and --tor {settings.tor}: choose one (--tor-socks sets Tor's SOCKS port)")
+    admission = admission or Admission(force=settings.force)
     with ExitStack() as stack:
-        setup = open_tor(settings, say)
+        archive = stack.enter_context(Archive.open(settings.output))
+        setup = open_tor(settings, say) if _needs_youtube(inputs, archive, admission) else None
         if setup is not None:
             stack.enter_context(setup)
         proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
-        archive = stack.enter_context(Archive.open(settings.output))
         monitor = ProgressMonitor(make_view(json_output=json_output))
         pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
         worker_factory = WorkerFactory(settings, proxy=proxy)
