@@ -2,8 +2,11 @@
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.notecheck import check_note
 
 pytest_plugins = ["tests.fakes.anthropic_server", "tests.bed.fixtures", "tests.bed.youtube_fixtures"]
 CONFIGURED_LOGGERS = ("studybuddy", "stem", "urllib3", "httpx", "httpcore", "anthropic")
@@ -26,3 +29,21 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
     for name in CONFIGURED_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@pytest.fixture(autouse=True)
+def every_note_keeps_the_quality_rules(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used a temporary folder, check every note written into an output tree there
+    (valid front matter for any title, links that resolve, timestamps within the video)."""
+    if "tmp_path" not in request.fixturenames or request.node.get_closest_marker("unchecked_notes"):
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")  # set up first, so it is torn down after this
+    yield
+    for archive in tmp_path.rglob(".study-buddy.sqlite3"):
+        root = archive.parent
+        for note in root.rglob("*.md"):
+            hidden = any(part.startswith(".") for part in note.relative_to(root).parts)
+            transcript = note.name.endswith(".transcript.md")
+            if not hidden and not transcript and note.read_text().startswith("---\n"):
+                check_note(note, root)
