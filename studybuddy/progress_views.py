@@ -33,6 +33,10 @@ SUMMARY_FAILURES_SHOWN = 20
 _STAGE_STYLES = {Stage.QUEUED: "dim", Stage.DONE: "green", Stage.SKIPPED: "yellow", Stage.FAILED: "bold red"}
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def format_seconds(seconds: float) -> str:
     """`1:02:03` above an hour, else `2:03`."""
     minutes, secs = divmod(round(seconds), 60)
@@ -50,7 +54,7 @@ def format_summary(summary: Summary) -> str:
     if summary.failed_by_kind:
         failed += " (" + ", ".join(f"{kind} {n}" for kind, n in summary.failed_by_kind.items()) + ")"
     lines = [
-        f"{summary.total} videos in {format_seconds(summary.elapsed_s)}: "
+        f"{_count(summary.total, 'video')} in {format_seconds(summary.elapsed_s)}: "
         f"{summary.done} done, {summary.skipped} skipped, {failed}"
     ]
     failures = [o for o in summary.outcomes if o.stage is Stage.FAILED]
@@ -86,8 +90,9 @@ class PlainView:
 
     def start(self, monitor: ProgressMonitor) -> None:
         snapshot = monitor.snapshot(max_rows=0)
+        header = f"{_count(snapshot.total, 'video')}, {_count(snapshot.workers_planned, 'worker')}\n"
         with self._lock:
-            self._stream.write(f"{snapshot.total} videos, {snapshot.workers_planned} workers\n")
+            self._stream.write(header)
 
     def update(self, monitor: ProgressMonitor) -> None:
         with self._lock:

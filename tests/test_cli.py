@@ -197,7 +197,7 @@ def test_env_file_and_environment_layering(
     ("variable", "effect"),
     [
         ("DEBUG_PARALLEL=true\nDEBUG_MAX_WORKERS=2", lambda out, err, root: "2 videos, 2 workers" in out),
-        ("DEBUG_PARALLEL=false\nDEBUG_MAX_WORKERS=2", lambda out, err, root: "2 videos, 1 workers" in out),
+        ("DEBUG_PARALLEL=false\nDEBUG_MAX_WORKERS=2", lambda out, err, root: "2 videos, 1 worker\n" in out),
         ("DEBUG_LOG_LEVEL=warning", lambda out, err, root: "DEBUG" not in err),
         ("DEBUG_KEEP_TEMP=true", lambda out, err, root: (root / ".debug/vid00000001/watch.html").is_file()),
         ("DEBUG_KEEP_TEMP=false", lambda out, err, root: not (root / ".debug").exists()),
