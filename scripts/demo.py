@@ -9,6 +9,7 @@ Usage: ``scripts/demo.py [OUTPUT_DIR]`` (default ``./demo-notes``).
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,9 @@ def show_notes(output: Path) -> None:
 
 def main() -> None:
     output = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "demo-notes").resolve()
+    if (output / "urls.txt").is_file() and (output / ".study-buddy.sqlite3").is_file():
+        say(f"starting afresh: removing the previous demo's notes in {output}")
+        shutil.rmtree(output)  # a folder this demo made (its urls.txt and archive are there)
     output.mkdir(parents=True, exist_ok=True)
     try:
         with running_bed(latency=LATENCY_S) as bed:
