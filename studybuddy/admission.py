@@ -15,10 +15,9 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Self
 
-from .archive import Archive, ArchiveRow, Claim, Status
+from .archive import Archive, ArchiveRow, Claim, Status, iso_time
 from .errors import ArchiveError, ErrorKind
 
 log = logging.getLogger(__name__)
@@ -65,13 +64,9 @@ class Admission:
                 f"gave up after {row.failures} failed attempts ({kind}): {error}; "
                 f"use `study-buddy archive retry --kind {kind}`"
             )
-        if self.due_only and row.next_retry_at and row.next_retry_at > _iso(now):
+        if self.due_only and row.next_retry_at and row.next_retry_at > iso_time(now):
             return f"failed ({kind}); next retry at {row.next_retry_at}"
         return None
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
 def claim_owner(run_id: str) -> str:

@@ -111,7 +111,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _iso(at: float) -> str:
+def iso_time(at: float) -> str:
     """A Unix time in the archive's timestamp form (ISO-8601 UTC, milliseconds): such strings sort by time."""
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
@@ -360,11 +360,11 @@ class Archive:
                     "kind": kind.value,
                     "error": _one_line(error),
                     "failures": failures,
-                    "next_retry_at": None if delay is None else _iso(at + delay),
+                    "next_retry_at": None if delay is None else iso_time(at + delay),
                     "title": title,
                     "exit_fingerprint": exit_fingerprint,
                     "elapsed_s": elapsed_s,
-                    "now": _iso(at),
+                    "now": iso_time(at),
                 },
             )
         return status
@@ -389,7 +389,11 @@ class Archive:
             found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
             row = None if found is None else self._row(found)
             holder = row.claimed_by if row else None
-            held = row is not None and holder not in (None, owner) and (row.claim_expires_at or "") > _iso(at)
+            held = (
+                row is not None
+                and holder not in (None, owner)
+                and (row.claim_expires_at or "") > iso_time(at)
+            )
             if held and holder is not None and not is_gone(holder):
                 return Claim(granted=False, row=row, holder=holder)
             db.execute(
@@ -398,7 +402,7 @@ class Archive:
                 VALUES (:video_id, 'running', :now, :now, :owner, :expires)
                 ON CONFLICT (video_id) DO UPDATE SET claimed_by = :owner, claim_expires_at = :expires
                 """,
-                {"video_id": video_id, "now": _iso(at), "owner": owner, "expires": _iso(at + ttl_s)},
+                {"video_id": video_id, "now": iso_time(at), "owner": owner, "expires": iso_time(at + ttl_s)},
             )
         return Claim(granted=True, row=row, holder=owner)
 
@@ -407,7 +411,7 @@ class Archive:
         at = time.time() if now is None else now
         with self._writing() as db:
             cursor = db.execute(
-                "UPDATE videos SET claim_expires_at = ? WHERE claimed_by = ?", (_iso(at + ttl_s), owner)
+                "UPDATE videos SET claim_expires_at = ? WHERE claimed_by = ?", (iso_time(at + ttl_s), owner)
             )
             return cursor.rowcount
 

@@ -22,6 +22,15 @@ WIKI_LINK = re.compile(r"\[\[([^\]|#]*)(?:#[^\]|]*)?(?:\|[^\]]*)?\]\]")
 TIMESTAMP = re.compile(r"https://youtu\.be/([\w-]+)\?t=(\d+)")
 
 
+def front_matter(text: str) -> dict[str, Any]:
+    """What a front-matter reader sees: the YAML between the first two `---` lines (a mapping)."""
+    match = FRONT_MATTER.match(text)
+    assert match, f"no front matter in {text[:80]!r}"
+    loaded = yaml.safe_load(match.group(1))
+    assert isinstance(loaded, dict), "the front matter is not a mapping"
+    return loaded
+
+
 def check_note(path: Path, root: Path | None = None) -> dict[str, Any]:
     """Assert the rules above for the note at `path` (links resolve within `root`, default its folder).
 

@@ -15,16 +15,11 @@ import pytest
 import yaml
 
 from studybuddy.tor import TorController
+from tests.bed.tornet import reserve_ports
 
 ROOT = Path(__file__).parent.parent
 TOR_DIR = ROOT / "docker" / "tor"
 PASSWORD = "compose-test-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
@@ -60,7 +55,7 @@ def container_tor(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """The container's entrypoint and torrc, on free loopback ports and without network."""
     if shutil.which("tor") is None:
         pytest.skip("tor is not installed")
-    socks_port, control_port = free_port(), free_port()
+    socks_port, control_port = reserve_ports("127.0.0.1", 2)
     torrc = (TOR_DIR / "torrc").read_text()
     torrc = torrc.replace("0.0.0.0:9050", f"127.0.0.1:{socks_port}")
     torrc = torrc.replace("0.0.0.0:9051", f"127.0.0.1:{control_port}")

@@ -14,12 +14,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.bed.tornet import TorNetwork
 from tests.bed.youtube_server import FakeYouTube, Limit
 from tests.bed.youtube_site import load_catalogue
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
+from tests.notecheck import front_matter
 
 pytestmark = pytest.mark.network
 CLI = str(Path(sys.executable).parent / "study-buddy")
@@ -64,14 +64,6 @@ def cli_env(
     )
     env.update(extra or {})
     return env
-
-
-def front_matter(text: str) -> dict[str, object]:
-    """The YAML between the opening `---` line and the next line that is exactly `---`."""
-    assert text.startswith("---\n")
-    data = yaml.safe_load(text[4 : text.index("\n---\n", 3)])
-    assert isinstance(data, dict)
-    return data
 
 
 def archive(tmp_path: Path) -> list[dict[str, object]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import stem.control
 
-from tests.bed.tornet import TorNetwork
+from tests.bed.tornet import TorNetwork, reserve_ports
 from tests.bed.youtube_server import FakeYouTube
 from tests.test_e2e_tor import CLI, NORMAL, cli_env
 
@@ -23,17 +22,11 @@ pytestmark = pytest.mark.network
 GONE_PLAYLIST = "https://www.youtube.com/playlist?list=PLstudybuddyGone00000000000000001"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ClientTor:
     """A Tor client of our own on the bed's network, which the test can kill and start again."""
 
     def __init__(self, network: TorNetwork, workdir: Path) -> None:
-        self.socks, self.control = free_port(), free_port()
+        self.socks, self.control = reserve_ports("127.0.0.1", 2)
         workdir.mkdir(mode=0o700)
         self.torrc = workdir / "torrc"
         lines = [

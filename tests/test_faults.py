@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import responses
-import yaml
 from click.testing import CliRunner
 
 from studybuddy.archive import Archive, Status
 from studybuddy.cli import cli
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
+from tests.notecheck import front_matter
 
 HOSTILE_TITLES = [
     "../../etc/passwd",
@@ -27,13 +27,6 @@ HOSTILE_TITLES = [
     "key: value: more",
     "quote \" and ' and \\",
 ]
-
-
-def front_matter(text: str) -> dict[str, object]:
-    assert text.startswith("---\n")
-    data = yaml.safe_load(text[4 : text.index("\n---\n", 3)])
-    assert isinstance(data, dict)
-    return data
 
 
 @pytest.fixture

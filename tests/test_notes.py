@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -37,7 +36,7 @@ from studybuddy.notes import (
 from studybuddy.ratelimit import RequestLimiter
 from tests.fakes.anthropic_answers import caption_count
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
-from tests.notecheck import check_note
+from tests.notecheck import check_note, front_matter
 
 VIDEO_ID = "dQw4w9WgXcQ"
 META = VideoMeta(
@@ -62,15 +61,6 @@ TRANSCRIPT = Transcript(
     ),
 )
 FRONT_MATTER = re.compile(r"\A---\n(.*?)^---\n", re.DOTALL | re.MULTILINE)
-
-
-def front_matter(note: str) -> dict[str, object]:
-    """What a front-matter reader sees: the YAML between the first two `---` lines."""
-    match = FRONT_MATTER.match(note)
-    assert match, note
-    loaded = yaml.safe_load(match.group(1))
-    assert isinstance(loaded, dict)
-    return loaded
 
 
 @pytest.mark.parametrize(
