@@ -128,7 +128,7 @@ def test_non_loopback_destination_is_refused_without_leaving_loopback(tor_networ
     started = time.monotonic()
     with pytest.raises(requests.exceptions.ConnectionError, match="SOCKS server failure"):
         fetch_through_tor(tor_network.socks, "outsider", "http://203.0.113.1:80/")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # refused at once, not after a circuit timeout
     # The client itself refused: no exit policy accepts the address, so no circuit carried it.
     assert tor_network.client.log_path.read_text().count(NO_EXIT_ALLOWS) == refusals_before + 1
 
