@@ -7,8 +7,15 @@ ensure_tor() {
   fi
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing tor (apt-get)"
+    # The package must not start a system tor: it would join the public Tor network. A policy-rc.d that
+    # refuses every service start (Debian's documented switch) holds while installing.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+    fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tor >/dev/null
+    if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi
   else
     echo "tor is not installed: run 'sudo apt-get install tor' (the test bed needs it)" >&2
     exit 1
