@@ -15,7 +15,8 @@ import responses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studybuddy.archive import Archive, needs_work
+from studybuddy.admission import Admission
+from studybuddy.archive import Archive
 from studybuddy.config import Settings
 from studybuddy.inputs import read_inputs
 from studybuddy.output import OutputTree
@@ -45,7 +46,9 @@ def input_check_time(root: Path) -> tuple[float, int]:
     inputs = read_inputs([], [urls])
     with Archive.open(root) as archive:
         rows = archive.get_many(inputs.video_ids)
-        todo = [vid for vid in inputs.video_ids if needs_work(rows.get(vid), force=False)]
+        todo = [
+            vid for vid in inputs.video_ids if Admission().skip_reason(rows.get(vid), time.time()) is None
+        ]
     return time.perf_counter() - started, len(todo)
 
 

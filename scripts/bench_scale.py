@@ -15,7 +15,8 @@ import responses
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.bedctl import running_bed
-from studybuddy.archive import Archive, needs_work
+from studybuddy.admission import Admission
+from studybuddy.archive import Archive
 from studybuddy.config import Settings, parse_host_port
 from studybuddy.expand import list_videos
 from studybuddy.output import OutputTree
@@ -45,7 +46,7 @@ def archive_check(root: Path, ids: list[str]) -> float:
     started = time.perf_counter()
     with Archive.open(root) as archive:
         rows = archive.get_many(ids)
-        todo = [vid for vid in ids if needs_work(rows.get(vid), force=False)]
+        todo = [vid for vid in ids if Admission().skip_reason(rows.get(vid), time.time()) is None]
     assert not todo
     return time.perf_counter() - started
 

@@ -547,13 +547,3 @@ class Archive:
 
     def _absolute(self, stored: str | None) -> Path | None:
         return None if stored is None else self.root / stored
-
-
-def needs_work(row: ArchiveRow | None, *, force: bool) -> bool:
-    """Whether to process a video: new, left running by a crash, failed (not permanently, not given up), or
-    forced. (`retries.Admission` adds the watch and retry rules.)"""
-    if row is None or row.status is Status.RUNNING:
-        return True
-    if row.status in (Status.DONE, Status.GAVE_UP):
-        return force
-    return force or row.error_kind is not ErrorKind.PERMANENT

@@ -207,10 +207,6 @@ class OutputTree:
                     return self._reserve(path, video_id)
             raise OutputError(f"{video_id}: no free file name for {base!r} in {folder}")
 
-    def sibling(self, note: Path, suffix: str) -> Path:
-        """A file beside the note with the same stem: `sibling(Path("a/Intro.md"), ".transcript.txt")`."""
-        return note.with_name(f"{note.stem}{suffix}")
-
     def _reusable_previous(self, video_id: str, previous: Path | None, suffix: str) -> Path | None:
         if previous is None:
             return None

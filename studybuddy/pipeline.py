@@ -74,7 +74,6 @@ class Worker:
     ) -> None:
         self.index = index
         self.identity = Identity.first(run_id, index) if proxy else None
-        self.renewals = 0
         self.circuit_started = time.monotonic()
         self._settings = settings
         self.proxy = proxy
@@ -106,7 +105,6 @@ class Worker:
             return
         self.close()
         self.identity = self.identity.next()
-        self.renewals += 1
         self.circuit_started = time.monotonic()
         self.session, self.fetcher = self._connect()
         log.debug("worker %d renewed its circuit: %r", self.index, self.identity)

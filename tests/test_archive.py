@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.archive import Archive, ArchiveRow, Status, needs_work
+from studybuddy.archive import Archive, ArchiveRow, Status
 from studybuddy.errors import ArchiveError, ErrorKind
 from studybuddy.migrations import MIGRATIONS, m001_initial
 from studybuddy.models import Usage
@@ -320,53 +320,6 @@ def test_get_many_with_10k_ids_against_5k_rows(archive: Archive, tmp_path: Path)
     found = archive.get_many(asked)
     assert set(found) == set(stored[::2]) | set(stored[:10])
     assert all(row.video_id == video_id and row.status is Status.DONE for video_id, row in found.items())
-
-
-@pytest.mark.parametrize(
-    ("status", "kind", "force", "expected"),
-    [
-        (Status.DONE, None, False, False),
-        (Status.DONE, None, True, True),
-        (Status.FAILED, ErrorKind.PERMANENT, False, False),
-        (Status.FAILED, ErrorKind.PERMANENT, True, True),
-        (Status.FAILED, ErrorKind.TRANSIENT, False, True),
-        (Status.FAILED, ErrorKind.BLOCKED, False, True),
-        (Status.FAILED, ErrorKind.NOTES, False, True),
-        (Status.FAILED, ErrorKind.OUTPUT, False, True),
-        (Status.FAILED, None, False, True),
-        (Status.RUNNING, None, False, True),
-        (Status.RUNNING, None, True, True),
-    ],
-)
-def test_needs_work(status: Status, kind: ErrorKind | None, force: bool, expected: bool) -> None:
-    row = ArchiveRow(
-        video_id="vid00000001",
-        status=status,
-        error_kind=kind,
-        error=None,
-        attempts=1,
-        title=None,
-        channel=None,
-        note_path=None,
-        transcript_path=None,
-        exit_fingerprint=None,
-        input_tokens=None,
-        output_tokens=None,
-        cache_read_tokens=None,
-        cache_write_tokens=None,
-        model=None,
-        first_seen_at=T0,
-        started_at=None,
-        finished_at=None,
-        elapsed_s=None,
-        updated_at=T0,
-    )
-    assert needs_work(row, force=force) is expected
-
-
-@pytest.mark.parametrize("force", [False, True])
-def test_needs_work_for_a_new_video(force: bool) -> None:
-    assert needs_work(None, force=force) is True
 
 
 # concurrency

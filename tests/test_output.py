@@ -306,9 +306,3 @@ def test_previous_path_outside_the_root_is_ignored(tmp_path: Path) -> None:
 def test_previous_path_with_another_suffix_is_ignored(tmp_path: Path) -> None:
     tree = OutputTree(tmp_path)
     assert tree.note_path("vid00000001", "Title", None, tmp_path / "Title.txt") == tmp_path / "Title.md"
-
-
-def test_sibling_keeps_the_stem(tmp_path: Path) -> None:
-    tree = OutputTree(tmp_path)
-    note = tmp_path / "Math" / "v1.2 Intro [abc].md"
-    assert tree.sibling(note, ".transcript.txt") == tmp_path / "Math" / "v1.2 Intro [abc].transcript.txt"

@@ -20,7 +20,7 @@ import responses
 from click.testing import CliRunner
 
 from studybuddy.admission import Admission, RetrySchedule
-from studybuddy.archive import Archive, Status
+from studybuddy.archive import Archive, ArchiveRow, Status
 from studybuddy.cli import cli
 from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, InputError, StudyBuddyError
@@ -33,6 +33,9 @@ from tests.fakes.youtube_mock import MockYouTube, video
 T0 = 1_750_000_000.0
 EMPTY = Summary(0, 0, 0, 0, {}, 0.0, ())
 IDS = [f"vid{n:08d}" for n in range(20)]
+
+
+ISO_T0 = "2025-06-15T15:00:00.000+00:00"
 
 
 def mark_done(archive: Archive, video_id: str) -> None:
@@ -185,6 +188,54 @@ def test_archive_list_shows_given_up_videos(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["archive", "list", "-o", str(tmp_path), "--status", "gave_up"])
     assert result.exit_code == 0, result.output
     assert "vid00000001  gave_up:blocked" in result.output
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "force", "expected"),
+    [
+        (Status.DONE, None, False, False),
+        (Status.DONE, None, True, True),
+        (Status.FAILED, ErrorKind.PERMANENT, False, False),
+        (Status.FAILED, ErrorKind.PERMANENT, True, True),
+        (Status.FAILED, ErrorKind.TRANSIENT, False, True),
+        (Status.FAILED, ErrorKind.BLOCKED, False, True),
+        (Status.FAILED, ErrorKind.NOTES, False, True),
+        (Status.FAILED, ErrorKind.OUTPUT, False, True),
+        (Status.RUNNING, None, False, True),
+        (Status.RUNNING, None, True, True),
+    ],
+)
+def test_which_videos_a_plain_run_takes(
+    status: Status, kind: ErrorKind | None, force: bool, expected: bool
+) -> None:
+    row = ArchiveRow(
+        video_id="vid00000001",
+        status=status,
+        error_kind=kind,
+        error=None,
+        attempts=1,
+        title=None,
+        channel=None,
+        note_path=None,
+        transcript_path=None,
+        exit_fingerprint=None,
+        input_tokens=None,
+        output_tokens=None,
+        cache_read_tokens=None,
+        cache_write_tokens=None,
+        model=None,
+        first_seen_at=ISO_T0,
+        started_at=None,
+        finished_at=None,
+        elapsed_s=None,
+        updated_at=ISO_T0,
+    )
+    assert (Admission(force=force).skip_reason(row, time.time()) is None) is expected
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_new_video_is_always_taken(force: bool) -> None:
+    assert Admission(force=force).skip_reason(None, time.time()) is None
 
 
 # claims
