@@ -463,11 +463,29 @@ class Archive:
 
     def _configure(self) -> None:
         self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        (mode,) = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
-        if str(mode).lower() != "wal":
+        mode = self._enable_wal()
+        if mode.lower() != "wal":
             logger.warning(
                 "%s: WAL journal not available (got %s); concurrent runs may wait", self.path, mode
             )
+
+    def _enable_wal(self) -> str:
+        """Switch to WAL, waiting out another process that is creating the same archive.
+
+        SQLite answers "database is locked" to this pragma at once, without its busy handler, while another
+        connection converts a new database; so the wait is done here, within the same busy timeout.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        pause = 0.01
+        while True:
+            try:
+                (mode,) = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
+                return str(mode)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     def _migrate(self) -> None:
         known = [migration.__name__ for migration in MIGRATIONS]

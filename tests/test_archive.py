@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
 import threading
 from pathlib import Path
@@ -379,6 +380,32 @@ def test_two_processes_share_one_file(tmp_path: Path) -> None:
         process.join(timeout=60)
     assert [process.exitcode for process in processes] == [0, 0]
     assert_every_video_done(tmp_path, attempts=2)
+
+
+def _open_each_new_archive(roots: list[str], barrier: multiprocessing.synchronize.Barrier) -> None:
+    for root in roots:
+        barrier.wait(timeout=30)
+        with Archive.open(Path(root)) as archive:
+            archive.start("vid00000001")
+
+
+def test_processes_creating_the_same_new_archive_at_once_all_succeed(tmp_path: Path) -> None:
+    # SQLite fails "PRAGMA journal_mode = WAL" at once (no busy wait) while another process converts a new
+    # file; before the retry about one open in fifteen failed here.
+    roots = [str(tmp_path / f"run{number}") for number in range(60)]
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(3)
+    processes = [context.Process(target=_open_each_new_archive, args=(roots, barrier)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+    for root in roots:
+        with Archive.open(Path(root)) as archive:
+            row = archive.get("vid00000001")
+        assert row is not None
+        assert row.attempts == 3
 
 
 def test_a_write_waits_for_another_writer(archive: Archive, tmp_path: Path) -> None:
