@@ -83,7 +83,8 @@ class _Levels(logging.Filter):
 def configure(level: int, secret_filter: SecretFilter, handler: logging.Handler | None = None) -> None:
     """Send every log record through one redacting handler on stderr, filtered by `level`."""
     handler = handler or StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    clock = "%(asctime)s.%(msecs)03d" if level <= logging.DEBUG else "%(asctime)s"  # --debug: milliseconds
+    handler.setFormatter(logging.Formatter(f"{clock} %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(_Levels(level))
     handler.addFilter(secret_filter)
     root = logging.getLogger()

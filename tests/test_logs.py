@@ -1,5 +1,6 @@
 import io
 import logging
+import re
 
 from studybuddy.logs import SecretFilter, configure
 
@@ -32,3 +33,15 @@ def test_filter_covers_arguments_and_tracebacks() -> None:
     assert "password is ***" in out
     assert "RuntimeError: failed with *** inside" in out
     logging.getLogger().handlers.clear()
+
+
+def test_debug_lines_carry_milliseconds_and_others_seconds() -> None:
+    lines = {}
+    for level in (logging.DEBUG, logging.INFO):
+        stream = io.StringIO()
+        configure(level, SecretFilter([]), logging.StreamHandler(stream))
+        logging.getLogger("studybuddy.test").warning("hello")
+        lines[level] = stream.getvalue()
+    logging.getLogger().handlers.clear()
+    assert re.match(r"\d\d:\d\d:\d\d\.\d\d\d WARNING studybuddy\.test: hello$", lines[logging.DEBUG])
+    assert re.match(r"\d\d:\d\d:\d\d WARNING studybuddy\.test: hello$", lines[logging.INFO])
