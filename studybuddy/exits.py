@@ -7,14 +7,23 @@ block. Workers on different exits run concurrently; workers that share an exit s
 The limiter never sleeps. It answers with a `Verdict` and the caller acts on it:
 
 - GO: the exit is within budget and its interval has passed (`acquire` has reserved the use);
-- WAIT `wait_s`: a short pause is cheaper than a new circuit, or no other exit could serve;
-- RENEW: this exit is cooling down or out of budget for longer than a short pause, and another exit could
-  serve: build a new circuit.
+- WAIT `wait_s`: the exit is free again sooner than a new circuit would find a free one, or no other exit
+  could serve;
+- RENEW: this exit is cooling down or out of budget for longer than that, and another exit could serve:
+  build a new circuit.
 
 "Could another exit serve?" is judged from the exit pool. Until `set_exit_pool` is given the exits of the
 consensus, a fresh exit is assumed to be available, so a long-blocked exit always gives RENEW. Once the
-pool is known, RENEW needs an exit of the pool, other than this one, that is not cooling down and has
-budget left (an exit never used, or forgotten, has its whole budget).
+pool is known, RENEW needs an exit of the pool, other than this one, that is not cooling down, has
+budget left (an exit never used, or forgotten, has its whole budget) and is not `taken` by another worker
+(its budget is that worker's).
+
+A new circuit is not free: it costs what the caller measures (`observe_renewal`: circuit build and exit
+probe), and it lands on an exit Tor picks, which could serve with the chance p = the share of the usable
+exits that could. Expected time to a free exit is cost / p; an exit that frees sooner than that is waited
+for, unless another worker shares it (two workers on one exit halve each other's budget, so one moves).
+With the real network's thousand exits that is rare, but with a small pool (a country's exits, a test
+network) it keeps workers spread over the exits instead of hopping between exhausted ones.
 
 An exit key is normally a relay fingerprint (40 hex digits); the caller may pass any other key (such as
 "unknown") while the exit is not known yet. Exits whose state has expired completely are forgotten, so
@@ -27,10 +36,11 @@ import logging
 import math
 import random
 import re
+import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -41,6 +51,7 @@ logger = logging.getLogger(__name__)
 _NUMBER = r"\d+(?:\.\d+)?"
 _DURATION_RE = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+RENEWAL_SAMPLES = 5  # a renewal costs the median of this many last ones (one slow circuit is not the norm)
 
 
 def parse_duration(text: str, *, option: str = "duration") -> float:
@@ -132,15 +143,18 @@ class ExitLimiter:
         min_interval_s: float,
         jitter_s: float,
         cooldown_s: float,
+        renewal_cost_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
     ) -> None:
-        if min(min_interval_s, jitter_s, cooldown_s) < 0:
-            raise ValueError("min_interval_s, jitter_s and cooldown_s must not be negative")
+        if min(min_interval_s, jitter_s, cooldown_s, renewal_cost_s) < 0:
+            raise ValueError("min_interval_s, jitter_s, cooldown_s and renewal_cost_s must not be negative")
         self._budget = budget
         self._min_interval_s = min_interval_s
         self._jitter_s = jitter_s
         self._cooldown_s = cooldown_s
+        self._renewal_guess_s = renewal_cost_s  # until measured: a guess at a new circuit on the real network
+        self._renewals: deque[float] = deque(maxlen=RENEWAL_SAMPLES)
         self._clock = clock
         self._random = random
         self._lock = threading.Lock()
@@ -152,6 +166,19 @@ class ExitLimiter:
         """The longest pause worth taking instead of a new circuit: one pacing interval."""
         return self._min_interval_s + self._jitter_s
 
+    @property
+    def renewal_cost_s(self) -> float:
+        """What one new circuit costs: the median of the last few measured, or the guess before any."""
+        with self._lock:
+            return self._renewal_cost()
+
+    def observe_renewal(self, seconds: float) -> None:
+        """Learn what a new circuit really costs here (from its build to its exit being known)."""
+        if seconds < 0 or not math.isfinite(seconds):
+            return
+        with self._lock:
+            self._renewals.append(seconds)
+
     def set_exit_pool(self, fingerprints: Iterable[str]) -> None:
         """Tell the limiter which exits a new circuit can land on (the consensus's exit relays)."""
         pool = frozenset(fingerprints)
@@ -159,17 +186,21 @@ class ExitLimiter:
             self._pool = pool
         logger.debug("exit pool: %d exits", len(pool))
 
-    def assess(self, exit_fp: str) -> Verdict:
-        """What a worker on `exit_fp` should do now, without reserving anything."""
+    def assess(self, exit_fp: str, taken: Collection[str] = ()) -> Verdict:
+        """What a worker on `exit_fp` should do now, without reserving anything.
+
+        `taken`: exits other workers are on. Their budget is theirs, so a new circuit landing there would
+        not help: they do not count as exits that could serve.
+        """
         with self._lock:
             now = self._now()
-            return self._decide(exit_fp, now)
+            return self._decide(exit_fp, now, frozenset(taken))
 
-    def acquire(self, exit_fp: str) -> Verdict:
+    def acquire(self, exit_fp: str, taken: Collection[str] = ()) -> Verdict:
         """Like `assess`, but a GO also records the use: check and reserve happen atomically."""
         with self._lock:
             now = self._now()
-            verdict = self._decide(exit_fp, now)
+            verdict = self._decide(exit_fp, now, frozenset(taken))
             if verdict.decision is Decision.GO:
                 state = self._exits.setdefault(exit_fp, _ExitState())
                 state.uses.append(now)
@@ -250,6 +281,9 @@ class ExitLimiter:
 
     # Everything below runs under the lock.
 
+    def _renewal_cost(self) -> float:
+        return statistics.median(self._renewals) if self._renewals else self._renewal_guess_s
+
     def _now(self) -> float:
         """Read the clock once for this call, dropping expired uses and forgetting expired exits."""
         now = self._clock()
@@ -273,10 +307,22 @@ class ExitLimiter:
         """Whether a new circuit on this exit could be used soon: not cooling down, budget left."""
         return state is None or (state.cooling_until <= now and not self._is_exhausted(state))
 
-    def _other_could_serve(self, exit_fp: str, now: float) -> bool:
+    def _share_that_could_serve(self, exit_fp: str, now: float, taken: frozenset[str]) -> float:
+        """The chance that a new circuit (Tor avoids cooling exits) lands on an exit other than this one,
+        with budget left and no other worker on it: 1 while the pool is unknown, 0 when none could serve."""
         if self._pool is None:
-            return True
-        return any(self._could_serve(self._exits.get(fp), now) for fp in self._pool if fp != exit_fp)
+            return 1.0
+        usable = [
+            fp for fp in self._pool if (state := self._exits.get(fp)) is None or state.cooling_until <= now
+        ]
+        serving = [
+            fp for fp in self._free_others(exit_fp, taken) if self._could_serve(self._exits.get(fp), now)
+        ]
+        return len(serving) / max(1, len(usable))
+
+    def _free_others(self, exit_fp: str, taken: frozenset[str]) -> frozenset[str]:
+        """Exits of the pool other than this one that no other worker is on."""
+        return (self._pool or frozenset()) - taken - {exit_fp}
 
     def _earliest_ready_in(self, candidates: Iterable[str], now: float) -> float:
         """Seconds until the first of `candidates` is usable: 0 if one is new to the limiter or none given."""
@@ -285,7 +331,7 @@ class ExitLimiter:
             default=0.0,
         )
 
-    def _decide(self, exit_fp: str, now: float) -> Verdict:
+    def _decide(self, exit_fp: str, now: float, taken: frozenset[str]) -> Verdict:
         state = self._exits.get(exit_fp)
         if state is None:
             return Verdict(Decision.GO, 0.0, "fresh exit")
@@ -300,10 +346,27 @@ class ExitLimiter:
             return Verdict(Decision.WAIT, ready_in, f"minimum interval, {ready_in:.1f}s left")
         if ready_in <= self.short_wait_s:
             return Verdict(Decision.WAIT, ready_in, reason)
-        if self._other_could_serve(exit_fp, now):
-            return Verdict(Decision.RENEW, 0.0, reason)
-        others = (self._pool or frozenset()) - {exit_fp}
-        wait_s = min(ready_in, self._earliest_ready_in(others, now)) if others else ready_in
-        return Verdict(
-            Decision.WAIT, wait_s, f"{reason}; every other known exit is cooling down or out of budget"
-        )
+        return self._wait_or_renew(exit_fp, ready_in, reason, now, taken)
+
+    def _wait_or_renew(
+        self, exit_fp: str, ready_in: float, reason: str, now: float, taken: frozenset[str]
+    ) -> Verdict:
+        """The exit is unavailable for `ready_in` seconds: renew if a new circuit is expected to find a
+        free exit sooner, else wait (for this exit, or for the first free other one to free up)."""
+        share = self._share_that_could_serve(exit_fp, now, taken)
+        if share == 0:
+            others = self._free_others(exit_fp, taken)
+            wait_s = min(ready_in, self._earliest_ready_in(others, now)) if others else ready_in
+            return Verdict(
+                Decision.WAIT,
+                wait_s,
+                f"{reason}; every other exit is cooling down, out of budget or in use by another worker",
+            )
+        if exit_fp in taken:
+            return Verdict(Decision.RENEW, 0.0, f"{reason}; another worker shares this exit and one is free")
+        renewal_s = self._renewal_cost() / share
+        if ready_in <= renewal_s:
+            return Verdict(
+                Decision.WAIT, ready_in, f"{reason}; free again sooner than a new circuit (~{renewal_s:.1f}s)"
+            )
+        return Verdict(Decision.RENEW, 0.0, reason)

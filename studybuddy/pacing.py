@@ -5,8 +5,9 @@ own credentials, without sending a byte, and reads the exit from Tor's STREAM/CI
 shared `ExitLimiter`:
 
 - GO: fetch now (the use is counted against that exit's budget);
-- RENEW: this exit is out of budget or cooling down, another could serve: new credentials (a new
-  circuit) for this worker only, and its old circuit is closed;
+- RENEW: this exit is out of budget or cooling down, another could serve sooner than this one frees up:
+  new credentials (a new circuit) for this worker only, and its old circuit is closed (what that costs,
+  from renewal to the new exit being known, is measured and told to the limiter);
 - WAIT: a short pause, or every known exit is busy: sleep (interruptible), then ask again.
 
 After a block the exit cools down, is added to `ExcludeExitNodes` (so no new circuit lands on it), and the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import socks
@@ -56,6 +58,8 @@ class TorPacer:
         self.probe_timeout_s = probe_timeout_s
         self.on_event = on_event or (lambda _fingerprint, _event: None)  # (fingerprint, "use"|"block")
         self._exits: dict[int, ExitRelay] = {}  # worker -> the exit its current video was paced on
+        self._renewed_at: dict[int, float] = {}  # worker -> when its circuit was renewed, until probed
+        self._seen: set[int] = set()  # workers probed at least once (their first probe is a new circuit too)
         self._lock = threading.Lock()
         self._pool = frozenset(tor.exit_fingerprints())
         limiter.set_exit_pool(self._pool)
@@ -71,7 +75,7 @@ class TorPacer:
                 renewals += 1
                 self._renew(worker)
                 continue
-            verdict = self.limiter.acquire(relay.fingerprint)
+            verdict = self.limiter.acquire(relay.fingerprint, taken=self._taken_by_others(worker))
             if verdict.decision is Decision.GO:
                 self._paced(worker, relay)
                 self.on_event(relay.fingerprint, "use")
@@ -96,6 +100,10 @@ class TorPacer:
             self.tor.set_excluded_exits(self._exclusions())
             log.warning("exit %s blocked (%s): cooling down", relay.label, error.reason)
         self._renew(worker)
+
+    def _taken_by_others(self, worker: Worker) -> set[str]:
+        with self._lock:
+            return {relay.fingerprint for index, relay in self._exits.items() if index != worker.index}
 
     def _exclusions(self) -> list[str]:
         """Cooling exits to keep out of new circuits, but never all of them: Tor could build no circuit
@@ -139,6 +147,7 @@ class TorPacer:
         worker.renew()
         with self._lock:
             self._exits.pop(worker.index, None)
+            self._renewed_at[worker.index] = time.monotonic()
         if old is not None:
             self.tor.close_circuits_of(old)
         self.monitor.worker_info(worker.index, exit_label=None, circuit_started=self.monitor.now())
@@ -146,9 +155,17 @@ class TorPacer:
     def _probe(self, worker: Worker) -> ExitRelay | None:
         if worker.identity is None or worker.proxy is None:
             raise TorError("a Tor-paced worker needs SOCKS credentials")
+        started = time.monotonic()
         relay = probe_exit(
             self.tor, worker.identity, worker.proxy, target=self.probe_target, timeout_s=self.probe_timeout_s
         )
+        with self._lock:
+            new_circuit_since = self._renewed_at.pop(worker.index, None)
+            if worker.index not in self._seen:  # a worker's first circuit is a new one too
+                self._seen.add(worker.index)
+                new_circuit_since = started
+        if new_circuit_since is not None:  # what a new circuit costs: the limiter weighs it against waiting
+            self.limiter.observe_renewal(time.monotonic() - new_circuit_since)
         if relay is None:
             log.info("worker %d: no stream to %s through this circuit", worker.index, self.probe_target[0])
         return relay

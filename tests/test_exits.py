@@ -317,7 +317,9 @@ def test_blocked_exit_waits_for_the_first_exit_to_free_when_none_could_serve(clo
     verdict = limiter.acquire(A)
     assert verdict.decision is Decision.WAIT
     assert verdict.wait_s == pytest.approx(60)  # then asking again gives RENEW
-    assert verdict.reason.endswith("every other known exit is cooling down or out of budget")
+    assert verdict.reason.endswith(
+        "every other exit is cooling down, out of budget or in use by another worker"
+    )
     clock.advance(60)
     assert limiter.acquire(A).decision is Decision.RENEW
 
@@ -326,10 +328,11 @@ def test_only_exit_of_the_pool_waits_for_itself(clock: FakeClock) -> None:
     limiter = make_limiter(clock, cooldown_s=90)
     limiter.set_exit_pool([A])
     limiter.cool_down(A)
-    assert limiter.acquire(A) == Verdict(
-        Decision.WAIT,
-        90.0,
-        "cooling down after a block, 90s left; every other known exit is cooling down or out of budget",
+    verdict = limiter.acquire(A)
+    assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, 90.0)
+    assert verdict.reason == (
+        "cooling down after a block, 90s left; "
+        "every other exit is cooling down, out of budget or in use by another worker"
     )
 
 
@@ -344,6 +347,70 @@ def test_exhausted_exit_waits_when_it_frees_within_one_interval(clock: FakeClock
     assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(5))
     clock.now = 15  # (asking earlier: 15 s left, longer than an interval, and B is free)
     assert limiter.assess(A).decision is Decision.RENEW
+
+
+# What a new circuit costs, against waiting
+
+
+def test_renewal_cost_is_the_median_of_the_last_few_measured(clock: FakeClock) -> None:
+    limiter = make_limiter(clock)
+    assert limiter.renewal_cost_s == 1.0  # the guess, before anything was measured
+    limiter.observe_renewal(0.2)
+    assert limiter.renewal_cost_s == pytest.approx(0.2)  # one measurement replaces the guess
+    for seconds in (0.1, 9.0, 0.3, float("nan"), -1.0):
+        limiter.observe_renewal(seconds)
+    assert limiter.renewal_cost_s == pytest.approx(0.25)  # one slow circuit is not the norm
+    for _ in range(5):
+        limiter.observe_renewal(2.0)
+    assert limiter.renewal_cost_s == pytest.approx(2.0)  # only the last few count
+
+
+def test_an_exit_that_frees_sooner_than_a_new_circuit_is_waited_for(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s")
+    limiter.set_exit_pool([A, B, C])
+    limiter.acquire(A)
+    clock.now = 58  # A frees in 2 s; a new circuit finds B or C with p = 2/3: 1 s / (2/3) = 1.5 s
+    assert limiter.assess(A).decision is Decision.RENEW
+    clock.now = 59.5  # 0.5 s left: waiting is cheaper
+    verdict = limiter.acquire(A)
+    assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(0.5))
+    assert verdict.reason.endswith("free again sooner than a new circuit (~1.5s)")
+
+
+def test_measured_renewal_cost_moves_the_line_between_waiting_and_renewing(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s")
+    limiter.set_exit_pool([A, B])
+    limiter.acquire(A)
+    clock.now = 59.7  # 0.3 s left; the guess (1 s, p = 1/2) says a new circuit takes 2 s
+    assert limiter.assess(A).decision is Decision.WAIT
+    limiter.observe_renewal(0.1)  # measured: 0.1 s / (1/2) = 0.2 s
+    assert limiter.assess(A).decision is Decision.RENEW
+
+
+def test_exits_other_workers_are_on_do_not_count_as_free(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "1/60s")
+    limiter.set_exit_pool([A, B])
+    limiter.acquire(A)
+    clock.now = 30
+    assert limiter.assess(A).decision is Decision.RENEW  # B is free
+    verdict = limiter.assess(A, taken={B})  # B's budget belongs to the worker on it
+    assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(30))
+    assert verdict.reason.endswith("in use by another worker")
+
+
+def test_a_worker_sharing_its_exit_moves_when_another_is_free(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "2/60s")
+    limiter.set_exit_pool([A, B, C])
+    limiter.acquire(A)
+    limiter.acquire(A)  # two workers on A spend its budget twice as fast
+    clock.now = 59.9  # A frees in 0.1 s: alone on it, a worker waits...
+    assert limiter.assess(A).decision is Decision.WAIT
+    verdict = limiter.assess(A, taken={A})  # ...but sharing it, one moves to B or C
+    assert (verdict.decision, verdict.reason) == (
+        Decision.RENEW,
+        "used 2 times in the last 60s; another worker shares this exit and one is free",
+    )
+    assert limiter.assess(A, taken={A, B, C}).decision is Decision.WAIT  # nowhere to go
 
 
 # Introspection and memory

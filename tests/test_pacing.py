@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -104,6 +105,37 @@ def test_exhausted_exit_renews_only_that_worker(monkeypatch: pytest.MonkeyPatch)
     assert tor.closed == ["sb-run-w1-g0"]
     assert pacer.exit_of(second) == B.fingerprint
     assert events == [("A", "use"), ("B", "use")]
+
+
+def test_what_each_new_circuit_costs_reaches_the_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, _tor, factory, _events, _ = setup(monkeypatch, {(0, 0): A, (0, 1): B})
+    slow = pacing.probe_exit
+
+    def probe_taking_50_ms(*args: object, **kwargs: object) -> ExitRelay | None:
+        time.sleep(0.05)
+        return slow(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pacing, "probe_exit", probe_taking_50_ms)
+    worker = factory()
+    assert pacer.limiter.renewal_cost_s == 1.0  # the guess
+    pacer.before_video(worker, threading.Event())  # a worker's first circuit is a new one
+    pacer.before_video(worker, threading.Event())  # A is spent (1/60s): renews onto B
+    assert 0.04 <= pacer.limiter.renewal_cost_s < 0.5
+
+
+def test_a_worker_sharing_its_exit_moves_to_a_free_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = {(0, 0): A, (1, 0): A, (0, 1): B}
+    pacer, _tor, factory, events, _ = setup(monkeypatch, script, budget="2/1s")
+    first, second = factory(), factory()
+    pacer.before_video(first, threading.Event())
+    pacer.before_video(second, threading.Event())  # A is spent for < 1 s
+    for _ in range(5):
+        pacer.limiter.observe_renewal(5.0)  # new circuits are slow here: alone on A, first would wait
+    pacer.before_video(first, threading.Event())  # sharing A with second, it moves while B is free
+    assert first.identity is not None
+    assert first.identity.generation == 1
+    assert pacer.exit_of(first) == B.fingerprint
+    assert events == [("A", "use"), ("A", "use"), ("B", "use")]
 
 
 def test_block_cools_the_exit_excludes_it_and_renews(monkeypatch: pytest.MonkeyPatch) -> None:
