@@ -8,10 +8,13 @@ shared `ExitLimiter`:
 - RENEW: this exit is out of budget or cooling down, another could serve sooner than this one frees up:
   new credentials (a new circuit) for this worker only, and its old circuit is closed (what that costs,
   from renewal to the new exit being known, is measured and told to the limiter);
-- WAIT: a short pause, or every known exit is busy: sleep (interruptible), then ask again.
+- WAIT: this exit frees up sooner than a new circuit would find a free one, or every exit is busy: sleep
+  (interruptible), then ask again.
 
 After a block the exit cools down, is added to `ExcludeExitNodes` (so no new circuit lands on it), and the
-worker renews. Tor refusing the SOCKS connection means Tor is gone: the run stops with a clear message.
+worker renews. When several new circuits in a row reach nothing, a global NEWNYM is the last resort (Tor
+spaces them 10 s apart). Tor refusing the SOCKS connection means Tor is gone: the run stops with a clear
+message.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .tor import ExitRelay, TorController
 log = logging.getLogger(__name__)
 
 PROBE_TARGET = ("www.youtube.com", 443)
+NEWNYM_AFTER_FAILED_CIRCUITS = 3  # the last resort: only after this many new circuits reached nothing
 EVENT_WAIT_S = 5.0  # how long STREAM/CIRC events may lag behind a successful SOCKS connect
 
 
@@ -73,6 +77,8 @@ class TorPacer:
                 if renewals >= self.max_renewals:
                     raise TorError(f"no Tor circuit reached {self.probe_target[0]} in {renewals + 1} tries")
                 renewals += 1
+                if renewals == NEWNYM_AFTER_FAILED_CIRCUITS:
+                    self._last_resort(worker, renewals)
                 self._renew(worker)
                 continue
             verdict = self.limiter.acquire(relay.fingerprint, taken=self._taken_by_others(worker))
@@ -90,6 +96,17 @@ class TorPacer:
             renewals = 0
             stop.wait(wait_s)
         raise RunStopped
+
+    def _last_resort(self, worker: Worker, failed: int) -> None:
+        """New circuits of this worker keep failing: ask Tor for fresh circuits (and a fresh DNS cache)
+        everywhere. Tor refuses a NEWNYM within 10 s of the last one, so workers cannot storm it."""
+        if self.tor.newnym():
+            log.warning(
+                "worker %d: %d new circuits could not reach %s; asked Tor for new circuits (NEWNYM)",
+                worker.index,
+                failed,
+                self.probe_target[0],
+            )
 
     def on_blocked(self, worker: Worker, error: BlockedError) -> None:
         """Cool the exit down, keep it out of new circuits, and give this worker a new circuit."""

@@ -27,6 +27,11 @@ class FakeTor:
         self.excluded: list[list[str]] = []
         self.closed: list[str] = []
         self.stream_exits: dict[str, ExitRelay] = {}
+        self.newnyms = 0
+
+    def newnym(self) -> bool:
+        self.newnyms += 1
+        return True
 
     def exit_fingerprints(self) -> list[str]:
         return [relay.fingerprint for relay in self.exits]
@@ -176,6 +181,14 @@ def test_no_circuit_reaching_youtube_renews_then_gives_up(monkeypatch: pytest.Mo
     with pytest.raises(TorError, match=r"no Tor circuit reached www\.youtube\.com in 4 tries"):
         pacer.before_video(worker, threading.Event())
     assert len(tor.closed) == 3
+    assert tor.newnyms == 1  # the last resort, once
+
+
+def test_newnym_is_never_the_routine(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = {(0, 0): None, (0, 1): None, (0, 2): A}
+    pacer, tor, factory, _, _ = setup(monkeypatch, script, max_renewals=10)
+    pacer.before_video(factory(), threading.Event())  # two failed circuits, then one reaches YouTube
+    assert (len(tor.closed), tor.newnyms) == (2, 0)
 
 
 def test_a_stream_that_moved_exit_is_counted_there_too(monkeypatch: pytest.MonkeyPatch) -> None:
