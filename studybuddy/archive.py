@@ -227,15 +227,6 @@ class Archive:
             ).fetchall()
         return [(str(fp), str(event), float(at)) for fp, event, at in found]
 
-    def owner_of(self, note_path: Path) -> str | None:
-        """The video whose note is at `note_path`, if the archive knows one."""
-        with self._reading() as db:
-            found = db.execute(
-                "SELECT video_id FROM videos WHERE note_path = ? ORDER BY updated_at DESC LIMIT 1",
-                (self._stored_path(note_path),),
-            ).fetchone()
-        return None if found is None else str(found[0])
-
     def start(self, video_id: str) -> None:
         """Mark the video running: one more attempt, started now, the last error cleared."""
         now = _now()

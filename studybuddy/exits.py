@@ -251,13 +251,6 @@ class ExitLimiter:
                 if state.cooling_until > now
             }
 
-    def is_cooling(self, exit_fp: str) -> bool:
-        """Whether `exit_fp` is cooling down after a block."""
-        with self._lock:
-            now = self._now()
-            state = self._exits.get(exit_fp)
-            return state is not None and state.cooling_until > now
-
     def status(self) -> list[ExitStatus]:
         """Every exit the limiter remembers, sorted by key."""
         with self._lock:

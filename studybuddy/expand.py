@@ -147,7 +147,7 @@ class Plan:
 
     video_ids: list[str]
     bad: list[BadInput]
-    listed: int = 0  # videos the collections listed, duplicates included
+    duplicates: int = 0  # videos (and lists) named more than once: each is taken once
 
 
 def plan_videos(
@@ -166,6 +166,7 @@ def plan_videos(
     """
     durations: dict[str, float | None] = dict.fromkeys(inputs.video_ids)
     plan = Plan([], [])
+    listed = 0
     if inputs.collections:
         worker = Worker(0, settings=settings, proxy=worker_factory.proxy, run_id=worker_factory.run_id)
         expander = Expander(worker, pacer, stop, retry, limit=settings.limit, since=settings.since)
@@ -177,12 +178,13 @@ def plan_videos(
                     reason = str(exc).removeprefix(f"{collection.url}: ")
                     plan.bad.append(BadInput(collection.source, collection.text, reason))
                     continue
-                plan.listed += len(videos)
+                listed += len(videos)
                 for video in videos:  # first seen keeps its place; a listed duration fills a gap
                     durations[video.video_id] = durations.get(video.video_id) or video.duration
         finally:
             worker.close()
     plan.video_ids = order_videos(list(durations), durations, settings.order)
+    plan.duplicates = inputs.duplicates + len(inputs.video_ids) + listed - len(plan.video_ids)
     return plan
 
 

@@ -42,7 +42,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
 
 
 def m002_lookup_indexes(db: sqlite3.Connection) -> None:
-    """`archive list --status/--kind` and `owner_of` without a table scan."""
+    """`archive list --status/--kind` and lookups by note path without a table scan."""
     db.execute("CREATE INDEX videos_by_status ON videos (status, error_kind)")
     db.execute("CREATE INDEX videos_by_note_path ON videos (note_path)")
 

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PROBE_TARGET = ("www.youtube.com", 443)
 NEWNYM_AFTER_FAILED_CIRCUITS = 3  # the last resort: only after this many new circuits reached nothing
 EVENT_WAIT_S = 5.0  # how long STREAM/CIRC events may lag behind a successful SOCKS connect
+PREPARE_TIMEOUT_S = 30.0  # a spare circuit that takes longer is not worth waiting for
 
 
 class TorPacer:
@@ -53,6 +54,7 @@ class TorPacer:
         probe_target: tuple[str, int] = PROBE_TARGET,
         probe_timeout_s: float = 60.0,
         on_event: Callable[[str, str], None] | None = None,
+        prepare_circuits: bool = True,
     ) -> None:
         self.tor = tor
         self.limiter = limiter
@@ -64,6 +66,8 @@ class TorPacer:
         self._exits: dict[int, ExitRelay] = {}  # worker -> the exit its current video was paced on
         self._renewed_at: dict[int, float] = {}  # worker -> when its circuit was renewed, until probed
         self._seen: set[int] = set()  # workers probed at least once (their first probe is a new circuit too)
+        self._prepare_circuits = prepare_circuits
+        self._prepared: dict[int, str] = {}  # worker -> the username whose circuit was last prepared
         self._lock = threading.Lock()
         self._pool = frozenset(tor.exit_fingerprints())
         limiter.set_exit_pool(self._pool)
@@ -85,6 +89,7 @@ class TorPacer:
             if verdict.decision is Decision.GO:
                 self._paced(worker, relay)
                 self.on_event(relay.fingerprint, "use")
+                self._prepare_next_circuit(worker)
                 return
             if verdict.decision is Decision.RENEW and renewals < self.max_renewals:
                 renewals += 1
@@ -96,6 +101,31 @@ class TorPacer:
             renewals = 0
             stop.wait(wait_s)
         raise RunStopped
+
+    def _prepare_next_circuit(self, worker: Worker) -> None:
+        """Have Tor build the circuit of the worker's next identity while this video is fetched, so that a
+        renewal finds it built: Tor builds a circuit on demand, which takes seconds on the real network.
+        One spare circuit per worker; its exit is probed again (at once) when the worker moves to it."""
+        upcoming, proxy = worker.next_identity, worker.proxy
+        if not self._prepare_circuits or upcoming is None or proxy is None:
+            return
+        with self._lock:
+            if self._prepared.get(worker.index) == upcoming.username:
+                return
+            self._prepared[worker.index] = upcoming.username
+        threading.Thread(
+            target=self._prepare, args=(upcoming, proxy), name=f"circuit-w{worker.index}", daemon=True
+        ).start()
+
+    def _prepare(self, identity: Identity, proxy: ProxyEndpoint) -> None:
+        try:
+            relay = probe_exit(
+                self.tor, identity, proxy, target=self.probe_target, timeout_s=PREPARE_TIMEOUT_S
+            )
+        except Exception as exc:  # a best effort: the worker's own probe reports what is wrong
+            log.debug("preparing the circuit of %s failed: %s", identity.username, exc, exc_info=exc)
+            return
+        log.debug("circuit of %s ready, exit %s", identity.username, relay.label if relay else None)
 
     def _last_resort(self, worker: Worker, failed: int) -> None:
         """New circuits of this worker keep failing: ask Tor for fresh circuits (and a fresh DNS cache)

@@ -74,6 +74,7 @@ class Worker:
     ) -> None:
         self.index = index
         self.identity = Identity.first(run_id, index) if proxy else None
+        self.next_identity = self.identity.next() if self.identity else None  # known ahead: see TorPacer
         self.circuit_started = time.monotonic()
         self._settings = settings
         self.proxy = proxy
@@ -101,10 +102,10 @@ class Worker:
 
     def renew(self) -> None:
         """Next generation: new credentials, new session and client (old sockets stay on the old circuit)."""
-        if self.identity is None:
+        if self.identity is None or self.next_identity is None:
             return
         self.close()
-        self.identity = self.identity.next()
+        self.identity, self.next_identity = self.next_identity, self.next_identity.next()
         self.circuit_started = time.monotonic()
         self.session, self.fetcher = self._connect()
         log.debug("worker %d renewed its circuit: %r", self.index, self.identity)

@@ -294,11 +294,6 @@ class ProgressMonitor:
                 eta_s=self._eta(),
             )
 
-    def eta_seconds(self) -> float | None:
-        """Seconds left: mean time of finished (not skipped) videos x videos left / workers."""
-        with self._lock:
-            return self._eta()
-
     def events_since(self, seq: int) -> tuple[ProgressEvent, ...]:
         """The stage changes numbered above `seq` that are still in the backlog, oldest first."""
         newer: list[ProgressEvent] = []

@@ -42,6 +42,7 @@ class RunOutcome:
     bad_inputs: tuple[BadInput, ...]
     fatal: str | None = None  # why the run stopped early (Tor gone, key refused, archive unwritable)
     subjects: tuple[str, ...] = ()  # the subjects --auto-subject chose, one line each
+    duplicates: int = 0  # videos named more than once (in the inputs or the lists): taken once
 
     @property
     def exit_code(self) -> int:
@@ -52,6 +53,8 @@ class RunOutcome:
         lines = [bad.message for bad in self.bad_inputs]
         lines.append(format_summary(self.summary))
         lines.extend(self.subjects)
+        if self.duplicates:
+            lines.append(f"{self.duplicates} duplicate(s) in the input taken once")
         if self.bad_inputs:
             lines.append(f"{len(self.bad_inputs)} input line(s) could not be used (see above)")
         if self.fatal:
@@ -65,6 +68,7 @@ class RunOutcome:
         ]
         data["fatal"] = self.fatal
         data["subjects"] = list(self.subjects)
+        data["duplicates"] = self.duplicates
         data["exit_code"] = self.exit_code
         return data
 
@@ -247,4 +251,4 @@ def run(
             if engine is not None:
                 engine.close()
     chosen = tuple(subjects.report_lines()) if subjects else ()
-    return RunOutcome(summary, (*inputs.bad, *plan.bad), fatal, chosen)
+    return RunOutcome(summary, (*inputs.bad, *plan.bad), fatal, chosen, plan.duplicates)

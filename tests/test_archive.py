@@ -90,7 +90,6 @@ def test_old_archive_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
     db.commit()
     with Archive.open(tmp_path) as archive:
         row = archive.get("vid00000001")
-        assert archive.owner_of(tmp_path / "Old.md") == "vid00000001"
     assert row is not None
     assert (row.status, row.attempts, row.note_path) == (Status.DONE, 2, tmp_path / "Old.md")
     assert [n for (n,) in db.execute("SELECT name FROM migrations ORDER BY name")] == MIGRATION_NAMES
@@ -292,13 +291,6 @@ def test_rows_filter_by_status_and_kind(archive: Archive) -> None:
     assert ids(archive.rows(Status.FAILED, ErrorKind.TRANSIENT)) == ["tran0000001"]
     assert ids(archive.rows(Status.DONE, ErrorKind.TRANSIENT)) == []
     assert ids(archive.rows(Status.RUNNING)) == ["runn0000001"]
-
-
-def test_owner_of(archive: Archive, tmp_path: Path) -> None:
-    record_done(archive, "vid00000001", note_path=tmp_path / "Intro.md")
-    assert archive.owner_of(tmp_path / "Intro.md") == "vid00000001"
-    assert archive.owner_of(tmp_path / "sub" / ".." / "Intro.md") == "vid00000001"
-    assert archive.owner_of(tmp_path / "Other.md") is None
 
 
 def test_get_unknown_video(archive: Archive) -> None:

@@ -72,6 +72,7 @@ def test_main_job_writes_notes_and_a_rerun_skips_them(
     result = invoke("--parallel", "--workers", "2", "--file", str(urls), "--model", MODEL, env=env)
     assert result.exit_code == 0, result.output
     assert "2 done, 0 skipped, 0 failed" in result.output
+    assert "1 duplicate(s) in the input taken once" in result.output
     assert (tmp_path / "notes" / "Lecture 1.md").read_text().count("## Summary") == 1
     assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE, "vid00000002": Status.DONE}
     assert API_KEY not in "".join(p.read_text() for p in (tmp_path / "notes").glob("*.md"))
@@ -95,7 +96,7 @@ def test_json_summary(youtube: MockYouTube) -> None:
     result = invoke("--no-notes", "--json", "vid00000004", "vid00000005")
     assert result.exit_code == 0
     summary = json.loads(result.output)
-    assert (summary["done"], summary["failed"], summary["exit_code"]) == (2, 0, 0)
+    assert (summary["done"], summary["failed"], summary["exit_code"], summary["duplicates"]) == (2, 0, 0, 0)
     assert {o["video_id"] for o in summary["outcomes"]} == {"vid00000004", "vid00000005"}
 
 

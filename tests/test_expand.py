@@ -274,7 +274,7 @@ def test_plan_puts_direct_videos_and_listed_ones_together_and_reports_lists_that
 
     durations = {v.video_id: v.duration for v in listed(4)}
     assert plan.video_ids == sorted(durations, key=durations.__getitem__)
-    assert plan.listed == 4
+    assert plan.duplicates == 1  # vid00000002 is named directly and listed by the channel
     assert plan.bad == [
         BadInput(
             "argument 3",

@@ -71,6 +71,7 @@ def setup(
     budget: str = "1/60s",
     exits: list[ExitRelay] | None = None,
     max_renewals: int = 3,
+    prepare_circuits: bool = False,
 ) -> tuple[TorPacer, FakeTor, Callable[[], Worker], list[tuple[str, str]], ProgressMonitor]:
     tor = FakeTor(exits or [A, B, C])
     monkeypatch.setattr(pacing, "probe_exit", Probes(script))
@@ -84,6 +85,7 @@ def setup(
         monitor,
         max_renewals=max_renewals,
         on_event=lambda fp, event: events.append((fp[0], event)),
+        prepare_circuits=prepare_circuits,
     )
     factory = WorkerFactory(Settings(), proxy=ProxyEndpoint("127.0.0.1", 9050), run_id="run")
     return pacer, tor, factory, events, monitor
@@ -109,6 +111,25 @@ def test_exhausted_exit_renews_only_that_worker(monkeypatch: pytest.MonkeyPatch)
     )
     assert tor.closed == ["sb-run-w1-g0"]
     assert pacer.exit_of(second) == B.fingerprint
+    assert events == [("A", "use"), ("B", "use")]
+
+
+def test_the_next_circuit_is_prepared_while_a_video_is_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = {(0, 0): A, (0, 1): B, (0, 2): C}
+    pacer, _tor, factory, events, _ = setup(monkeypatch, script, prepare_circuits=True)
+    probes = pacing.probe_exit
+    assert isinstance(probes, Probes)
+    worker = factory()
+    upcoming = worker.next_identity
+    assert upcoming is not None
+    pacer.before_video(worker, threading.Event())  # GO on A; Tor builds generation 1's circuit meanwhile
+    deadline = time.monotonic() + 5
+    while upcoming.username not in probes.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert probes.calls == ["sb-run-w0-g0", "sb-run-w0-g1"]
+    pacer.before_video(worker, threading.Event())  # A is spent: the worker moves to the prepared identity
+    assert worker.identity == upcoming
+    assert probes.calls[:4] == ["sb-run-w0-g0", "sb-run-w0-g1", "sb-run-w0-g0", "sb-run-w0-g1"]
     assert events == [("A", "use"), ("B", "use")]
 
 

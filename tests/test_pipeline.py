@@ -164,6 +164,7 @@ def test_block_with_proxy_renews_only_that_workers_identity(
     assert summary.done == 1
     (worker,) = factory.workers
     assert worker.identity is not None and worker.identity.generation == 2
+    assert worker.next_identity is not None and worker.next_identity.generation == 3  # known ahead
     assert len({name for name, _ in factory.requests}) == 3  # each generation had its own credentials
 
 

@@ -249,10 +249,10 @@ def test_eta_uses_mean_time_of_finished_videos_and_workers() -> None:
     clock = FakeClock()
     monitor = ProgressMonitor(clock=clock)
     monitor.start(["a", "b", "c", "d", "e", "f"], workers=2)
-    assert monitor.eta_seconds() is None  # nothing timed yet
+    assert monitor.snapshot().eta_s is None  # nothing timed yet
 
     monitor.finish(Outcome("f", Stage.SKIPPED, reason="already done"))  # skipped: not timed
-    assert monitor.eta_seconds() is None
+    assert monitor.snapshot().eta_s is None
 
     monitor.stage("a", Stage.FETCHING, worker=0)
     clock.advance(10)
@@ -261,15 +261,14 @@ def test_eta_uses_mean_time_of_finished_videos_and_workers() -> None:
     clock.advance(20)
     monitor.finish(failed("b"), worker=0)
     # mean 15 s, 3 videos left (c, d, e) shared by 2 workers
-    assert monitor.eta_seconds() == pytest.approx(15 * 3 / 2)
-    assert monitor.snapshot().eta_s == pytest.approx(22.5)
+    assert monitor.snapshot().eta_s == pytest.approx(15 * 3 / 2)
 
     monitor.finish(done("c"))
     monitor.finish(done("d"))
-    assert monitor.eta_seconds() == pytest.approx(15)  # one left: one worker works on it
+    assert monitor.snapshot().eta_s == pytest.approx(15)  # one left: one worker works on it
 
     monitor.finish(done("e"))
-    assert monitor.eta_seconds() == 0.0
+    assert monitor.snapshot().eta_s == 0.0
 
 
 def test_elapsed_stops_at_close() -> None:
