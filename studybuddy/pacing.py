@@ -67,7 +67,7 @@ class TorPacer:
         self._renewed_at: dict[int, float] = {}  # worker -> when its circuit was renewed, until probed
         self._seen: set[int] = set()  # workers probed at least once (their first probe is a new circuit too)
         self._prepare_circuits = prepare_circuits
-        self._prepared: dict[int, str] = {}  # worker -> the username whose circuit was last prepared
+        self._prepared: dict[int, tuple[Identity, threading.Thread]] = {}  # worker -> (identity, builder)
         self._lock = threading.Lock()
         self._pool = frozenset(tor.exit_fingerprints())
         limiter.set_exit_pool(self._pool)
@@ -109,13 +109,23 @@ class TorPacer:
         upcoming, proxy = worker.next_identity, worker.proxy
         if not self._prepare_circuits or upcoming is None or proxy is None:
             return
-        with self._lock:
-            if self._prepared.get(worker.index) == upcoming.username:
-                return
-            self._prepared[worker.index] = upcoming.username
-        threading.Thread(
+        builder = threading.Thread(
             target=self._prepare, args=(upcoming, proxy), name=f"circuit-w{worker.index}", daemon=True
-        ).start()
+        )
+        with self._lock:
+            prepared = self._prepared.get(worker.index)
+            if prepared is not None and prepared[0] == upcoming:
+                return
+            self._prepared[worker.index] = (upcoming, builder)
+            builder.start()
+
+    def _wait_for_preparation(self, worker: Worker, identity: Identity) -> None:
+        """Let the spare circuit of `identity` finish first: two streams racing for a circuit that does not
+        exist yet could get two circuits, and later requests might use the other one (another exit)."""
+        with self._lock:
+            prepared = self._prepared.get(worker.index)
+        if prepared is not None and prepared[0] == identity:
+            prepared[1].join(PREPARE_TIMEOUT_S)
 
     def _prepare(self, identity: Identity, proxy: ProxyEndpoint) -> None:
         try:
@@ -202,6 +212,7 @@ class TorPacer:
     def _probe(self, worker: Worker) -> ExitRelay | None:
         if worker.identity is None or worker.proxy is None:
             raise TorError("a Tor-paced worker needs SOCKS credentials")
+        self._wait_for_preparation(worker, worker.identity)
         started = time.monotonic()
         relay = probe_exit(
             self.tor, worker.identity, worker.proxy, target=self.probe_target, timeout_s=self.probe_timeout_s
