@@ -331,13 +331,17 @@ class ExitLimiter:
         ready_in = self._ready_in(state, now)
         if ready_in == 0:
             return Verdict(Decision.GO, 0.0, f"{len(state.uses)}/{self._budget.count} uses in the window")
+        interval_only = False
         if state.cooling_until > now:
             reason = f"cooling down after a block, {state.cooling_until - now:.0f}s left"
         elif self._is_exhausted(state):
             reason = f"used {len(state.uses)} times in the last {self._budget.window_s:g}s"
         else:
-            return Verdict(Decision.WAIT, ready_in, f"minimum interval, {ready_in:.1f}s left")
-        if ready_in <= self.short_wait_s:
+            reason, interval_only = f"minimum interval, {ready_in:.1f}s left", True
+        if exit_fp in taken and self._share_that_could_serve(exit_fp, now, taken) > 0:
+            # two workers on one exit halve each other's budget and serialise on its interval: one moves
+            return Verdict(Decision.RENEW, 0.0, f"{reason}; another worker shares this exit and one is free")
+        if interval_only or ready_in <= self.short_wait_s:
             return Verdict(Decision.WAIT, ready_in, reason)
         return self._wait_or_renew(exit_fp, ready_in, reason, now, taken)
 
@@ -355,8 +359,6 @@ class ExitLimiter:
                 wait_s,
                 f"{reason}; every other exit is cooling down, out of budget or in use by another worker",
             )
-        if exit_fp in taken:
-            return Verdict(Decision.RENEW, 0.0, f"{reason}; another worker shares this exit and one is free")
         renewal_s = self._renewal_cost() / share
         if ready_in <= renewal_s:
             return Verdict(

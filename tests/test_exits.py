@@ -413,6 +413,18 @@ def test_a_worker_sharing_its_exit_moves_when_another_is_free(clock: FakeClock) 
     assert limiter.assess(A, taken={A, B, C}).decision is Decision.WAIT  # nowhere to go
 
 
+def test_a_worker_sharing_its_exit_moves_instead_of_waiting_out_its_interval(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "5/60s", min_interval_s=30)
+    limiter.set_exit_pool([A, B])
+    limiter.acquire(A)
+    clock.now = 1
+    assert limiter.assess(A).decision is Decision.WAIT  # alone on A: its interval is its pace
+    assert limiter.assess(A, taken={A}) == Verdict(
+        Decision.RENEW, 0.0, "minimum interval, 29.0s left; another worker shares this exit and one is free"
+    )
+    assert limiter.assess(A, taken={A, B}).decision is Decision.WAIT  # B has its own worker
+
+
 # Introspection and memory
 
 
