@@ -65,7 +65,7 @@ def retained_memory(root: Path, count: int) -> float:
                 archive=archive,
                 output=OutputTree(settings.output),
                 engine=None,
-                monitor=ProgressMonitor(),
+                monitor=ProgressMonitor(all_outcomes=False),  # as a run without --json
                 worker_factory=WorkerFactory(settings, proxy=None),
             )
             pipeline.run(list(youtube.videos))

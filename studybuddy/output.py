@@ -162,7 +162,11 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
 
 
 class OutputTree:
-    """The output folder: hands out one note path per video, unique within the folder and this process."""
+    """The output folder: hands out one note path per video, unique within the folder and this process.
+
+    A path is reserved for its video from `note_path` until `release` (once the file is on disk, the disk
+    tells who owns it: a note's front matter names its video), so memory does not grow with a long run.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
@@ -216,6 +220,8 @@ class OutputTree:
             return None
         if not resolved.name.endswith(suffix) or self._owners.get(_key(resolved), video_id) != video_id:
             return None
+        if _front_matter_video_id(resolved) not in (None, video_id):  # another video's note is there now
+            return None
         return resolved
 
     def _is_free(self, path: Path, video_id: str) -> bool:
@@ -233,6 +239,13 @@ class OutputTree:
     def _reserve(self, path: Path, video_id: str) -> Path:
         self._owners[_key(path)] = video_id
         return path
+
+    def release(self, *paths: Path | None) -> None:
+        """The files are written: their reservations are no longer needed."""
+        with self._lock:
+            for path in paths:
+                if path is not None:
+                    self._owners.pop(_key(path), None)
 
 
 def _candidate_names(base: str, video_id: str) -> Iterator[str]:

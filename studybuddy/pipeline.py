@@ -399,6 +399,7 @@ class Pipeline:
             prompt_version=body.prompt_version if body else None,
         )
         self.archive.record_subject(video_id, subject_of(self.output.root, note_path))
+        self.output.release(note_path, transcript_path)  # on disk and in the archive: no longer reserved
         outcome = Outcome(video_id, Stage.DONE, attempt.title, None, None, note_path)
         self.monitor.finish(outcome, worker.index if worker else None)
 

@@ -24,7 +24,8 @@ from typing import Protocol
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 15
-EVENT_BACKLOG = 4096  # events kept for views that read the log (PlainView drains it on every event)
+FINISHED_KEPT = 100  # finished videos whose rows are kept for views; older ones keep only their stage
+EVENT_BACKLOG = 256  # events kept for views that read the log (PlainView drains it on every event)
 
 
 class Stage(StrEnum):
@@ -89,7 +90,7 @@ class Summary:
     failed: int
     failed_by_kind: dict[str, int]
     elapsed_s: float
-    outcomes: tuple[Outcome, ...]
+    outcomes: tuple[Outcome, ...]  # every video's, or only the failures' (see ProgressMonitor)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -194,13 +195,27 @@ class _WorkerState:
 
 
 class ProgressMonitor:
-    """Thread-safe progress of one run. `clock` is also the clock of `circuit_started` (see `now`)."""
+    """Thread-safe progress of one run. `clock` is also the clock of `circuit_started` (see `now`).
 
-    def __init__(self, view: ProgressView | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    Memory stays flat over long runs: a finished video keeps its row only while it is among the last
+    `FINISHED_KEPT`, and its outcome only if it failed, unless `all_outcomes` (the `--json` report lists
+    every video).
+    """
+
+    def __init__(
+        self,
+        view: ProgressView | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        all_outcomes: bool = True,
+    ) -> None:
         self._view = view
         self._clock = clock
+        self._all_outcomes = all_outcomes
         self._lock = threading.Lock()
         self._videos: dict[str, _VideoState] = {}
+        self._forgotten: dict[str, Stage] = {}  # finished long ago: only the stage they ended in
+        self._total = 0
         # Each video id sits in exactly one of these, by stage group; dict order = order of arrival.
         self._queued: dict[str, None] = {}
         self._active: dict[str, None] = {}
@@ -228,7 +243,7 @@ class ProgressMonitor:
             self._started_at = self._clock()
             self._workers_planned = max(1, workers)
             for video_id in video_ids:
-                if video_id not in self._videos:
+                if video_id not in self._videos and video_id not in self._forgotten:
                     self._add_video(video_id)
         if self._view is not None:
             self._view.start(self)
@@ -255,8 +270,10 @@ class ProgressMonitor:
                 state.title = outcome.title
             state.detail = outcome.detail
             self._outcomes.pop(video_id, None)  # a second finish moves it to the end
-            self._outcomes[video_id] = outcome
+            if self._all_outcomes or outcome.stage is Stage.FAILED:
+                self._outcomes[video_id] = outcome
             self._record_event(video_id, outcome)
+            self._forget_old_finished()
         self._notify()
 
     def worker_info(
@@ -281,14 +298,14 @@ class ProgressMonitor:
             rows = tuple(self._row(video_id) for video_id in [*finished, *active, *queued])
             workers = tuple(self._worker_row(index, now) for index in sorted(self._workers))
             return ProgressSnapshot(
-                total=len(self._videos),
+                total=self._total,
                 done=self._counts[Stage.DONE],
                 skipped=self._counts[Stage.SKIPPED],
                 failed=self._counts[Stage.FAILED],
                 active=len(self._active),
                 workers_planned=self._workers_planned,
                 rows=rows,
-                hidden_rows=len(self._videos) - len(rows),
+                hidden_rows=self._total - len(rows),
                 workers=workers,
                 elapsed_s=self._elapsed(now),
                 eta_s=self._eta(),
@@ -309,7 +326,7 @@ class ProgressMonitor:
             outcomes = tuple(self._outcomes.values())
             failed_by_kind = Counter(o.kind or "unknown" for o in outcomes if o.stage is Stage.FAILED)
             return Summary(
-                total=len(self._videos),
+                total=self._total,
                 done=self._counts[Stage.DONE],
                 skipped=self._counts[Stage.SKIPPED],
                 failed=self._counts[Stage.FAILED],
@@ -334,14 +351,24 @@ class ProgressMonitor:
         state = self._videos[video_id] = _VideoState()
         self._queued[video_id] = None
         self._counts[Stage.QUEUED] += 1
+        self._total += 1
         return state
 
     def _video(self, video_id: str) -> _VideoState:
         state = self._videos.get(video_id)
+        if state is None and video_id in self._forgotten:  # back after a long time: a row again
+            state = self._videos[video_id] = _VideoState(stage=self._forgotten.pop(video_id))
+            self._finished[video_id] = None
         if state is None:
             logger.debug("video %s was not in the planned list: adding it", video_id)
             state = self._add_video(video_id)
         return state
+
+    def _forget_old_finished(self) -> None:
+        while len(self._finished) > FINISHED_KEPT:
+            oldest = next(iter(self._finished))
+            del self._finished[oldest]
+            self._forgotten[oldest] = self._videos.pop(oldest).stage
 
     def _group(self, stage: Stage) -> dict[str, None]:
         if stage.is_terminal:
@@ -391,7 +418,7 @@ class ProgressMonitor:
     def _record_event(self, video_id: str, outcome: Outcome | None) -> None:
         state = self._videos[video_id]
         self._seq += 1
-        finished, total = self._finished_count(), len(self._videos)
+        finished, total = self._finished_count(), self._total
         event = ProgressEvent(
             self._seq, video_id, state.title, state.stage, state.worker, finished, total, outcome
         )
@@ -416,7 +443,7 @@ class ProgressMonitor:
         return (self._closed_at if self._closed_at is not None else now) - self._started_at
 
     def _eta(self) -> float | None:
-        remaining = len(self._videos) - self._finished_count()
+        remaining = self._total - self._finished_count()
         if remaining == 0:
             return 0.0
         if self._timed_count == 0:

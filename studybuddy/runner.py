@@ -208,7 +208,7 @@ def run(
         if setup is not None:
             stack.enter_context(setup)
         proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
-        monitor = ProgressMonitor(make_view(json_output=json_output))
+        monitor = ProgressMonitor(make_view(json_output=json_output), all_outcomes=json_output)
         pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
         worker_factory = WorkerFactory(settings, proxy=proxy)
         retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)

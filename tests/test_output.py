@@ -261,6 +261,16 @@ def test_existing_file_of_the_same_video_is_reused(tmp_path: Path) -> None:
     assert OutputTree(tmp_path).note_path("vid00000001", "Intro", None, None) == tmp_path / "Intro.md"
 
 
+def test_a_released_path_is_guarded_by_the_note_on_disk(tmp_path: Path) -> None:
+    tree = OutputTree(tmp_path)
+    first = tree.note_path("vid00000001", "Intro", None, None)
+    first.write_text("---\nvideo_id: vid00000001\n---\n", encoding="utf-8")
+    tree.release(first, None)  # written: the reservation goes, the note's front matter stays
+    assert tree.note_path("vid00000002", "Intro", None, None) == tmp_path / "Intro [vid00000002].md"
+    assert tree.note_path("vid00000003", "Other", None, previous=first) == tmp_path / "Other.md"
+    assert tree.note_path("vid00000001", "Intro", None, None) == first
+
+
 def test_title_that_is_another_videos_fallback_name_still_gets_a_unique_path(tmp_path: Path) -> None:
     tree = OutputTree(tmp_path)
     first = tree.note_path("vid00000001", "Intro [vid00000002]", None, None)

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from studybuddy.errors import ErrorKind
-from studybuddy.progress import Outcome, ProgressMonitor, Stage, Summary
+from studybuddy.progress import FINISHED_KEPT, Outcome, ProgressMonitor, Stage, Summary
 from studybuddy.progress_views import (
     PlainView,
     QuietView,
@@ -459,3 +459,23 @@ def test_format_summary_without_failures() -> None:
 )
 def test_format_seconds(seconds: float, text: str) -> None:
     assert format_seconds(seconds) == text
+
+
+def test_a_long_run_keeps_its_counts_but_only_recent_rows_and_failed_outcomes() -> None:
+    monitor = ProgressMonitor(all_outcomes=False)
+    ids = [f"vid{n:08d}" for n in range(1000)]
+    monitor.start(ids, workers=2)
+    for n, video_id in enumerate(ids):
+        monitor.stage(video_id, Stage.FETCHING, worker=0)
+        monitor.finish(failed(video_id) if n % 100 == 0 else done(video_id), worker=0)
+    summary = monitor.summary()
+    assert (summary.total, summary.done, summary.failed) == (1000, 990, 10)
+    assert [o.video_id for o in summary.outcomes] == ids[::100]  # failures only: nothing per done video
+    assert [row.video_id for row in monitor.snapshot(max_rows=1000).rows] == ids[-FINISHED_KEPT:]
+
+    monitor.stage(ids[0], Stage.FETCHING, worker=1)  # a video finished long ago comes back (a retry)
+    assert monitor.snapshot().active == 1
+    monitor.finish(done(ids[0]), worker=1)
+    summary = monitor.summary()
+    assert (summary.total, summary.done, summary.failed) == (1000, 991, 9)
+    assert monitor.snapshot().eta_s == 0.0
