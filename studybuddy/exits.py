@@ -338,19 +338,20 @@ class ExitLimiter:
             reason = f"used {len(state.uses)} times in the last {self._budget.window_s:g}s"
         else:
             reason, interval_only = f"minimum interval, {ready_in:.1f}s left", True
-        if exit_fp in taken and self._share_that_could_serve(exit_fp, now, taken) > 0:
+        share = self._share_that_could_serve(exit_fp, now, taken)
+        if exit_fp in taken and share > 0:
             # two workers on one exit halve each other's budget and serialise on its interval: one moves
             return Verdict(Decision.RENEW, 0.0, f"{reason}; another worker shares this exit and one is free")
         if interval_only or ready_in <= self.short_wait_s:
             return Verdict(Decision.WAIT, ready_in, reason)
-        return self._wait_or_renew(exit_fp, ready_in, reason, now, taken)
+        return self._wait_or_renew(exit_fp, ready_in, reason, now, taken, share)
 
     def _wait_or_renew(
-        self, exit_fp: str, ready_in: float, reason: str, now: float, taken: frozenset[str]
+        self, exit_fp: str, ready_in: float, reason: str, now: float, taken: frozenset[str], share: float
     ) -> Verdict:
         """The exit is unavailable for `ready_in` seconds: renew if a new circuit is expected to find a
-        free exit sooner, else wait (for this exit, or for the first free other one to free up)."""
-        share = self._share_that_could_serve(exit_fp, now, taken)
+        free exit sooner (`share`: the chance that it lands on one), else wait (for this exit, or for the
+        first free other one to free up)."""
         if share == 0:
             others = self._free_others(exit_fp, taken)
             wait_s = min(ready_in, self._earliest_ready_in(others, now)) if others else ready_in
