@@ -168,7 +168,7 @@ def plan_videos(
     plan = Plan([], [])
     listed = 0
     if inputs.collections:
-        worker = Worker(0, settings=settings, proxy=worker_factory.proxy, run_id=worker_factory.run_id)
+        worker = worker_factory.lister()
         expander = Expander(worker, pacer, stop, retry, limit=settings.limit, since=settings.since)
         try:
             for collection in inputs.collections:
@@ -182,6 +182,7 @@ def plan_videos(
                 for video in videos:  # first seen keeps its place; a listed duration fills a gap
                     durations[video.video_id] = durations.get(video.video_id) or video.duration
         finally:
+            pacer.release(worker)
             worker.close()
     plan.video_ids = order_videos(list(durations), durations, settings.order)
     plan.duplicates = inputs.duplicates + len(inputs.video_ids) + listed - len(plan.video_ids)

@@ -185,6 +185,16 @@ class TorPacer:
             self.limiter.record(used.fingerprint)
             self.on_event(used.fingerprint, "use")
 
+    def release(self, worker: Worker) -> None:
+        """`worker` is done (the playlist lister, before the pool starts): forget its exit, so no pool worker
+        counts that exit as taken, and its row in the progress view."""
+        with self._lock:
+            self._exits.pop(worker.index, None)
+            self._renewed_at.pop(worker.index, None)
+            self._prepared.pop(worker.index, None)
+            self._seen.discard(worker.index)
+        self.monitor.forget_worker(worker.index)
+
     def _current(self, worker: Worker) -> ExitRelay | None:
         with self._lock:
             return self._exits.get(worker.index)

@@ -54,7 +54,7 @@ from .models import NoteBody, VideoMeta
 from .notes import NoteEngine, render_note
 from .output import OutputTree, atomic_write_text
 from .progress import Outcome, ProgressMonitor, Stage, Summary
-from .sessions import Identity, ProxyEndpoint, new_run_id, new_session
+from .sessions import LISTER, Identity, ProxyEndpoint, new_run_id, new_session
 from .subjects import SubjectChooser, subject_of
 from .transcripts import FetchResult, TranscriptFetcher
 
@@ -130,6 +130,11 @@ class WorkerFactory:
             index = next(self._numbers)
         return Worker(index, settings=self.settings, proxy=self.proxy, run_id=self.run_id)
 
+    def lister(self) -> Worker:
+        """The worker that lists playlists and channels: its number and SOCKS username are its own, so it
+        shares neither pacing state nor circuits with a pool worker."""
+        return Worker(LISTER, settings=self.settings, proxy=self.proxy, run_id=self.run_id)
+
 
 class RunStopped(Exception):
     """The run is stopping (Ctrl-C or a fatal error) while a worker waited: leave the video for a rerun."""
@@ -147,6 +152,9 @@ class Pacer(Protocol):
 
     def exit_of(self, worker: Worker) -> str | None: ...
 
+    def release(self, worker: Worker) -> None:
+        """`worker` is done for this run (the playlist lister): forget its exit and its row."""
+
 
 class RenewingPacer:
     """Without a Tor controller: no pacing; a block renews a proxied worker's identity."""
@@ -162,6 +170,9 @@ class RenewingPacer:
         worker.renew()
 
     def exit_of(self, worker: Worker) -> str | None:
+        return None
+
+    def release(self, worker: Worker) -> None:
         return None
 
 

@@ -288,6 +288,12 @@ class ProgressMonitor:
                 state.circuit_started = circuit_started
         self._notify()
 
+    def forget_worker(self, worker: int) -> None:
+        """Drop a worker's row (a worker that is done for this run, such as the playlist lister)."""
+        with self._lock:
+            self._workers.pop(worker, None)
+        self._notify()
+
     def snapshot(self, max_rows: int = DEFAULT_MAX_ROWS) -> ProgressSnapshot:
         with self._lock:
             now = self._clock()

@@ -1,7 +1,8 @@
 """HTTP sessions for workers: one `requests.Session` per worker identity, isolated by SOCKS credentials.
 
 Tor's `IsolateSOCKSAuth` puts streams with different SOCKS username/password on different circuits, so a
-worker's identity *is* its credentials: `sb-<run>-w<worker>-g<generation>` plus a random password. Renewing
+worker's identity *is* its credentials: `sb-<run>-w<worker>-g<generation>` plus a random password (the
+playlist lister's: `sb-<run>-list-g<generation>`). Renewing
 a worker's circuit means a new generation and a new session (a kept-alive socket would stay on the old
 circuit).
 """
@@ -23,6 +24,7 @@ USER_AGENT = (
     "Chrome/131.0.0.0 Safari/537.36"
 )
 DEFAULT_TIMEOUT = (20.0, 60.0)  # (connect, read) seconds: Tor circuits can be slow to build
+LISTER = -1  # the worker number of the playlist and channel lister: never a pool worker's (0, 1, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ class Identity:
 
     @property
     def username(self) -> str:
-        return f"sb-{self.run_id}-w{self.worker}-g{self.generation}"
+        who = "list" if self.worker == LISTER else f"w{self.worker}"
+        return f"sb-{self.run_id}-{who}-g{self.generation}"
 
     def proxy_url(self, endpoint: ProxyEndpoint) -> str:
         user, password = quote(self.username, safe=""), quote(self.password, safe="")

@@ -28,6 +28,7 @@ from studybuddy.expand import (
 )
 from studybuddy.inputs import BadInput, read_inputs
 from studybuddy.pipeline import RetryPolicy, Worker, WorkerFactory
+from studybuddy.sessions import LISTER, ProxyEndpoint
 from tests.fakes import youtube_lists as yl
 
 PLAYLIST_ID = "PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG"
@@ -185,9 +186,13 @@ def test_the_ca_bundle_is_trusted_in_addition_and_verification_stays_on(tmp_path
 class RecordingPacer:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.workers: list[Any] = []  # each worker paced, once
+        self.released: list[Any] = []
 
     def before_video(self, worker: Any, stop: threading.Event) -> None:
         self.calls.append("before")
+        if worker not in self.workers:
+            self.workers.append(worker)
 
     def after_video(self, worker: Any) -> None:
         self.calls.append("after")
@@ -197,6 +202,9 @@ class RecordingPacer:
 
     def exit_of(self, worker: Any) -> str | None:
         return None
+
+    def release(self, worker: Any) -> None:
+        self.released.append(worker)
 
 
 class ScriptedLister:
@@ -299,7 +307,32 @@ def test_a_worker_for_listing_is_closed_after_use(site: FakeSite, tmp_path: Path
         stop=threading.Event(),
     )
 
-    assert closed == [0]
+    assert closed == [LISTER]
+
+
+def test_the_lister_never_shares_an_identity_with_a_pool_worker(site: FakeSite, tmp_path: Path) -> None:
+    site.add(CHANNEL_URL, yl.FakeList(CHANNEL_ID, "Lectures", listed(2), is_channel=True))
+    settings = Settings(output=tmp_path, parallel=True, workers=16)
+    factory = WorkerFactory(settings, proxy=ProxyEndpoint("127.0.0.1", 9), run_id="run")
+    pacer = RecordingPacer()
+
+    plan = plan_videos(
+        read_inputs(["https://www.youtube.com/@lectures"], []),
+        settings,
+        worker_factory=factory,
+        pacer=pacer,
+        retry=RetryPolicy(),
+        stop=threading.Event(),
+    )
+
+    assert len(plan.video_ids) == 2
+    (lister,) = pacer.workers
+    pool = [factory() for _ in range(settings.workers)]  # every worker a run of 16 can have
+    assert lister.index not in {worker.index for worker in pool}  # pacing state is kept per index
+    usernames = {worker.identity.username for worker in pool}
+    assert lister.identity.username not in usernames  # SOCKS usernames name circuits in Tor's events
+    assert lister.identity.next().username not in usernames  # nor after a renewal
+    assert pacer.released == [lister]  # the pacer forgets its exit once the listing is over
 
 
 @pytest.mark.network

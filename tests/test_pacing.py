@@ -15,7 +15,7 @@ from studybuddy.exits import ExitBudget, ExitLimiter
 from studybuddy.pacing import TorPacer
 from studybuddy.pipeline import RunStopped, Worker, WorkerFactory
 from studybuddy.progress import ProgressMonitor
-from studybuddy.sessions import Identity, ProxyEndpoint
+from studybuddy.sessions import LISTER, Identity, ProxyEndpoint
 from studybuddy.tor import ExitRelay
 
 A, B, C = (ExitRelay(letter * 40, f"exit{letter}", "127.0.0.2") for letter in "ABC")
@@ -221,3 +221,16 @@ def test_a_stream_that_moved_exit_is_counted_there_too(monkeypatch: pytest.Monke
     pacer.after_video(worker)
     assert events == [("A", "use"), ("B", "use")]
     assert [status.uses_in_window for status in pacer.limiter.status()] == [1, 1]
+
+
+def test_a_released_lister_leaves_no_exit_and_no_worker_row_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, _tor, factory, events, monitor = setup(monkeypatch, {(LISTER, 0): A})
+    lister = factory.lister()
+    pacer.before_video(lister, threading.Event())  # a playlist is listed through A
+    pacer.after_video(lister)
+    assert pacer.exit_of(lister) == A.fingerprint
+    assert [row.worker for row in monitor.snapshot().workers] == [LISTER]
+    pacer.release(lister)
+    assert pacer.exit_of(lister) is None  # no pool worker counts A as taken by another worker
+    assert monitor.snapshot().workers == ()
+    assert events == [("A", "use")]  # the use stays counted against A's budget

@@ -1,7 +1,7 @@
 import pytest
 
 from studybuddy.errors import InputError
-from studybuddy.sessions import Identity, ProxyEndpoint, new_session
+from studybuddy.sessions import LISTER, Identity, ProxyEndpoint, new_session
 
 
 def test_proxy_endpoint_parsing() -> None:
@@ -21,6 +21,11 @@ def test_identity_generations_are_unique_and_hide_the_password() -> None:
     assert first.password not in repr(first)
     url = first.proxy_url(ProxyEndpoint("127.0.0.1", 9050))
     assert url == f"socks5h://sb-run1-w2-g0:{first.password}@127.0.0.1:9050"
+
+
+def test_the_lister_has_a_username_no_pool_worker_can_have() -> None:
+    lister = Identity.first("run1", LISTER)
+    assert (lister.username, lister.next().username) == ("sb-run1-list-g0", "sb-run1-list-g1")
 
 
 def test_session_ignores_environment_and_uses_its_own_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
