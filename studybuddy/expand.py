@@ -162,7 +162,8 @@ def plan_videos(
     """Direct videos, then each collection's videos (first seen wins), ordered for `settings.order`.
 
     The collections are listed on a worker of the run (same identity scheme, same CA bundle, same pacing),
-    closed afterwards. A collection that cannot be listed is reported like a bad input line.
+    closed afterwards. A collection that cannot be listed is reported like a bad input line. When `stop` is
+    set meanwhile, listing ends there: the collections not listed yet are left for the next run.
     """
     durations: dict[str, float | None] = dict.fromkeys(inputs.video_ids)
     plan = Plan([], [])
@@ -181,6 +182,8 @@ def plan_videos(
                 listed += len(videos)
                 for video in videos:  # first seen keeps its place; a listed duration fills a gap
                     durations[video.video_id] = durations.get(video.video_id) or video.duration
+        except RunStopped:
+            log.info("stopping: the playlists and channels not listed yet are left for the next run")
         finally:
             pacer.release(worker)
             worker.close()

@@ -247,7 +247,7 @@ class Pipeline:
         rows = self.archive.get_many(video_ids)
         self.monitor.start(video_ids, self.settings.thread_count)
         todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
-        if todo and self.engine is not None:
+        if todo and self.engine is not None and not self.stop_event.is_set():
             self.engine.check()  # a refused key or unknown model stops the run before any video
         self.started = True
         try:

@@ -230,17 +230,17 @@ def run(
             stop_event=stop,
         )
         fatal = None
-        plan = plan_videos(
-            inputs,
-            settings,
-            worker_factory=worker_factory,
-            pacer=pacer or RenewingPacer(),
-            retry=retry,
-            stop=pipeline.stop_event,
-        )
-        for bad in plan.bad:
-            say(bad.message)
         try:
+            plan = plan_videos(
+                inputs,
+                settings,
+                worker_factory=worker_factory,
+                pacer=pacer or RenewingPacer(),
+                retry=retry,
+                stop=pipeline.stop_event,
+            )
+            for bad in plan.bad:
+                say(bad.message)
             summary = pipeline.run(plan.video_ids)
         except StudyBuddyError as exc:
             if pipeline.started is False:

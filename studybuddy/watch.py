@@ -164,6 +164,21 @@ def stop_on_sigterm(watcher: Watcher) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_check(
+    settings: Settings, urls: Sequence[str], files: Sequence[Path], *, warn: Callable[[str], None]
+) -> Check:
+    """The check of `watch`: a normal run of `urls` and `files` that retries failures only when due."""
+    from .runner import run
+
+    def check(stop: threading.Event) -> Summary:
+        outcome = run(settings, urls, files, warn=warn, admission=Admission(due_only=True), stop=stop)
+        if outcome.fatal:
+            warn(f"check stopped early: {outcome.fatal}")
+        return outcome.summary
+
+    return check
+
+
 def watch(
     settings: Settings,
     urls: Sequence[str],
@@ -173,14 +188,6 @@ def watch(
     warn: Callable[[str], None],
 ) -> WatchStats:
     """Check `urls` and `files` every `interval_s` until Ctrl-C or SIGTERM; failures retry when due."""
-    from .runner import run
-
-    def check(stop: threading.Event) -> Summary:
-        outcome = run(settings, urls, files, warn=warn, admission=Admission(due_only=True), stop=stop)
-        if outcome.fatal:
-            warn(f"check stopped early: {outcome.fatal}")
-        return outcome.summary
-
-    watcher = Watcher(check, interval_s=interval_s)
+    watcher = Watcher(run_check(settings, urls, files, warn=warn), interval_s=interval_s)
     with stop_on_sigterm(watcher):
         return watcher.run()

@@ -6,7 +6,7 @@ import datetime
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class FakeSite:
         self.pages: dict[str, str] = {}  # URL -> HTML for pages that are not lists (gone playlists)
         self.status: list[int] = []  # statuses for the next page requests
         self.requests: list[str] = []
+        self.on_page: Callable[[str], None] = lambda url: None  # called with each page request's URL
         mock.add_callback(responses.GET, PAGE, callback=self._page)
         mock.add_callback(responses.POST, BROWSE, callback=self._browse)
         for method in (responses.GET, responses.POST):  # whatever else yt-dlp tries (resolve_url, ...)
@@ -65,6 +66,7 @@ class FakeSite:
 
     def _page(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         self.requests.append(str(request.url))
+        self.on_page(str(request.url))
         if self.status:
             return self.status.pop(0), {}, "Too Many Requests"
         page = self.pages.get(str(request.url).split("&")[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing
 import os
 import signal
@@ -27,8 +28,10 @@ from studybuddy.errors import ErrorKind, InputError, StudyBuddyError
 from studybuddy.output import OutputTree
 from studybuddy.pipeline import Pipeline, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Summary
-from studybuddy.watch import Watcher, stop_on_sigterm
+from studybuddy.watch import Watcher, run_check, stop_on_sigterm
+from tests.fakes import youtube_lists as yl
 from tests.fakes.youtube_mock import MockYouTube, video
+from tests.test_expand import CHANNEL_ID, CHANNEL_URL, PLAYLIST_ID, PLAYLIST_URL, FakeSite, listed
 
 T0 = 1_750_000_000.0
 EMPTY = Summary(0, 0, 0, 0, {}, 0.0, ())
@@ -113,6 +116,27 @@ def test_sigterm_stops_the_watcher() -> None:
         stats = watcher.run()
     assert stats.checks_run >= 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+
+
+def test_a_stop_while_a_check_lists_a_playlist_is_no_crash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(output=tmp_path / "notes", tor="off", engine="offline")
+    warnings: list[str] = []
+    watcher = Watcher(
+        run_check(settings, [PLAYLIST_URL, CHANNEL_URL], [], warn=warnings.append), interval_s=3600
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        site = FakeSite(mock)
+        site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", listed(3)))
+        site.add(CHANNEL_URL, yl.FakeList(CHANNEL_ID, "Lectures", listed(5), is_channel=True))
+        site.on_page = lambda url: watcher.stop()  # Ctrl-C or SIGTERM while the first list is read
+        stats = watcher.run()
+    assert site.requests == [PLAYLIST_URL]
+    assert (stats.checks_run, stats.checks_failed, stats.videos_failed) == (1, 0, 0)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+    assert not any(record.exc_info for record in caplog.records)  # no traceback
+    assert warnings == []
 
 
 @pytest.mark.parametrize("interval", [0, -5, float("nan")])
