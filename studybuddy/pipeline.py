@@ -234,11 +234,14 @@ class Pipeline:
         self.pacer = pacer or RenewingPacer()
         self.retry = retry or RetryPolicy(settings.max_retries, backoff_s=settings.backoff_s)
         self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
+        self.hurry = threading.Event()  # set (a second Ctrl-C): also start no notes call for a fetched video
         self.fatal: StudyBuddyError | None = None
         self.started = False  # True once videos are being processed (the engine's check passed)
         self._local = threading.local()
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
+        self._unfinished = 0  # videos submitted to the pool and not finished (nor cancelled) yet
+        self._unfinished_changed = threading.Condition()
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -288,15 +291,45 @@ class Pipeline:
             for video_id in todo:
                 if not self._acquire(in_flight):
                     break
+                with self._unfinished_changed:
+                    self._unfinished += 1
                 future = pool.submit(self._process, video_id, rows.get(video_id))
                 future.add_done_callback(lambda f: self._done(f, in_flight))
-            for _ in range(capacity):  # every permit back = every video finished
-                self._acquire(in_flight)
+            self._wait_for_videos()
         except KeyboardInterrupt:
             self.stop_event.set()  # workers finish the video they are on, then stop
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            self._shut_down(pool)
+
+    def _shut_down(self, pool: ThreadPoolExecutor) -> None:
+        """Cancel the videos not started and wait for every video in progress: its worker writes notes and
+        archive rows, so the archive must stay open until it is done. Ctrl-C meanwhile does not cut the
+        wait short; it hurries the workers instead (`hurry`): a video fetched from then on gets no notes.
+
+        The wait counts unfinished videos rather than joining threads: a `Thread.join` that Ctrl-C
+        interrupts may mark a running thread stopped (bpo-45274), and the next join would not wait."""
+        pool.shutdown(wait=False, cancel_futures=True)
+        while True:
+            try:
+                self._wait_for_videos()
+                pool.shutdown(wait=True)  # the workers are idle now: only their threads end
+                return
+            except KeyboardInterrupt:
+                self.stop_event.set()
+                if not self.hurry.is_set():
+                    self.hurry.set()
+                    log.warning(
+                        "interrupted again: no more notes are started; waiting for the notes already being "
+                        "written, so that the archive records every note file"
+                    )
+
+    def _wait_for_videos(self) -> None:
+        """Return once every submitted video is finished (or cancelled before it started). Wakes up now
+        and then: a signal that reached another thread runs its handler (Ctrl-C) only in this one."""
+        with self._unfinished_changed:
+            while not self._unfinished_changed.wait_for(lambda: self._unfinished == 0, timeout=0.2):
+                continue
 
     def _acquire(self, semaphore: threading.BoundedSemaphore) -> bool:
         """Wait for a permit, but give up when the run is stopping (fatal error or Ctrl-C)."""
@@ -310,6 +343,9 @@ class Pipeline:
         if not future.cancelled() and (exc := future.exception()) is not None:
             log.error("worker crashed: %s", exc, exc_info=exc)  # a bug: stop rather than go on half-blind
             self._stop_run(StudyBuddyError(f"unexpected error in a worker: {exc!r} (--debug shows where)"))
+        with self._unfinished_changed:
+            self._unfinished -= 1
+            self._unfinished_changed.notify_all()
 
     def _worker(self) -> Worker:
         worker: Worker | None = getattr(self._local, "worker", None)
@@ -375,6 +411,8 @@ class Pipeline:
         self.monitor.stage(video_id, Stage.FETCHING, worker.index)
         self.archive.start(video_id)
         fetched = self._fetch(worker, video_id)
+        if self.hurry.is_set():
+            raise RunStopped  # a second Ctrl-C: leave the video for the rerun rather than start its notes
         if fetched.meta.title:
             attempt.title = fetched.meta.title
             self.monitor.set_title(video_id, attempt.title)

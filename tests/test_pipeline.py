@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +21,9 @@ from studybuddy import pipeline as pipeline_module
 from studybuddy.archive import Archive, Status
 from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, NotesFatalError, OutputError
+from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.notes import AnthropicEngine, NoteEngine
+from studybuddy.offline import OfflineEngine
 from studybuddy.output import OutputTree
 from studybuddy.pipeline import Pipeline, Worker, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Stage, Summary
@@ -46,17 +50,26 @@ def run(
     factory: WorkerFactory | None = None,
 ) -> Summary:
     settings = dataclasses.replace(settings, output=tmp_path / "notes")
-    proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
     with Archive.open(settings.output) as archive:
-        pipeline = Pipeline(
-            settings,
-            archive=archive,
-            output=OutputTree(settings.output),
-            engine=engine,
-            monitor=ProgressMonitor(),
-            worker_factory=factory or WorkerFactory(settings, proxy=proxy),
-        )
-        return pipeline.run(ids)
+        return new_pipeline(archive, settings, engine=engine, factory=factory).run(ids)
+
+
+def new_pipeline(
+    archive: Archive,
+    settings: Settings,
+    *,
+    engine: NoteEngine | None = None,
+    factory: WorkerFactory | None = None,
+) -> Pipeline:
+    proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
+    return Pipeline(
+        settings,
+        archive=archive,
+        output=OutputTree(settings.output),
+        engine=engine,
+        monitor=ProgressMonitor(),
+        worker_factory=factory or WorkerFactory(settings, proxy=proxy),
+    )
 
 
 def rows(tmp_path: Path) -> dict[str, tuple[Status, ErrorKind | None, int]]:
@@ -293,3 +306,93 @@ def test_unwritable_note_fails_only_that_video(
     assert summary.failed_by_kind == {"output": 1}
     assert not (tmp_path / "notes" / "Lecture 1.md").exists()
     assert rows(tmp_path)["vid00000001"][:2] == (Status.FAILED, ErrorKind.OUTPUT)
+
+
+class InterruptCounter:
+    """SIGINT as Ctrl-C (KeyboardInterrupt in the main thread), counting each one handled."""
+
+    def __init__(self) -> None:
+        self.handled = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, signum: int, frame: object) -> None:
+        with self.changed:
+            self.handled += 1
+            self.changed.notify_all()
+        raise KeyboardInterrupt
+
+    def wait_for(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.handled >= count, timeout=30)
+
+
+class HeldEngine(OfflineEngine):
+    """Offline notes, but the notes of `held` wait for `release`: a slow notes call in flight."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.calls: list[str] = []
+        self.in_call = threading.Event()
+        self.release = threading.Event()
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        self.calls.append(meta.video_id)
+        if meta.video_id == self.held:
+            self.in_call.set()
+            assert self.release.wait(30)
+        return super().generate(meta, transcript)
+
+
+def test_a_second_ctrl_c_while_stopping_hurries_but_the_archive_keeps_up_with_the_files(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of(video(n) for n in range(1, 5))
+    youtube.install(mock)
+    fetching, release_fetch = threading.Event(), threading.Event()
+    serve_watch = mock.registered()[0].callback  # type: ignore[attr-defined]
+
+    def watch_page(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if "vid00000002" in str(request.url):  # the second worker is still fetching its video
+            fetching.set()
+            assert release_fetch.wait(30)
+        return serve_watch(request)  # type: ignore[no-any-return]
+
+    mock.registered()[0].callback = watch_page  # type: ignore[attr-defined]
+    engine = HeldEngine("vid00000001")
+    settings = dataclasses.replace(FAST, output=tmp_path / "notes", notes=True, parallel=True, workers=2)
+    interrupts = InterruptCounter()
+    previous = signal.signal(signal.SIGINT, interrupts)
+    try:
+        with Archive.open(settings.output) as archive:
+            pipeline = new_pipeline(archive, settings, engine=engine)
+
+            def press_ctrl_c_twice() -> None:
+                assert engine.in_call.wait(30) and fetching.wait(30)
+                os.kill(os.getpid(), signal.SIGINT)  # first: finish the videos in progress
+                assert pipeline.stop_event.wait(30)
+                os.kill(os.getpid(), signal.SIGINT)  # second, while the pool shuts down: hurry
+                interrupts.wait_for(2)
+                release_fetch.set()
+                engine.release.set()
+
+            presser = threading.Thread(target=press_ctrl_c_twice)
+            presser.start()
+            with pytest.raises(KeyboardInterrupt):
+                pipeline.run(list(youtube.videos))
+            presser.join()
+            still_working = [t for t in threading.enumerate() if t.name.startswith("study-buddy_")]
+            assert still_working == []  # the run never leaves (closing the archive) before its workers
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        release_fetch.set()
+        engine.release.set()
+        for thread in threading.enumerate():
+            if thread.name.startswith("study-buddy_"):
+                thread.join(30)
+    notes = {path.name for path in (tmp_path / "notes").glob("*.md") if ".transcript." not in path.name}
+    assert notes == {"Lecture 1.md"}  # the note whose call was in flight is written...
+    assert rows(tmp_path) == {  # ...and recorded; the video fetched after the second Ctrl-C is left
+        "vid00000001": (Status.DONE, None, 1),
+        "vid00000002": (Status.RUNNING, None, 1),
+    }
+    assert engine.calls == ["vid00000001"]  # no notes call was started after the second Ctrl-C
