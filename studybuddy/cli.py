@@ -17,6 +17,8 @@ import click
 from . import __version__
 from .cli_commands import register
 from .cli_options import (
+    EXIT_INTERRUPTED,
+    INTERRUPTED,
     configure_logging,
     env_name,
     note_writing_options,
@@ -24,13 +26,12 @@ from .cli_options import (
     pacing_options,
     run_and_report,
     settings_from,
+    stops_like_ctrl_c,
     tor_options,
     user_errors,
 )
 from .config import NOTE_FORMATS, ORDERS, TRANSCRIPT_FORMATS, env_files_for, load_env_files
 from .errors import ConfigError, InputError
-
-EXIT_INTERRUPTED = 130
 
 
 class DefaultGroup(click.Group):
@@ -292,7 +293,7 @@ def process(**options: Any) -> None:
     URLS are video URLs or ids; add more with --file. Videos the archive says are done are skipped.
     """
     debug = configure_logging(options)
-    with user_errors(debug):
+    with stops_like_ctrl_c(), user_errors(debug):
         settings = settings_from(options)
         code = run_and_report(settings, options["urls"], options["files"], json_output=options["json_output"])
     sys.exit(code)
@@ -311,8 +312,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     try:
         cli.main(args=args, prog_name="study-buddy")
-    except KeyboardInterrupt:
-        click.echo(
-            "Interrupted: finished videos are saved; run the same command again to continue.", err=True
-        )
+    except KeyboardInterrupt:  # Ctrl-C outside a command's own handling (e.g. while options are read)
+        click.echo(INTERRUPTED, err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -25,6 +25,7 @@ from .cli_options import (
     pacing_options,
     run_and_report,
     settings_from,
+    stops_like_ctrl_c,
     tor_options,
     tor_password,
     user_errors,
@@ -263,7 +264,7 @@ def archive_retry(**options: Any) -> None:
     from .errors import ErrorKind
 
     debug = configure_logging(options)
-    with user_errors(debug):
+    with stops_like_ctrl_c(), user_errors(debug):
         settings = settings_from(options)
         kinds = RETRIED_KINDS if options["kind"] == "all" else frozenset({ErrorKind(options["kind"])})
         with _existing_archive(settings.output) as archive:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,6 +151,27 @@ def note_writing_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "Interrupted: finished videos are saved; run the same command again to continue."
+
+
+@contextmanager
+def stops_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM (what `docker stop` sends) stops the run as Ctrl-C does: the videos in progress are finished
+    or left for the rerun, Tor is put back, then exit 130 with one line. A second signal of either kind
+    hurries the stop (see `Pipeline.hurry`)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main_thread else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(INTERRUPTED, err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

@@ -6,13 +6,16 @@ import difflib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 import pytest
+import requests
 import responses
 from click.testing import CliRunner, Result
 
@@ -90,6 +93,37 @@ def test_bad_line_is_reported_with_its_number_and_the_rest_runs(tmp_path: Path, 
     assert result.exit_code == 1
     assert f"{urls}:2: not a YouTube video URL: 'https://vimeo.com/123'" in result.output
     assert archive_rows(tmp_path / "notes") == {"vid00000003": Status.DONE}
+
+
+def test_ctrl_c_finishes_the_video_in_progress_and_exits_130(tmp_path: Path) -> None:
+    pressed = threading.Event()
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        pressed.set()
+        raise KeyboardInterrupt
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        MockYouTube.of(video(n) for n in range(1, 4)).install(mock)
+        serve_watch = mock.registered()[0].callback  # type: ignore[attr-defined]
+
+        def watch_page(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+            if "vid00000002" in str(request.url):  # Ctrl-C while the second video is fetched
+                os.kill(os.getpid(), signal.SIGINT)
+                assert pressed.wait(10)
+            return serve_watch(request)  # type: ignore[no-any-return]
+
+        mock.registered()[0].callback = watch_page  # type: ignore[attr-defined]
+        previous = signal.signal(signal.SIGINT, ctrl_c)
+        try:
+            result = invoke("--no-notes", "vid00000001", "vid00000002", "vid00000003")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    assert result.exit_code == 130, result.output
+    assert "Interrupted: finished videos are saved; run the same command again to continue." in result.output
+    rows = archive_rows(tmp_path / "notes")
+    assert rows["vid00000002"] is Status.DONE  # the video in progress was finished
+    notes = {p.name for p in (tmp_path / "notes").glob("*.md") if ".transcript." not in p.name}
+    assert notes == {f"Lecture {vid[-1]}.md" for vid, status in rows.items() if status is Status.DONE}
 
 
 def test_json_summary(youtube: MockYouTube) -> None:

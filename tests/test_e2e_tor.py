@@ -11,12 +11,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import pytest
+import stem.control
 
-from tests.bed.tornet import TorNetwork
+from studybuddy.archive import Archive
+from studybuddy.errors import ErrorKind
+from tests.bed.tornet import TorNetwork, exit_server_address
 from tests.bed.youtube_server import FakeYouTube, Limit
 from tests.bed.youtube_site import load_catalogue
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
@@ -214,6 +219,95 @@ def test_kill_9_at_random_moments_then_a_rerun_finishes_cleanly(
     assert final.returncode == 0, final.stdout + final.stderr
     assert_consistent(tmp_path, expected_done=set(videos))
     assert not set(fake_youtube.stats()["videos"]) & done_before  # a done video is never fetched again
+
+
+def exclude_exit_nodes(controller: stem.control.Controller) -> str:
+    return str(controller.get_conf("ExcludeExitNodes", "") or "")
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:
+    """Poll `condition` while `process` runs (it must not end first), for at most two minutes."""
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert process.poll() is None, f"the run ended before {what}: {process.communicate()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def stopped_by_sigterm(process: subprocess.Popen[str], when: Callable[[], bool]) -> tuple[str, str]:
+    """Send SIGTERM (what `docker stop` sends) once `when()` holds; the run's stdout and stderr."""
+    try:
+        wait_for(when, process, "the moment to stop it")
+        process.send_signal(signal.SIGTERM)
+        return process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def assert_stopped_cleanly(process: subprocess.Popen[str], stdout: str, stderr: str, tmp_path: Path) -> None:
+    """Exit 130 like Ctrl-C, one line and no traceback, every claim released, the archive agrees with
+    the files."""
+    assert process.returncode == 130, stdout + stderr
+    assert "Interrupted: finished videos are saved" in stderr and "Traceback" not in stdout + stderr
+    assert [row["video_id"] for row in archive(tmp_path) if row["claimed_by"] is not None] == []
+    assert_consistent(tmp_path)
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_and_restores_tor(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    # exit 1 blocks at once (the run excludes it from new circuits), and 2 videos per exit in 10 minutes
+    # leave the others too few for the 12 videos: the run is stopped halfway, whatever Tor's circuits are
+    blocking = Limit(videos=0, window=600.0, block_for=600.0, style="http_429")
+    fake_youtube.configure(latency=0.2, exit_limits={exit_server_address(1): blocking})
+    observer = stem.control.Controller.from_port(*tor_network.control)
+    observer.authenticate()
+    observer.set_caching(False)
+    users_value = exclude_exit_nodes(observer)
+    videos = NORMAL[:12]
+    args = ["--parallel", "--workers", "3", "--per-exit", "2/10m", "--exit-cooldown", "10m", "--", *videos]
+    process = subprocess.Popen(
+        [CLI, *args], env=cli_env(tor_network, fake_youtube, tmp_path), stdout=PIPE, stderr=PIPE, text=True
+    )
+    try:
+        stdout, stderr = stopped_by_sigterm(
+            process, lambda: _done_count(tmp_path) >= 1 and exclude_exit_nodes(observer) != users_value
+        )
+        left_behind = exclude_exit_nodes(observer)
+    finally:
+        observer.set_conf("ExcludeExitNodes", users_value)  # whatever happened, the bed's Tor is reset
+        observer.close()
+    assert_stopped_cleanly(process, stdout, stderr, tmp_path)
+    assert left_behind == users_value  # the run put Tor back as it found it
+    rows = archive(tmp_path)
+    assert {row["status"] for row in rows} <= {"done", "running"}, rows  # nothing failed for the stop
+    assert len([row for row in rows if row["status"] == "done"]) < len(videos)  # it stopped mid-run
+
+
+def test_sigterm_stops_archive_retry_like_ctrl_c(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    videos = NORMAL[:12]
+    with Archive.open(tmp_path / "notes") as seeded:
+        for video_id in videos:
+            seeded.record_failed(video_id, ErrorKind.TRANSIENT, "seeded failure", retry_delay=lambda n: 60.0)
+    fake_youtube.configure(latency=0.2)
+    process = subprocess.Popen(  # one video per exit in 10 minutes: it cannot finish before it is stopped
+        [CLI, "archive", "retry", "--parallel", "--workers", "2", "--per-exit", "1/10m"],
+        env=cli_env(tor_network, fake_youtube, tmp_path),
+        stdout=PIPE,
+        stderr=PIPE,
+        text=True,
+    )
+    stdout, stderr = stopped_by_sigterm(process, lambda: _done_count(tmp_path) >= 2)
+    assert_stopped_cleanly(process, stdout, stderr, tmp_path)
+    rows = archive(tmp_path)
+    done = [row for row in rows if row["status"] == "done"]
+    assert 2 <= len(done) < len(videos)
+    for row in rows:  # the rest keep their old failure or were left running: none failed for the stop
+        assert row["status"] in ("done", "running") or row["error"] == "seeded failure", row
 
 
 def test_embedded_tor_joins_the_network_and_its_death_stops_the_run_cleanly(
