@@ -30,7 +30,7 @@ from .progress_views import format_summary, make_view
 from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
 from .subjects import SubjectChooser
-from .torlaunch import TorSetup, resolve_tor
+from .torlaunch import TorKeeper, TorSetup, resolve_tor
 
 log = logging.getLogger(__name__)
 Warn = Callable[[str], None]
@@ -186,11 +186,14 @@ def run(
     warn: Warn | None = None,
     admission: Admission | None = None,
     stop: threading.Event | None = None,
+    tor: TorKeeper | None = None,
 ) -> RunOutcome:
     """Process the videos named by `urls` and `files`; bad input lines are reported, the rest still run.
 
     `admission` chooses which videos to take on (default: by `settings.force`); setting `stop` finishes the
-    videos in progress and starts no more (watch mode stops its checks so).
+    videos in progress and starts no more (watch mode stops its checks so). With `tor`, the run takes its
+    Tor from there and leaves it open (watch keeps one Tor for all its checks); else it opens and closes its
+    own.
     """
     say = warn or log.warning
     inputs = read_inputs(urls, files)
@@ -204,8 +207,10 @@ def run(
     admission = admission or Admission(force=settings.force)
     with ExitStack() as stack:
         archive = stack.enter_context(Archive.open(settings.output))
-        setup = open_tor(settings, say) if _needs_youtube(inputs, archive, admission) else None
-        if setup is not None:
+        setup = None
+        if _needs_youtube(inputs, archive, admission):
+            setup = tor.get() if tor is not None else open_tor(settings, say)
+        if setup is not None and tor is None:
             stack.enter_context(setup)
         proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
         monitor = ProgressMonitor(make_view(json_output=json_output), all_outcomes=json_output)

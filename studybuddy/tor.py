@@ -367,6 +367,10 @@ class TorController:
         summary = _BOOTSTRAP_SUMMARY.search(phase)
         return (int(progress.group(1)) if progress else 0, _unquote(summary.group(1)) if summary else "")
 
+    def is_alive(self) -> bool:
+        """Whether the control connection is open (it closes when Tor dies or restarts)."""
+        return not self._closed and bool(self._controller.is_alive())
+
     def close(self) -> None:
         """Restore the user's settings and disconnect; safe to call twice."""
         if self._closed:

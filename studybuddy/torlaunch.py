@@ -248,6 +248,12 @@ class TorSetup:
     socks: ProxyEndpoint
     embedded: EmbeddedTor | None = None
 
+    def is_alive(self) -> bool:
+        """Whether this Tor can still be used: its control connection is open and an embedded tor runs."""
+        if self.embedded is not None and self.embedded.process.poll() is not None:
+            return False
+        return self.controller.is_alive()
+
     def close(self) -> None:
         if self.embedded is not None:
             self.embedded.stop()  # closes the controller too
@@ -261,6 +267,33 @@ class TorSetup:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+class TorKeeper:
+    """One Tor for many runs (`watch`): opened when a run first needs it, kept between runs, opened again
+    only when it is gone (Tor died or restarted: its control connection closed), closed by `close()`."""
+
+    def __init__(self, open_tor: Callable[[], TorSetup | None]) -> None:
+        self._open = open_tor
+        self._setup: TorSetup | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> TorSetup | None:
+        """The kept Tor, connected (or launched) again if it is gone; None without Tor (`--proxy`, off)."""
+        with self._lock:
+            if self._setup is not None and not self._setup.is_alive():
+                log.warning("the Tor of this watch is gone: connecting again")
+                self._setup.close()
+                self._setup = None
+            if self._setup is None:
+                self._setup = self._open()
+            return self._setup
+
+    def close(self) -> None:
+        with self._lock:
+            setup, self._setup = self._setup, None
+        if setup is not None:
+            setup.close()
 
 
 def resolve_tor(

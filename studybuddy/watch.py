@@ -7,7 +7,8 @@ next tick tries again. `stop()` (Ctrl-C, or SIGTERM through `stop_on_sigterm`) l
 the videos it is on, starts no more, and `run()` returns the counts.
 
 The check itself is any callable given a stop event; `watch()` plugs in a normal run (`runner.run`, which
-expands playlists and channels) that only retries failed videos whose backoff has run out. Several
+expands playlists and channels) that only retries failed videos whose backoff has run out. Its checks share
+one Tor (`TorKeeper`), connected again only when it is gone. Several
 watchers, or a watcher and a manual run, share an output folder safely: the pipeline claims each video in
 the archive before processing it.
 """
@@ -24,11 +25,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from .admission import Admission
 from .config import Settings
 from .errors import InputError, StudyBuddyError
 from .progress import Summary
+
+if TYPE_CHECKING:
+    from .torlaunch import TorKeeper
 
 log = logging.getLogger(__name__)
 Check = Callable[[threading.Event], Summary]
@@ -165,13 +170,20 @@ def stop_on_sigterm(watcher: Watcher) -> Iterator[None]:
 
 
 def run_check(
-    settings: Settings, urls: Sequence[str], files: Sequence[Path], *, warn: Callable[[str], None]
+    settings: Settings,
+    urls: Sequence[str],
+    files: Sequence[Path],
+    *,
+    warn: Callable[[str], None],
+    tor: TorKeeper | None = None,
 ) -> Check:
-    """The check of `watch`: a normal run of `urls` and `files` that retries failures only when due."""
+    """The check of `watch`: a normal run of `urls` and `files` that retries failures only when due, on
+    the Tor that `tor` keeps across checks."""
     from .runner import run
 
     def check(stop: threading.Event) -> Summary:
-        outcome = run(settings, urls, files, warn=warn, admission=Admission(due_only=True), stop=stop)
+        admission = Admission(due_only=True)
+        outcome = run(settings, urls, files, warn=warn, admission=admission, stop=stop, tor=tor)
         if outcome.fatal:
             warn(f"check stopped early: {outcome.fatal}")
         return outcome.summary
@@ -187,7 +199,17 @@ def watch(
     interval_s: float,
     warn: Callable[[str], None],
 ) -> WatchStats:
-    """Check `urls` and `files` every `interval_s` until Ctrl-C or SIGTERM; failures retry when due."""
-    watcher = Watcher(run_check(settings, urls, files, warn=warn), interval_s=interval_s)
-    with stop_on_sigterm(watcher):
-        return watcher.run()
+    """Check `urls` and `files` every `interval_s` until Ctrl-C or SIGTERM; failures retry when due.
+
+    One Tor serves every check: connected (or launched) by the first check that needs it, again only when
+    it is gone, and closed when the watch ends."""
+    from .runner import open_tor
+    from .torlaunch import TorKeeper
+
+    tor = TorKeeper(lambda: open_tor(settings, warn))
+    watcher = Watcher(run_check(settings, urls, files, warn=warn, tor=tor), interval_s=interval_s)
+    try:
+        with stop_on_sigterm(watcher):
+            return watcher.run()
+    finally:
+        tor.close()

@@ -1,5 +1,6 @@
 """`study-buddy watch` through a real Tor that dies and comes back, with a playlist that is gone: the
-watcher waits, never marks videos failed because Tor was down, keeps watching, and reports on SIGTERM."""
+watcher keeps one Tor connection across its checks, waits while Tor is down, never marks videos failed
+because of it, connects again once Tor is back, keeps watching, and reports on SIGTERM."""
 
 from __future__ import annotations
 
@@ -99,15 +100,18 @@ def test_watch_survives_tor_dying_and_a_playlist_that_is_gone(
             "STUDY_BUDDY_TOR_CONTROL": f"127.0.0.1:{client_tor.control}",
         },
     )
-    watcher = subprocess.Popen(
-        [CLI, "watch", "--interval", "2s", "--per-exit", "50/1m", "--file", str(urls)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log_path = tmp_path / "watch.log"  # a file, not a pipe: read while the watcher runs, never full
+    args = ["watch", "--interval", "2s", "--per-exit", "50/1m", "--log-level", "info", "--file", str(urls)]
+    with log_path.open("w") as log_file:
+        watcher = subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=log_file, text=True)
+
+    def connections() -> int:
+        return log_path.read_text().count("connected to Tor")
+
     try:
         wait_for(lambda: sum(s == "done" for s in statuses(tmp_path).values()) == 3, 120, "the first videos")
+        wait_for(lambda: "check #3 started" in log_path.read_text(), 60, "a third check")
+        assert connections() == 1  # one Tor for the watcher's life, not one per check
         client_tor.kill()
         with urls.open("a") as file:  # new videos arrive while Tor is down
             file.write("\n".join(later) + "\n")
@@ -116,10 +120,12 @@ def test_watch_survives_tor_dying_and_a_playlist_that_is_gone(
         client_tor.start()
         wait_for(lambda: sum(s == "done" for s in statuses(tmp_path).values()) == 6, 120, "the later videos")
         watcher.send_signal(signal.SIGTERM)
-        stdout, stderr = watcher.communicate(timeout=60)
+        stdout, _ = watcher.communicate(timeout=60)
     finally:
         if watcher.poll() is None:
             watcher.kill()
+    stderr = log_path.read_text()
+    assert connections() == 2  # connected again once, when Tor was back
     assert watcher.returncode == 0, stdout + stderr
     assert "Watch stopped:" in stdout and "6 video(s) done, 0 failed" in stdout, stdout
     report = re.search(r"Watch stopped: (\d+) check\(s\) run, (\d+) skipped \((\d+) failed\)", stdout)

@@ -140,6 +140,7 @@ class FakeController:
         self.status_lookups: list[str] = []
         self.signals: list[Any] = []
         self.closed = False
+        self.alive = True  # False: the control connection closed (Tor died)
 
     def get_conf(self, key: str, default: Any) -> Any:
         return self.conf.get(key) or default
@@ -172,6 +173,9 @@ class FakeController:
     def get_info(self, key: str) -> str:
         assert key == "status/bootstrap-phase"
         return 'NOTICE BOOTSTRAP PROGRESS=75 TAG=enough_dirinfo SUMMARY="Loaded \\"enough\\" directory info"'
+
+    def is_alive(self) -> bool:
+        return self.alive and not self.closed
 
     def close(self) -> None:
         self.closed = True
