@@ -4,15 +4,19 @@
 the embedded process, if any), a context manager that puts everything back at the end of the run.
 An embedded tor is owned by this process twice over: `__OwningControllerProcess` makes it exit if
 we die, and our control connection takes ownership (TAKEOWNERSHIP, done by stem) so it exits the
-moment that connection closes.
+moment that connection closes. Concurrent runs each get a data folder of their own (the cached one if
+it is free, else a numbered sibling, else a temporary one), and a port taken between our choice and
+tor's bind is tried again with new ones.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen, TimeoutExpired
 from types import TracebackType
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import platformdirs
 import stem.process
@@ -40,6 +44,9 @@ LOOPBACK = "127.0.0.1"
 _POLL_INTERVAL = 0.25  # seconds between bootstrap checks
 _STOP_GRACE = 5.0  # seconds tor gets to exit before it is killed
 _RESERVED_KEYS = {"datadirectory", "socksport", "controlport", "controlsocket"}
+DATA_DIR_SLOTS = 8  # data folders (tor, tor-2, ... tor-8) for concurrent runs before a temporary one
+PORT_ATTEMPTS = 3  # launches on new ports after a port was taken in between
+_LOCK_FILE = "study-buddy.lock"  # held by the process whose tor uses the folder
 
 
 def default_data_dir() -> Path:
@@ -94,11 +101,15 @@ def _free_ports(count: int) -> list[int]:
             probe.close()
 
 
+class _PortTaken(TorError):
+    """A port we chose was taken by the time tor bound it (another process got it in between)."""
+
+
 def _launch_failure(exc: OSError, output: list[str]) -> TorError:
     """One line from tor's own complaints: a taken port, else its last [err]/[warn] line."""
     for line in output:
         if "Address already in use" in line:
-            return TorError(f"tor could not start, a port is taken: {_message_of(line)}")
+            return _PortTaken(f"tor could not start, a port is taken: {_message_of(line)}")
     problems = [
         line for line in output if ("[err]" in line or "[warn]" in line) and "see warnings" not in line
     ]
@@ -119,16 +130,89 @@ def _prepare_data_dir(data_dir: Path) -> None:
         raise TorError(f"cannot use {data_dir} as tor's data directory: {exc}") from None
 
 
+@dataclass
+class _DataDir:
+    """A data folder this process holds for its tor, by a lock file inside it, until `release()`."""
+
+    path: Path
+    lock: BinaryIO | None  # None: a temporary folder, no one else's to take
+    temporary: bool = False
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.close()  # drops the lock
+        if self.temporary:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _claim_data_dir(base: Path) -> _DataDir:
+    """A data folder no other run's tor uses: `base` (so a single run keeps tor's cache, and starts fast),
+    else the first free numbered sibling (`tor-2`, `tor-3`, ...), else a temporary folder. Tor refuses a
+    data folder another tor has locked; our own lock, taken first, lets concurrent runs pick different
+    folders instead of failing."""
+    for number in range(1, DATA_DIR_SLOTS + 1):
+        path = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        _prepare_data_dir(path)
+        lock = _try_lock(path / _LOCK_FILE)
+        if lock is not None:
+            return _DataDir(path, lock)
+    path = Path(tempfile.mkdtemp(prefix="study-buddy-tor-"))
+    log.info("%d tor data folders in use: this one gets a temporary folder", DATA_DIR_SLOTS)
+    return _DataDir(path, None, temporary=True)
+
+
+def _try_lock(path: Path) -> BinaryIO | None:
+    """`path` opened and locked for this process, or None if another process holds its lock."""
+    try:
+        handle = path.open("ab")
+    except OSError as exc:
+        raise TorError(f"cannot use {path.parent} as tor's data directory: {exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def _start_on_free_ports(
+    tor_command: str, config: dict[str, TorrcValue], timeout: float
+) -> tuple[Popen[bytes], int, int]:
+    """Start tor with `config` on two loopback ports free a moment ago: (process, SOCKS port, control port).
+    A port another process took before tor bound it is tried again with new ones (bounded)."""
+    attempt = 1
+    while True:
+        socks_port, control_port = _free_ports(2)
+        ports: dict[str, TorrcValue] = {
+            "SocksPort": f"{LOOPBACK}:{socks_port} IsolateSOCKSAuth KeepAliveIsolateSOCKSAuth",
+            "ControlPort": f"{LOOPBACK}:{control_port}",
+        }
+        try:
+            return _start(tor_command, config | ports, timeout), socks_port, control_port
+        except _PortTaken as exc:
+            if attempt >= PORT_ATTEMPTS:
+                raise
+            log.info("%s; trying other ports", exc)
+            attempt += 1
+
+
 class EmbeddedTor:
     """A private tor process on free loopback ports, with its owning controller."""
 
     def __init__(
-        self, process: Popen[bytes], controller: TorController, socks: ProxyEndpoint, control: tuple[str, int]
+        self,
+        process: Popen[bytes],
+        controller: TorController,
+        socks: ProxyEndpoint,
+        control: tuple[str, int],
+        data: _DataDir,
     ) -> None:
         self.process = process
         self.controller = controller
         self.socks = socks
         self.control = control
+        self.data_dir = data.path
+        self._data = data
         self._stopped = False
         self._stop_lock = threading.Lock()
         atexit.register(self.stop)
@@ -151,26 +235,27 @@ class EmbeddedTor:
         tor_command = shutil.which("tor")
         if tor_command is None:
             raise TorError(NOT_INSTALLED)
-        data_dir = data_dir or default_data_dir()
-        _prepare_data_dir(data_dir)
-        socks_port, control_port = _free_ports(2)
-        config: dict[str, TorrcValue] = {
-            "DataDirectory": str(data_dir),
-            "SocksPort": f"{LOOPBACK}:{socks_port} IsolateSOCKSAuth KeepAliveIsolateSOCKSAuth",
-            "ControlPort": f"{LOOPBACK}:{control_port}",
-            "CookieAuthentication": "1",
-            "ConfluxEnabled": "0",
-        }
-        if extra_torrc is not None:
-            config = merge_torrc(config, extra_torrc)
         deadline = time.monotonic() + timeout
-        process = _start(tor_command, config, timeout)
+        data = _claim_data_dir(data_dir or default_data_dir())
         try:
-            controller = TorController.connect(control=(LOOPBACK, control_port))
+            config: dict[str, TorrcValue] = {
+                "DataDirectory": str(data.path),
+                "CookieAuthentication": "1",
+                "ConfluxEnabled": "0",
+            }
+            if extra_torrc is not None:
+                config = merge_torrc(config, extra_torrc)
+            process, socks_port, control_port = _start_on_free_ports(tor_command, config, timeout)
+            try:
+                controller = TorController.connect(control=(LOOPBACK, control_port))
+            except BaseException:
+                _end(process)
+                raise
         except BaseException:
-            _end(process)
+            data.release()
             raise
-        embedded = cls(process, controller, ProxyEndpoint(LOOPBACK, socks_port), (LOOPBACK, control_port))
+        socks = ProxyEndpoint(LOOPBACK, socks_port)
+        embedded = cls(process, controller, socks, (LOOPBACK, control_port), data)
         log.info("started tor (pid %d), SOCKS %s", process.pid, embedded.socks)
         if wait_for_bootstrap:
             try:
@@ -209,6 +294,7 @@ class EmbeddedTor:
         atexit.unregister(self.stop)
         self.controller.close()
         _end(self.process)
+        self._data.release()
         log.info("stopped tor (pid %d)", self.process.pid)
 
 

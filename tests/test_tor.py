@@ -638,14 +638,45 @@ def test_embedded_tor_that_exits_names_its_complaint(offline_torrc: Path, tmp_pa
 
 
 @pytest.mark.tor
-def test_embedded_tor_on_a_taken_port(
+def test_a_port_taken_before_tor_binds_it_is_retried_with_new_ports(
+    offline_torrc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_free_ports = torlaunch._free_ports
+    asked: list[list[int]] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+
+        def free_ports(count: int) -> list[int]:
+            ports = real_free_ports(count)
+            if not asked:  # someone else binds the control port between our probe and tor's bind
+                ports[1] = taken.getsockname()[1]
+            asked.append(ports)
+            return ports
+
+        monkeypatch.setattr(torlaunch, "_free_ports", free_ports)
+        tor = EmbeddedTor.launch(
+            data_dir=tmp_path / "data", extra_torrc=offline_torrc, wait_for_bootstrap=False
+        )
+        try:
+            assert len(asked) == 2
+            assert tor.control == ("127.0.0.1", asked[1][1]) and tor.socks.port == asked[1][0]
+            assert tor.controller.bootstrap_progress() == 0
+        finally:
+            tor.stop()
+
+
+@pytest.mark.tor
+def test_a_port_that_stays_taken_is_one_clear_error(
     offline_torrc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        free_socks_port = torlaunch._free_ports(1)[0]
-        monkeypatch.setattr(torlaunch, "_free_ports", lambda count: [free_socks_port, taken.getsockname()[1]])
+        real_free_ports = torlaunch._free_ports
+        monkeypatch.setattr(
+            torlaunch, "_free_ports", lambda count: [real_free_ports(1)[0], taken.getsockname()[1]]
+        )
         with pytest.raises(TorError, match=r"^tor could not start, a port is taken: Could not bind"):
             EmbeddedTor.launch(
                 data_dir=tmp_path / "data", extra_torrc=offline_torrc, wait_for_bootstrap=False
