@@ -13,6 +13,11 @@ so the context also trusts the bundle's CAs. Verification and host name checks s
 Entries come in playlist order with title, duration and (approximate, from "3 weeks ago") upload date when
 YouTube lists them. `--limit` keeps the first N of each collection, `--since` drops videos listed as uploaded
 before a date (videos without a date are kept); `order_videos` sorts for `--order`.
+
+YouTube hides a playlist's private and deleted videos unless asked; yt-dlp asks (one more request per
+playlist, none per channel), and lists them with the placeholder titles "[Private video]" and "[Deleted
+video]". They come back as `ListedVideo.unavailable` ("private video", "deleted video"), so the run can
+name the holes of a course instead of dropping them without a word, and never fetches them.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -47,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _BLOCK_SIGNS = ("sign in to confirm", "not a bot", "captcha", "http error 429", "too many requests")
 _GONE_SIGNS = ("does not exist", "private", "unavailable", "not available", "has been removed")
+_PLACEHOLDERS = {"[Private video]": "private video", "[Deleted video]": "deleted video"}  # playlist entries
 
 
 class ExpansionError(InputError):
@@ -61,6 +67,7 @@ class ListedVideo:
     title: str | None = None
     duration: float | None = None
     upload_date: str | None = None  # YYYY-MM-DD; from a relative date ("3 weeks ago") it is approximate
+    unavailable: str | None = None  # "private video" or "deleted video": listed, but nothing to fetch
 
 
 def list_videos(
@@ -74,8 +81,7 @@ def list_videos(
     import yt_dlp
 
     options = ytdlp_base_options(session) | {
-        "extract_flat": "in_playlist",
-        "compat_opts": ["no-youtube-unavailable-videos"],  # saves a request per listing
+        "extract_flat": "in_playlist",  # yt-dlp also asks for the private and deleted videos of a playlist
         "extractor_args": {"youtubetab": {"approximate_date": [""]}},  # dates from "3 weeks ago"
     }
     try:
@@ -148,6 +154,7 @@ class Plan:
     video_ids: list[str]
     bad: list[BadInput]
     duplicates: int = 0  # videos (and lists) named more than once: each is taken once
+    unavailable: dict[str, str] = field(default_factory=dict)  # listed as private or deleted: id -> reason
 
 
 def plan_videos(
@@ -182,6 +189,8 @@ def plan_videos(
                 listed += len(videos)
                 for video in videos:  # first seen keeps its place; a listed duration fills a gap
                     durations[video.video_id] = durations.get(video.video_id) or video.duration
+                    if video.unavailable:
+                        plan.unavailable.setdefault(video.video_id, video.unavailable)
         except RunStopped:
             log.info("stopping: the playlists and channels not listed yet are left for the next run")
         finally:
@@ -210,11 +219,14 @@ def _listed(entries: Iterable[Any]) -> Iterator[ListedVideo]:
         video_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(video_id, str) or entry.get("ie_key") not in (None, "Youtube"):
             continue
+        title = entry.get("title") if isinstance(entry.get("title"), str) else None
+        unavailable = _PLACEHOLDERS.get(title or "")
         yield ListedVideo(
             video_id,
-            title=entry.get("title") if isinstance(entry.get("title"), str) else None,
+            title=None if unavailable else title,
             duration=_positive(entry.get("duration")),
             upload_date=_date_of(entry),
+            unavailable=unavailable,
         )
 
 

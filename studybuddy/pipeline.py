@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ from .errors import (
     NotesError,
     NotesFatalError,
     OutputError,
+    PermanentError,
     StudyBuddyError,
     TorError,
     TransientError,
@@ -240,13 +241,18 @@ class Pipeline:
         self._local = threading.local()
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
+        self._unavailable: dict[str, str] = {}  # see run()
         self._unfinished = 0  # videos submitted to the pool and not finished (nor cancelled) yet
         self._unfinished_changed = threading.Condition()
 
     # -- running -------------------------------------------------------------------------------------
 
-    def run(self, video_ids: Sequence[str]) -> Summary:
-        """Process the videos; returns the summary. Ctrl-C stops cleanly (rerun to finish)."""
+    def run(self, video_ids: Sequence[str], *, unavailable: Mapping[str, str] | None = None) -> Summary:
+        """Process the videos; returns the summary. Ctrl-C stops cleanly (rerun to finish).
+
+        `unavailable` holds the videos a playlist lists as private or deleted (id -> reason): each is
+        recorded as a permanent failure with that reason, without asking YouTube."""
+        self._unavailable = dict(unavailable or {})
         rows = self.archive.get_many(video_ids)
         self.monitor.start(video_ids, self.settings.thread_count)
         todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
@@ -410,6 +416,8 @@ class Pipeline:
         video_id = attempt.video_id
         self.monitor.stage(video_id, Stage.FETCHING, worker.index)
         self.archive.start(video_id)
+        if (reason := self._unavailable.get(video_id)) is not None:
+            raise PermanentError(video_id, reason)  # its playlist lists it as private or deleted
         fetched = self._fetch(worker, video_id)
         if self.hurry.is_set():
             raise RunStopped  # a second Ctrl-C: leave the video for the rerun rather than start its notes

@@ -246,7 +246,7 @@ def run(
             )
             for bad in plan.bad:
                 say(bad.message)
-            summary = pipeline.run(plan.video_ids)
+            summary = pipeline.run(plan.video_ids, unavailable=plan.unavailable)
         except StudyBuddyError as exc:
             if pipeline.started is False:
                 raise  # nothing ran yet (refused key, unknown model): one line is the whole story

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -80,10 +81,9 @@ class FakeSite:
         if self.status:
             return self._other(request)
         self.requests.append("browse")
-        token = yl.parse_continuation(request.body if isinstance(request.body, bytes) else b"")
-        assert token is not None
-        list_id, offset = token
-        return 200, {}, json.dumps(yl.continuation_response(self.lists[list_id], offset))
+        answer = yl.browse_answer(self.lists, request.body if isinstance(request.body, bytes) else b"")
+        assert answer is not None
+        return 200, {}, json.dumps(answer)
 
 
 @pytest.fixture
@@ -106,7 +106,33 @@ def test_a_playlist_lists_every_video_in_order_with_titles_and_durations(site: F
     assert result[7] == ListedVideo(
         "vid00000007", "Lecture 7", float(videos[7].duration), result[7].upload_date
     )
-    assert site.requests == [PLAYLIST_URL, "browse", "browse"]  # pages of 100
+    assert site.requests == [PLAYLIST_URL, "browse", "browse", "browse"]  # with hidden videos, pages of 100
+
+
+def with_holes() -> tuple[yl.ListedVideo, ...]:
+    """A course whose third video was made private and whose fifth was deleted."""
+    videos = list(listed(6))
+    videos[2] = dataclasses.replace(videos[2], unavailable="private")
+    videos[4] = dataclasses.replace(videos[4], unavailable="deleted")
+    return tuple(videos)
+
+
+def test_private_and_deleted_videos_of_a_playlist_are_listed_as_such(site: FakeSite) -> None:
+    site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", with_holes()))
+
+    result = list_videos(PLAYLIST_URL, session())
+
+    assert [(v.video_id, v.unavailable) for v in result] == [
+        ("vid00000000", None),
+        ("vid00000001", None),
+        ("vid00000002", "private video"),
+        ("vid00000003", None),
+        ("vid00000004", "deleted video"),
+        ("vid00000005", None),
+    ]
+    assert result[2].title is None and result[4].duration is None  # a placeholder is not a title
+    assert result[3].title == "Lecture 3"
+    assert site.requests == [PLAYLIST_URL, "browse"]  # the page, then the list with its hidden videos
 
 
 def test_limit_reads_only_the_pages_it_needs(site: FakeSite) -> None:
@@ -115,7 +141,7 @@ def test_limit_reads_only_the_pages_it_needs(site: FakeSite) -> None:
     result = list_videos(PLAYLIST_URL, session(), limit=120)
 
     assert [v.video_id for v in result] == [f"vid{n:08d}" for n in range(120)]
-    assert site.requests == [PLAYLIST_URL, "browse"]
+    assert site.requests == [PLAYLIST_URL, "browse", "browse"]  # with hidden videos, then one more page
 
 
 @pytest.mark.parametrize("lockups", [False, True], ids=["videoRenderer", "lockupViewModel"])
@@ -373,5 +399,35 @@ def test_playlists_and_channels_expand_through_tor_shortest_first(
     assert done_order == sorted(expected, key=lambda vid: catalogue[vid].video.length_seconds)
     stats = fake_youtube.stats()
     listed_through_exits = sum(exit_stats["requests"]["list"] for exit_stats in stats["exits"].values())
-    assert listed_through_exits == 4  # one page per list: nothing was fetched outside Tor
+    assert listed_through_exits == 5  # a page per list, the course's hidden videos: all through Tor
     assert {entry["local"] for entry in stats["connections"]} <= {info.address for info in tor_network.exits}
+
+
+@pytest.mark.network
+def test_private_and_deleted_videos_of_a_playlist_are_named_in_the_report_json_and_archive(
+    tor_network: Any, fake_youtube: Any, tmp_path: Path
+) -> None:
+    from tests.test_e2e_tor import archive, study_buddy
+
+    playlist = "https://www.youtube.com/playlist?list=PLstudybuddyHoles0000000000000001"
+    gone = {"PrivateVid1": "private video", "DeletedVid1": "deleted video"}
+    result = study_buddy(tor_network, fake_youtube, tmp_path, playlist)
+
+    assert result.returncode == 1, result.stdout + result.stderr  # the course has holes
+    assert "5 videos" in result.stdout and "2 failed (permanent 2)" in result.stdout
+    for video_id, reason in gone.items():
+        assert f"  failed  {video_id}: {reason}" in result.stdout
+    rows = {row["video_id"]: (row["status"], row["error_kind"], row["error"]) for row in archive(tmp_path)}
+    assert {vid: rows.pop(vid) for vid in gone} == {
+        vid: ("failed", "permanent", why) for vid, why in gone.items()
+    }
+    assert set(rows.values()) == {("done", None, None)} and len(rows) == 3
+    asked = {video_id for _t, _exit, _kind, video_id, _outcome in fake_youtube.stats()["timeline"]}
+    assert not asked & set(gone)  # nothing is fetched for a video the playlist lists as private or deleted
+
+    as_json = study_buddy(
+        tor_network, fake_youtube, tmp_path, "--json", "--output", str(tmp_path / "j"), playlist
+    )
+    outcomes = json.loads(as_json.stdout)["outcomes"]
+    failed = {o["video_id"]: (o["kind"], o["reason"]) for o in outcomes if o["stage"] == "failed"}
+    assert failed == {vid: ("permanent", reason) for vid, reason in gone.items()}

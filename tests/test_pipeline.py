@@ -396,3 +396,26 @@ def test_a_second_ctrl_c_while_stopping_hurries_but_the_archive_keeps_up_with_th
         "vid00000002": (Status.RUNNING, None, 1),
     }
     assert engine.calls == ["vid00000001"]  # no notes call was started after the second Ctrl-C
+
+
+def test_videos_listed_as_private_or_deleted_are_recorded_without_a_request(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.install(mock)
+    settings = dataclasses.replace(FAST, output=tmp_path / "notes")
+    gone = {"privateVid0": "private video", "deletedVid0": "deleted video"}  # as their playlist lists them
+    with Archive.open(settings.output) as archive:
+        summary = new_pipeline(archive, settings).run(["vid00000001", *gone], unavailable=gone)
+        errors = {row.video_id: row.error for row in archive.rows()}
+    assert (summary.done, summary.failed_by_kind) == (1, {"permanent": 2})
+    assert {o.video_id: o.reason for o in summary.outcomes if o.stage is Stage.FAILED} == gone
+    assert youtube.per_video() == {"vid00000001": 3}  # nothing was asked of YouTube for them
+    assert errors == {"vid00000001": None, **gone}
+    assert {vid: state[:2] for vid, state in rows(tmp_path).items() if vid in gone} == dict.fromkeys(
+        gone, (Status.FAILED, ErrorKind.PERMANENT)
+    )
+    again = run(tmp_path, list(gone))  # a rerun knows them: permanent failures are not retried
+    assert {o.video_id: o.reason for o in again.outcomes} == {
+        vid: f"failed before (permanent): {reason}; use --force to retry" for vid, reason in gone.items()
+    }

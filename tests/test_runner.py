@@ -66,7 +66,7 @@ def test_a_stop_while_listing_ends_the_run_cleanly(
 
     outcome = runner.run(settings, [PLAYLIST_URL, CHANNEL_URL], [], stop=stop)
 
-    assert site.requests == [PLAYLIST_URL]  # the channel was never listed
+    assert [url for url in site.requests if url != "browse"] == [PLAYLIST_URL]  # the channel was never listed
     assert (outcome.summary.done, outcome.summary.failed, outcome.fatal) == (0, 0, None)
     assert outcome.bad_inputs == ()  # the list left unread is not reported as bad
     assert spy.closed == 1  # the note engine is closed

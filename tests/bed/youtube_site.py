@@ -207,7 +207,8 @@ def site_lists(catalogue: Catalogue, path: Path = CATALOGUE_PATH) -> SiteLists:
     data = json.loads(path.read_text(encoding="utf-8"))
     lists: list[tuple[str, yl.FakeList]] = []
     for entry in data.get("playlists", []):
-        listed = _listed(catalogue, entry.get("videos", ())) or _scale_videos(int(entry.get("scale", 0)))
+        listed = _listed(catalogue, entry.get("videos", ()), entry.get("unavailable", {}))
+        listed = listed or _scale_videos(int(entry.get("scale", 0)))
         lists.append((f"/playlist?list={entry['id']}", yl.FakeList(entry["id"], entry["title"], listed)))
     channels: dict[str, list[str]] = {}
     for video_id, item in catalogue.items():
@@ -233,11 +234,17 @@ def channel_id(handle: str) -> str:
     return f"UC{digest[:22]}"
 
 
-def _listed(catalogue: Catalogue, video_ids: Sequence[str]) -> tuple[yl.ListedVideo, ...]:
+def _listed(
+    catalogue: Catalogue, video_ids: Sequence[str], unavailable: Mapping[str, str] | None = None
+) -> tuple[yl.ListedVideo, ...]:
+    """The catalogue's videos of `video_ids`, and the ids `unavailable` names as private or deleted."""
+    gone = unavailable or {}
     return tuple(
-        yl.ListedVideo(vid, catalogue[vid].video.title, catalogue[vid].video.length_seconds)
+        yl.ListedVideo(vid, "", 0, unavailable=gone[vid])
+        if vid in gone
+        else yl.ListedVideo(vid, catalogue[vid].video.title, catalogue[vid].video.length_seconds)
         for vid in video_ids
-        if vid in catalogue
+        if vid in catalogue or vid in gone
     )
 
 
@@ -251,15 +258,14 @@ def _scale_videos(count: int) -> tuple[yl.ListedVideo, ...]:
 def _list_answer(catalogue: Catalogue, query: Mapping[str, str]) -> Reply:
     lists = site_lists(catalogue)
     if query.get("_browse") is not None:
-        token = yl.parse_continuation(query["_browse"].encode())
-        fake = lists.by_id.get(token[0]) if token else None
-        if token is None or fake is None:
+        answer = yl.browse_answer(lists.by_id, query["_browse"].encode())
+        if answer is None:
             return (
                 400,
                 _JSON,
                 json.dumps({"error": {"code": 400, "message": "Request contains an invalid argument."}}),
             )
-        return 200, _JSON, json.dumps(yl.continuation_response(fake, token[1]))
+        return 200, _JSON, json.dumps(answer)
     path = query["_path"]
     found = lists.by_path.get(path)
     if found is not None:
