@@ -89,10 +89,14 @@ class Watcher:
         except KeyboardInterrupt:
             log.warning("interrupted: finishing the videos in progress")
         self.stop()
+        self.wait_for_check()
+        return self.stats
+
+    def wait_for_check(self) -> None:
+        """Return once the check started last (if any) has ended and released its lock."""
         thread = self._check_thread
         if thread is not None:
             thread.join()
-        return self.stats
 
     def stop(self) -> None:
         """Start no more checks; the running check finishes the videos it is on and starts no more."""

@@ -28,7 +28,7 @@ from studybuddy.errors import ErrorKind, InputError, StudyBuddyError
 from studybuddy.output import OutputTree
 from studybuddy.pipeline import Pipeline, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Summary
-from studybuddy.watch import Watcher, run_check, stop_on_sigterm
+from studybuddy.watch import Watcher, WatchStats, run_check, stop_on_sigterm
 from tests.fakes import youtube_lists as yl
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.test_expand import CHANNEL_ID, CHANNEL_URL, PLAYLIST_ID, PLAYLIST_URL, FakeSite, listed
@@ -45,19 +45,23 @@ def mark_done(archive: Archive, video_id: str) -> None:
     archive.record_done(video_id)
 
 
-def run_in_thread(watcher: Watcher, seconds: float) -> None:
-    thread = threading.Thread(target=watcher.run)
+def run_until(watcher: Watcher, event: threading.Event) -> WatchStats:
+    """Run the watcher in a thread; once `event` is set, stop it and return what it did."""
+    stats: list[WatchStats] = []
+    thread = threading.Thread(target=lambda: stats.append(watcher.run()))
     thread.start()
-    time.sleep(seconds)
+    assert event.wait(30)
     watcher.stop()
-    thread.join(timeout=10)
+    thread.join(timeout=30)
     assert not thread.is_alive()
+    return stats[0]
 
 
 # watcher
 
 
-def test_a_slow_check_makes_later_ticks_skip_and_checks_never_overlap() -> None:
+def test_a_running_check_makes_ticks_skip_never_queue_and_checks_never_overlap() -> None:
+    started, release = threading.Semaphore(0), threading.Event()
     active = peak = 0
     lock = threading.Lock()
 
@@ -66,56 +70,86 @@ def test_a_slow_check_makes_later_ticks_skip_and_checks_never_overlap() -> None:
         with lock:
             active += 1
             peak = max(peak, active)
-        time.sleep(0.25)
+        started.release()
+        assert release.wait(30)
         with lock:
             active -= 1
         return dataclasses.replace(EMPTY, done=1)
 
-    watcher = Watcher(slow_check, interval_s=0.04)
-    run_in_thread(watcher, 0.9)
-    assert peak == 1
-    assert watcher.stats.checks_skipped > 0
-    assert watcher.stats.checks_run >= 2
-    assert watcher.stats.videos_done == watcher.stats.checks_run
+    watcher = Watcher(slow_check, interval_s=60)  # ticks are driven by hand below
+    assert watcher.tick()
+    assert started.acquire(timeout=30)
+    assert [watcher.tick() for _ in range(3)] == [False, False, False]  # skipped while one runs
+    release.set()
+    watcher.wait_for_check()
+    assert watcher.tick()  # the next tick after the check ended starts one again
+    assert started.acquire(timeout=30)
+    watcher.wait_for_check()
+    stats = watcher.stats
+    assert (stats.checks_run, stats.checks_skipped, stats.videos_done, peak) == (2, 3, 2, 1)
+
+
+def test_run_ticks_until_stopped() -> None:
+    calls = 0
+
+    def check(stop: threading.Event) -> Summary:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            watcher.stop()  # as Ctrl-C would, during the third check
+        return dataclasses.replace(EMPTY, done=1)
+
+    watcher = Watcher(check, interval_s=0.01)
+    stats = watcher.run()
+    assert (stats.checks_run, stats.videos_done, calls) == (3, 3, 3)
 
 
 def test_the_lock_is_released_when_checks_fail() -> None:
-    errors = iter([StudyBuddyError("Tor is gone"), RuntimeError("bug")] * 100)
+    errors = iter([StudyBuddyError("Tor is gone"), RuntimeError("bug")] * 2)
 
     def failing_check(stop: threading.Event) -> Summary:
         raise next(errors)
 
-    watcher = Watcher(failing_check, interval_s=0.05)
-    run_in_thread(watcher, 0.5)
-    assert watcher.stats.checks_run >= 3
-    assert watcher.stats.checks_failed == watcher.stats.checks_run
-    assert watcher.stats.checks_skipped == 0
+    watcher = Watcher(failing_check, interval_s=60)
+    for _ in range(4):
+        assert watcher.tick()  # never skipped: a failed check (or one that crashed) releases the lock
+        watcher.wait_for_check()
+    stats = watcher.stats
+    assert (stats.checks_run, stats.checks_failed, stats.checks_skipped) == (4, 4, 0)
 
 
 def test_stop_lets_the_running_check_finish_its_videos() -> None:
-    seen_stop = threading.Event()
+    running, seen_stop = threading.Event(), threading.Event()
 
     def check(stop: threading.Event) -> Summary:
-        assert stop.wait(5)  # a pipeline finishes the videos in progress, then returns
+        running.set()
+        assert stop.wait(30)  # a pipeline finishes the videos in progress, then returns
         seen_stop.set()
         return dataclasses.replace(EMPTY, done=2, failed=1)
 
-    watcher = Watcher(check, interval_s=60)
-    run_in_thread(watcher, 0.2)
+    stats = run_until(Watcher(check, interval_s=60), running)
     assert seen_stop.is_set()
-    stats = watcher.stats
     assert (stats.checks_run, stats.videos_done, stats.videos_failed) == (1, 2, 1)
     assert stats.report() == "Watch stopped: 1 check(s) run, 0 skipped (0 failed); 2 video(s) done, 1 failed."
 
 
-def test_sigterm_stops_the_watcher() -> None:
-    watcher = Watcher(lambda stop: EMPTY, interval_s=0.05)
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
+def test_sigterm_stops_the_watcher_and_its_handler_is_put_back() -> None:
+    calls = 0
+
+    def check(stop: threading.Event) -> Summary:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `docker stop` sends it
+            assert stop.wait(30)  # the handler stops the watcher, and so this check
+        return EMPTY
+
+    watcher = Watcher(check, interval_s=0.01)
+    before = signal.getsignal(signal.SIGTERM)
     with stop_on_sigterm(watcher):
         stats = watcher.run()
-    assert stats.checks_run >= 2
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+    assert stats.checks_run == 2
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_stop_while_a_check_lists_a_playlist_is_no_crash(
