@@ -8,7 +8,12 @@ import pytest
 
 from tests.notecheck import check_note
 
-pytest_plugins = ["tests.fakes.anthropic_server", "tests.bed.fixtures", "tests.bed.youtube_fixtures"]
+pytest_plugins = [
+    "tests.fakes.anthropic_server",
+    "tests.bed.fixtures",
+    "tests.bed.youtube_fixtures",
+    "tests.tor_fixtures",
+]
 CONFIGURED_LOGGERS = ("studybuddy", "stem", "urllib3", "httpx", "httpcore", "anthropic")
 
 
