@@ -1,4 +1,4 @@
-"""Tests for studybuddy.archive: migrations, recording, queries, threads and processes."""
+"""Tests for studybuddy.archive: opening, recording, queries, threads and processes."""
 
 from __future__ import annotations
 
@@ -13,18 +13,8 @@ import pytest
 
 from studybuddy.archive import Archive, ArchiveRow, Status
 from studybuddy.errors import ArchiveError, ErrorKind
-from studybuddy.migrations import MIGRATIONS, m001_initial
 from studybuddy.models import Usage
 
-MIGRATION_NAMES = [
-    "m001_initial",
-    "m002_lookup_indexes",
-    "m003_exit_events",
-    "m004_batches",
-    "m005_subject",
-    "m006_claims_and_retries",
-    "m007_prompt_version",
-]
 T0 = "2025-01-01T00:00:00.000+00:00"
 
 
@@ -53,64 +43,7 @@ def archive(tmp_path: Path):
         yield opened
 
 
-# opening and migrations
-
-
-def test_open_creates_the_file_in_wal_mode_with_all_migrations(tmp_path: Path) -> None:
-    Archive.open(tmp_path / "out").close()
-    db = sqlite3.connect(tmp_path / "out" / ".study-buddy.sqlite3")
-    assert [name for (name,) in db.execute("SELECT name FROM migrations ORDER BY name")] == MIGRATION_NAMES
-    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert [m.__name__ for m in MIGRATIONS] == MIGRATION_NAMES
-    db.close()
-
-
-def test_opening_twice_applies_nothing_again(tmp_path: Path) -> None:
-    Archive.open(tmp_path).close()
-    db = raw(tmp_path)
-    before = db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall()
-    with Archive.open(tmp_path) as archive:
-        archive.start("vid00000001")
-    with Archive.open(tmp_path) as archive:
-        assert archive.get("vid00000001") is not None
-    assert db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall() == before
-    db.close()
-
-
-def test_old_archive_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
-    db = raw(tmp_path)
-    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    m001_initial(db)
-    db.execute("INSERT INTO migrations VALUES ('m001_initial', ?)", (T0,))
-    db.execute(
-        "INSERT INTO videos (video_id, status, attempts, note_path, first_seen_at, updated_at) "
-        "VALUES ('vid00000001', 'done', 2, 'Old.md', ?, ?)",
-        (T0, T0),
-    )
-    db.commit()
-    with Archive.open(tmp_path) as archive:
-        row = archive.get("vid00000001")
-    assert row is not None
-    assert (row.status, row.attempts, row.note_path) == (Status.DONE, 2, tmp_path / "Old.md")
-    assert [n for (n,) in db.execute("SELECT name FROM migrations ORDER BY name")] == MIGRATION_NAMES
-    indexes = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"videos_by_status", "videos_by_note_path"} <= indexes
-    db.close()
-
-
-def test_archive_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    Archive.open(tmp_path).close()
-    db = raw(tmp_path)
-    db.execute("INSERT INTO migrations VALUES ('m099_future', ?)", (T0,))
-    db.commit()
-    db.close()
-    with pytest.raises(ArchiveError) as caught:
-        Archive.open(tmp_path)
-    message = str(caught.value)
-    assert message.startswith(f"{tmp_path / Archive.FILENAME}: ")
-    assert "newer" in message
-    assert "m099_future" in message
-    assert "\n" not in message
+# opening (migrations: test_migrations.py)
 
 
 def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:

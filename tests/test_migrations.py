@@ -1,0 +1,149 @@
+"""Tests for studybuddy.migrations: an archive of any older version opens with every migration applied and
+nothing lost; an archive written by a newer version is refused, naming what it does not know."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from studybuddy.archive import Archive, Status
+from studybuddy.errors import ArchiveError
+from studybuddy.migrations import MIGRATIONS
+
+RELEASED = [  # never renamed, reordered or left out: archives out there record these names
+    "m001_initial",
+    "m002_lookup_indexes",
+    "m003_exit_events",
+    "m004_batches",
+    "m005_subject",
+    "m006_claims_and_retries",
+    "m007_prompt_version",
+]
+NAMES = [migration.__name__ for migration in MIGRATIONS]
+T0 = "2025-01-01T00:00:00.000+00:00"
+VALID = {"status": "done", "event": "use", "state": "open", "error_kind": "transient"}  # values it allows
+
+
+def raw(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / Archive.FILENAME)
+
+
+def applied(db: sqlite3.Connection) -> list[str]:
+    return [name for (name,) in db.execute("SELECT name FROM migrations ORDER BY name")]
+
+
+def archive_at(root: Path, version: int) -> sqlite3.Connection:
+    """An archive as a release with the first `version` migrations left it."""
+    db = raw(root)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for migration in MIGRATIONS[:version]:
+        migration(db)
+        db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, T0))
+    db.commit()
+    return db
+
+
+def fill_every_table(db: sqlite3.Connection) -> dict[str, dict[str, object]]:
+    """One row in every table, a value in every column; returns what was written, by table."""
+    tables = [
+        name
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if name != "migrations" and not name.startswith("sqlite_")
+    ]
+    written: dict[str, dict[str, object]] = {}
+    for table in tables:
+        row: dict[str, object] = {}
+        for _cid, column, kind, _notnull, _default, _pk in db.execute(f"PRAGMA table_info({table})"):
+            if column in VALID:
+                row[column] = VALID[column]
+            elif "INT" in kind.upper():
+                row[column] = 7
+            elif "REAL" in kind.upper():
+                row[column] = 1.5
+            else:
+                row[column] = "vid00000001" if column == "video_id" else f"{column} of {table}"
+        columns = ", ".join(row)
+        db.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+        written[table] = row
+    db.commit()
+    return written
+
+
+def test_the_released_migrations_stay_as_they_were() -> None:
+    assert NAMES[: len(RELEASED)] == RELEASED
+    assert len(set(NAMES)) == len(NAMES) and NAMES == sorted(NAMES)  # numbered in the order they apply
+
+
+def test_open_creates_the_file_in_wal_mode_with_all_migrations(tmp_path: Path) -> None:
+    Archive.open(tmp_path / "out").close()
+    db = raw(tmp_path / "out")
+    assert applied(db) == NAMES
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
+
+
+def test_opening_twice_applies_nothing_again(tmp_path: Path) -> None:
+    Archive.open(tmp_path).close()
+    db = raw(tmp_path)
+    before = db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall()
+    with Archive.open(tmp_path) as archive:
+        archive.start("vid00000001")
+    with Archive.open(tmp_path) as archive:
+        assert archive.get("vid00000001") is not None
+    assert db.execute("SELECT name, applied_at FROM migrations ORDER BY name").fetchall() == before
+    db.close()
+
+
+@pytest.mark.parametrize("version", range(1, len(MIGRATIONS)), ids=NAMES[:-1])
+def test_an_archive_of_every_older_version_migrates_forward_with_nothing_lost(
+    tmp_path: Path, version: int
+) -> None:
+    db = archive_at(tmp_path, version)
+    written = fill_every_table(db)
+    db.close()
+
+    with Archive.open(tmp_path) as archive:
+        row = archive.get("vid00000001")
+    assert row is not None and row.status is Status.DONE
+
+    db = raw(tmp_path)
+    assert applied(db) == NAMES
+    for table, values in written.items():
+        stored = db.execute(f"SELECT {', '.join(values)} FROM {table}").fetchall()
+        assert stored == [tuple(values.values())], table
+    db.close()
+
+
+def test_old_archive_is_upgraded_and_keeps_its_rows_and_indexes(tmp_path: Path) -> None:
+    db = archive_at(tmp_path, 1)
+    db.execute(
+        "INSERT INTO videos (video_id, status, attempts, note_path, first_seen_at, updated_at) "
+        "VALUES ('vid00000001', 'done', 2, 'Old.md', ?, ?)",
+        (T0, T0),
+    )
+    db.commit()
+    with Archive.open(tmp_path) as archive:
+        row = archive.get("vid00000001")
+    assert row is not None
+    assert (row.status, row.attempts, row.note_path) == (Status.DONE, 2, tmp_path / "Old.md")
+    indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"videos_by_status", "videos_by_note_path", "videos_by_retry"} <= indexes
+    db.close()
+
+
+def test_an_archive_from_a_newer_version_is_refused_naming_the_unknown_migration(tmp_path: Path) -> None:
+    db = archive_at(tmp_path, 3)  # a newer release that also left out some migrations this one has
+    db.execute("INSERT INTO migrations VALUES ('m099_future', ?)", (T0,))
+    db.commit()
+    with pytest.raises(ArchiveError) as caught:
+        Archive.open(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / Archive.FILENAME}: ")
+    assert "newer" in message and "m099_future" in message
+    assert "\n" not in message
+    assert applied(db) == [*NAMES[:3], "m099_future"]  # refused before applying anything
+    db.close()
