@@ -16,7 +16,7 @@ from studybuddy.archive import Archive, ArchiveRow, BatchState, Status
 from studybuddy.batch import BatchNotes
 from studybuddy.cli import cli
 from studybuddy.config import Settings
-from studybuddy.errors import ConfigError, ErrorKind, NotesError
+from studybuddy.errors import ErrorKind, NotesError
 from studybuddy.formats import load_saved_transcript, saved_transcript_path
 from studybuddy.models import Segment, Transcript, VideoMeta
 from studybuddy.notes import AnthropicEngine
@@ -24,7 +24,6 @@ from studybuddy.output import OutputTree
 from studybuddy.pipeline import Pipeline, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Summary
 from studybuddy.ratelimit import RequestLimiter
-from studybuddy.runner import build_batch
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 
@@ -173,11 +172,6 @@ def test_archive_stats_shows_batched_notes_at_half_price(
     stats = json.loads(result.output)
     assert stats["models"][0]["batched_notes"] == 3
     assert stats["cost_usd"] == pytest.approx(full_price / 2, abs=1e-6)
-
-
-def test_batch_needs_the_anthropic_engine(tmp_path: Path) -> None:
-    with Archive.open(tmp_path) as archive, pytest.raises(ConfigError, match="--batch needs"):
-        build_batch(Settings(batch=True, notes=False), None, archive)
 
 
 def test_batch_poll_must_be_a_positive_duration(tmp_path: Path) -> None:

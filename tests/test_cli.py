@@ -305,21 +305,3 @@ def test_python_dash_m_and_version() -> None:
         [sys.executable, "-m", "studybuddy", "--version"], capture_output=True, text=True, check=False
     )
     assert module.returncode == 0 and module.stdout.startswith("study-buddy, version")
-
-
-def test_nothing_to_fetch_starts_no_tor(
-    tmp_path: Path, youtube: MockYouTube, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only bad lines, or only videos already done: no Tor is started (it could take minutes)."""
-    from studybuddy import runner
-
-    def no_tor(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("Tor was started with nothing to fetch")
-
-    assert invoke("--no-notes", "vid00000001").exit_code == 0  # done, without Tor (STUDY_BUDDY_TOR=off)
-    monkeypatch.setenv("STUDY_BUDDY_TOR", "auto")
-    monkeypatch.setattr(runner, "open_tor", no_tor)
-    again = invoke("--no-notes", "vid00000001")
-    assert again.exit_code == 0 and "0 done, 1 skipped" in again.output
-    bad_only = invoke("--no-notes", "https://vimeo.com/1")
-    assert bad_only.exit_code == 1 and "not a YouTube video URL" in bad_only.output

@@ -11,13 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studybuddy.config import Settings
-from studybuddy.errors import ConfigError, NotesError
+from studybuddy.errors import NotesError
 from studybuddy.models import Chapter, Segment, Transcript, VideoMeta
-from studybuddy.notes import AnthropicEngine
 from studybuddy.offline import BLANK, OFFLINE_MODEL, OfflineEngine, OfflineNote, extract_note
 from studybuddy.offline_text import ENGLISH_STOPWORDS, split_sentences
-from studybuddy.runner import build_engine
 
 DATA = Path(__file__).parent / "data" / "transcripts"
 LECTURES = ("gradient", "photosynthesis", "markets")
@@ -213,17 +210,6 @@ def test_spoken_markdown_characters_cannot_become_tags_maths_or_html() -> None:
     for line in spoken:
         assert r"\$5 or \$10" in line and r"\<b\>bold\</b\>" in line and r"\*stars\*" in line
         assert r"\#tags" in line and r"\=\=marks\=\=" in line and r"a \] or \[ too" in line
-
-
-def test_without_an_api_key_the_run_uses_the_offline_engine() -> None:
-    assert isinstance(build_engine(Settings()), OfflineEngine)
-    assert isinstance(build_engine(Settings(engine="offline", api_key="sk-ant-test")), OfflineEngine)
-    assert build_engine(Settings(notes=False)) is None
-    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY is not set"):
-        build_engine(Settings(engine="anthropic"))
-    engine = build_engine(Settings(api_key="sk-ant-test"))
-    assert isinstance(engine, AnthropicEngine)
-    engine.close()
 
 
 WORDS = st.sampled_from(

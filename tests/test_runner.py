@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,16 @@ import responses
 from studybuddy import runner
 from studybuddy.archive import Archive
 from studybuddy.config import Settings
-from studybuddy.notes import NoteEngine
+from studybuddy.errors import ConfigError, InputError
+from studybuddy.inputs import BadInput
+from studybuddy.notes import AnthropicEngine, NoteEngine
+from studybuddy.offline import OfflineEngine
+from studybuddy.progress import Summary
+from studybuddy.runner import RunOutcome
+from studybuddy.torlaunch import TorKeeper
 from tests.fakes import youtube_lists as yl
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
+from tests.fakes.youtube_mock import MockYouTube, video
 from tests.test_expand import CHANNEL_ID, CHANNEL_URL, PLAYLIST_ID, PLAYLIST_URL, FakeSite, listed
 
 
@@ -49,6 +57,9 @@ class ClosingSpy:
         monkeypatch.setattr(runner, "build_engine", build_and_watch)
 
 
+# stopping
+
+
 @pytest.mark.parametrize("engine", ["offline", "anthropic"])
 def test_a_stop_while_listing_ends_the_run_cleanly(
     site: FakeSite,
@@ -73,3 +84,89 @@ def test_a_stop_while_listing_ends_the_run_cleanly(
     assert fake_anthropic.requests == []  # not even the key and model check: the run is stopping
     with Archive.open(settings.output) as archive:
         assert archive.rows() == []  # nothing marked failed, nothing started
+
+
+# the note engine
+
+
+def test_without_an_api_key_the_run_uses_the_offline_engine() -> None:
+    assert isinstance(runner.build_engine(Settings()), OfflineEngine)
+    assert isinstance(runner.build_engine(Settings(engine="offline", api_key="sk-ant-test")), OfflineEngine)
+    assert runner.build_engine(Settings(notes=False)) is None
+    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY is not set"):
+        runner.build_engine(Settings(engine="anthropic"))
+    engine = runner.build_engine(Settings(api_key="sk-ant-test"))
+    assert isinstance(engine, AnthropicEngine)
+    engine.close()
+
+
+def test_batch_needs_the_anthropic_engine(tmp_path: Path) -> None:
+    with Archive.open(tmp_path) as archive:
+        assert runner.build_batch(Settings(batch=False), None, archive) is None
+        with pytest.raises(ConfigError, match="--batch needs"):
+            runner.build_batch(Settings(batch=True, notes=False), None, archive)
+
+
+# Tor
+
+
+def no_tor(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("Tor was started with nothing to fetch")
+
+
+def test_nothing_to_fetch_starts_no_tor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only bad lines, or only videos already done: no Tor is started (it could take minutes)."""
+    settings = Settings(output=tmp_path / "notes", notes=False, tor="off")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        MockYouTube.of([video(1)]).install(mock)
+        assert runner.run(settings, ["vid00000001"], []).summary.done == 1
+    monkeypatch.setattr(runner, "open_tor", no_tor)
+    auto = dataclasses.replace(settings, tor="auto")
+    again = runner.run(auto, ["vid00000001"], [])
+    assert (again.summary.skipped, again.exit_code) == (1, 0)
+    kept = runner.run(auto, ["vid00000001"], [], tor=TorKeeper(no_tor))  # watch's kept Tor is not asked
+    assert kept.summary.skipped == 1
+    bad_only = runner.run(auto, ["https://vimeo.com/1"], [])
+    assert bad_only.exit_code == 1 and "not a YouTube video URL" in bad_only.report()
+
+
+def test_a_proxy_and_a_tor_of_its_own_are_refused(tmp_path: Path) -> None:
+    settings = Settings(output=tmp_path, tor="system", proxy="socks5h://127.0.0.1:9050")
+    with pytest.raises(InputError, match="--proxy and --tor system: choose one"):
+        runner.run(settings, ["vid00000001"], [])
+
+
+# the outcome
+
+
+SUMMARY = Summary(3, 2, 0, 1, {"permanent": 1}, 12.0, ())
+BAD = BadInput("urls.txt:2", "https://vimeo.com/1", "not a YouTube video URL")
+
+
+def test_the_exit_code_is_0_only_when_nothing_failed() -> None:
+    clean = dataclasses.replace(SUMMARY, failed=0, failed_by_kind={})
+    assert RunOutcome(clean, ()).exit_code == 0
+    assert RunOutcome(SUMMARY, ()).exit_code == 1  # a video failed
+    assert RunOutcome(clean, (BAD,)).exit_code == 1  # an input line could not be used
+    assert RunOutcome(clean, (), fatal="Tor stopped answering").exit_code == 1  # stopped early
+
+
+def test_the_report_and_the_json_tell_the_same_story() -> None:
+    outcome = RunOutcome(SUMMARY, (BAD,), "Tor stopped answering", ("vid00000001: subject Maths",), 2)
+    lines = outcome.report().splitlines()
+    assert lines[0] == BAD.message
+    assert lines[-4:] == [
+        "vid00000001: subject Maths",
+        "2 duplicate(s) in the input taken once",
+        "1 input line(s) could not be used (see above)",
+        "Stopped early: Tor stopped answering. Run the same command again to finish the rest.",
+    ]
+    data = outcome.to_json()
+    assert data["bad_inputs"] == [{"source": BAD.source, "text": BAD.text, "reason": BAD.reason}]
+    assert (data["fatal"], data["subjects"], data["duplicates"], data["exit_code"]) == (
+        "Tor stopped answering",
+        ["vid00000001: subject Maths"],
+        2,
+        1,
+    )
+    assert (data["done"], data["failed"], data["failed_by_kind"]) == (2, 1, {"permanent": 1})
