@@ -242,8 +242,8 @@ class Pipeline:
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
         self._unavailable: dict[str, str] = {}  # see run()
-        self._unfinished = 0  # videos submitted to the pool and not finished (nor cancelled) yet
-        self._unfinished_changed = threading.Condition()
+        self._busy = 0  # workers inside _process (see _shut_down)
+        self._busy_changed = threading.Condition()
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -297,13 +297,12 @@ class Pipeline:
             for video_id in todo:
                 if not self._acquire(in_flight):
                     break
-                with self._unfinished_changed:
-                    self._unfinished += 1
                 future = pool.submit(self._process, video_id, rows.get(video_id))
                 future.add_done_callback(lambda f: self._done(f, in_flight))
-            self._wait_for_videos()
-        except KeyboardInterrupt:
-            self.stop_event.set()  # workers finish the video they are on, then stop
+            for _ in range(capacity):  # every permit back = every video finished
+                self._acquire(in_flight)
+        except BaseException:  # Ctrl-C (or a bug): workers finish the video they are on, then stop
+            self.stop_event.set()
             raise
         finally:
             self._shut_down(pool)
@@ -313,12 +312,13 @@ class Pipeline:
         archive rows, so the archive must stay open until it is done. Ctrl-C meanwhile does not cut the
         wait short; it hurries the workers instead (`hurry`): a video fetched from then on gets no notes.
 
-        The wait counts unfinished videos rather than joining threads: a `Thread.join` that Ctrl-C
-        interrupts may mark a running thread stopped (bpo-45274), and the next join would not wait."""
+        The wait counts the workers inside `_process` rather than joining threads: a `Thread.join` that
+        Ctrl-C interrupts may mark a running thread stopped (bpo-45274), and the next join would not wait.
+        Only worker threads change that count, and Ctrl-C never reaches them."""
         pool.shutdown(wait=False, cancel_futures=True)
         while True:
             try:
-                self._wait_for_videos()
+                self._wait_for_workers()
                 pool.shutdown(wait=True)  # the workers are idle now: only their threads end
                 return
             except KeyboardInterrupt:
@@ -330,11 +330,11 @@ class Pipeline:
                         "written, so that the archive records every note file"
                     )
 
-    def _wait_for_videos(self) -> None:
-        """Return once every submitted video is finished (or cancelled before it started). Wakes up now
-        and then: a signal that reached another thread runs its handler (Ctrl-C) only in this one."""
-        with self._unfinished_changed:
-            while not self._unfinished_changed.wait_for(lambda: self._unfinished == 0, timeout=0.2):
+    def _wait_for_workers(self) -> None:
+        """Return once no worker is inside `_process`. Wakes up now and then: a signal that reached another
+        thread runs its handler (Ctrl-C) only in this one, the main thread."""
+        with self._busy_changed:
+            while not self._busy_changed.wait_for(lambda: self._busy == 0, timeout=0.2):
                 continue
 
     def _acquire(self, semaphore: threading.BoundedSemaphore) -> bool:
@@ -349,9 +349,6 @@ class Pipeline:
         if not future.cancelled() and (exc := future.exception()) is not None:
             log.error("worker crashed: %s", exc, exc_info=exc)  # a bug: stop rather than go on half-blind
             self._stop_run(StudyBuddyError(f"unexpected error in a worker: {exc!r} (--debug shows where)"))
-        with self._unfinished_changed:
-            self._unfinished -= 1
-            self._unfinished_changed.notify_all()
 
     def _worker(self) -> Worker:
         worker: Worker | None = getattr(self._local, "worker", None)
@@ -371,9 +368,19 @@ class Pipeline:
     # -- one video -----------------------------------------------------------------------------------
 
     def _process(self, video_id: str, row: ArchiveRow | None) -> None:
+        """One video on a worker thread, counted while it runs (the run waits for it before it closes)."""
+        with self._busy_changed:
+            self._busy += 1
+        try:
+            if not self.stop_event.is_set():  # checked once counted: a stopping run waits or it returns here
+                self._claim_and_process(video_id, row)
+        finally:
+            with self._busy_changed:
+                self._busy -= 1
+                self._busy_changed.notify_all()
+
+    def _claim_and_process(self, video_id: str, row: ArchiveRow | None) -> None:
         """Claim the video (another run may hold it), decide again on its fresh row, process, release."""
-        if self.stop_event.is_set():
-            return
         try:
             claim = self.claims.claim(video_id)
         except ArchiveError as exc:
