@@ -229,8 +229,10 @@ class EmbeddedTor:
     ) -> EmbeddedTor:
         """Start tor and connect to it; with `wait_for_bootstrap`, return once it is fully bootstrapped.
 
-        Settings in `extra_torrc` replace ours key by key (e.g. `DisableNetwork 1` for an offline start),
-        except the data directory and the ports, which are ours to choose.
+        `data_dir` (default: the user cache) is used unless another run's tor has it: then a numbered
+        sibling, else a temporary folder (see `_claim_data_dir`); `data_dir` is where it ended up. Settings in
+        `extra_torrc` replace ours key by key (e.g. `DisableNetwork 1` for an offline start), except the data
+        directory and the ports, which are ours to choose.
         """
         tor_command = shutil.which("tor")
         if tor_command is None:
