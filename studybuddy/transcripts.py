@@ -11,8 +11,9 @@ transcript chosen in another language is translated to it.
 
 Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of three kinds:
 
-    BlockedError    RequestBlocked, IpBlocked (429, reCAPTCHA), HTTP 429, a "not a bot" check, and a cookie
-                    consent page that cannot be passed (it depends on the exit's country: another exit helps)
+    BlockedError    RequestBlocked, IpBlocked (429, reCAPTCHA), HTTP 429, HTTP 403 (YouTube refuses an exit
+                    with it, as it does when listing playlists), a "not a bot" check, and a cookie consent
+                    page that cannot be passed (it depends on the exit's country: another exit helps)
     TransientError  connection, TLS, proxy/SOCKS and timeout errors, HTTP 5xx, data that cannot be parsed
     PermanentError  transcripts disabled, no transcript, unavailable, unplayable, age restricted, invalid id,
                     not translatable, PO token required, other HTTP 4xx
@@ -235,6 +236,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(VideoUnplayable, BlockedError, "blocked by YouTube (bot check)", _is_bot_check),
     _Rule(FailedToCreateConsentCookie, BlockedError, "stuck on YouTube's cookie consent page"),
     _Rule(_HTTP_ERRORS, BlockedError, "rate limited by YouTube (HTTP 429)", _status_between(429, 429)),
+    _Rule(_HTTP_ERRORS, BlockedError, "refused by YouTube (HTTP 403)", _status_between(403, 403)),
     _Rule(_HTTP_ERRORS, TransientError, _http_reason, _status_between(500, 599)),
     _Rule(_HTTP_ERRORS, PermanentError, _http_reason, _status_between(400, 499)),
     _Rule(_HTTP_ERRORS, TransientError, "YouTube request failed"),

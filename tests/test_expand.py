@@ -159,7 +159,9 @@ def test_since_that_leaves_nothing_says_so(site: FakeSite) -> None:
         list_videos(PLAYLIST_URL, session(), since=datetime.date(2099, 1, 1))
 
 
-@pytest.mark.parametrize(("status", "error"), [(429, BlockedError), (503, TransientError)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(403, BlockedError), (429, BlockedError), (503, TransientError)]
+)
 def test_blocks_and_server_errors_are_retryable_errors(site: FakeSite, status: int, error: type) -> None:
     site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", listed(3)))
     site.status = [status] * 5
