@@ -9,7 +9,7 @@ order (manual before generated within a language). When none of them exists, a t
 translated to `translate_to` (else to the first of `languages`) is translated. With `translate_to` set, a
 transcript chosen in another language is translated to it.
 
-Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of three kinds:
+Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of four kinds:
 
     BlockedError    RequestBlocked, IpBlocked (429, reCAPTCHA), HTTP 429, HTTP 403 (YouTube refuses an exit
                     with it, as it does when listing playlists), a "not a bot" check, and a cookie consent
@@ -17,14 +17,19 @@ Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`),
     TransientError  connection, TLS, proxy/SOCKS and timeout errors, HTTP 5xx, data that cannot be parsed
     PermanentError  transcripts disabled, no transcript, unavailable, unplayable, age restricted, invalid id,
                     not translatable, PO token required, other HTTP 4xx
+    BugError        TypeError, AttributeError, KeyError, IndexError...: the library (or this code) no longer
+                    reads what YouTube sends. Named with the library versions, the traceback logged at debug
+                    level, recorded as `error` and not retried: a flaky network is not the cause
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
@@ -52,7 +57,7 @@ from youtube_transcript_api import (
 )
 from youtube_transcript_api import Transcript as TrackHandle
 
-from .errors import BlockedError, FetchError, PermanentError, TransientError
+from .errors import BlockedError, BugError, FetchError, PermanentError, TransientError
 from .metadata import PageRecorder, collect_metadata
 from .models import Segment, Transcript, VideoMeta
 from .output import atomic_write_text
@@ -99,6 +104,13 @@ class TranscriptFetcher:
         try:
             transcript = self._fetch_transcript(video_id)
             meta = collect_metadata(video_id, self._recorder, self._session, use_ytdlp=self._use_ytdlp)
+        except Exception as error:
+            mapped = classify(video_id, error)
+            if mapped is None:  # our own FetchError from _choose, or an error we do not know: unchanged
+                raise
+            if isinstance(mapped, BugError):
+                logger.debug("%s: %s", video_id, mapped.reason, exc_info=error)
+            raise mapped from error
         finally:
             if self._debug_dir is not None:
                 self._keep_pages(self._debug_dir / video_id)
@@ -118,14 +130,8 @@ class TranscriptFetcher:
             hooks.remove(self._recorder)
 
     def _fetch_transcript(self, video_id: str) -> Transcript:
-        try:
-            track, translated_from = self._choose(video_id, self._api.list(video_id))
-            fetched = track.fetch()
-        except Exception as error:
-            mapped = classify(video_id, error)
-            if mapped is None:  # our own FetchError from _choose, or a bug: let it through unchanged
-                raise
-            raise mapped from error
+        track, translated_from = self._choose(video_id, self._api.list(video_id))
+        fetched = track.fetch()
         return Transcript(
             video_id=video_id,
             language=fetched.language,
@@ -206,6 +212,39 @@ def _unplayable_reason(error: BaseException) -> str:
     return f"video is unplayable: {first_line[:_MAX_REASON_LENGTH]}"
 
 
+def _bug_reason(error: BaseException) -> str:
+    detail = " ".join(str(error).split())[:_MAX_REASON_LENGTH]
+    where = _raised_in(error)
+    return (
+        f"a bug, not a network problem: {type(error).__name__}"
+        + (f" ({detail})" if detail else "")
+        + (f" in {where}" if where else "")
+        + f" ({library_versions()}); please report it (--debug shows the traceback)"
+    )
+
+
+def _raised_in(error: BaseException) -> str | None:
+    """The module whose code raised `error` (the innermost frame of its traceback)."""
+    module = None
+    frame = error.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__", module)
+        frame = frame.tb_next
+    return module
+
+
+@functools.cache
+def library_versions() -> str:
+    """The versions of the libraries that read YouTube's answers, for a bug report."""
+    versions = []
+    for name in ("youtube-transcript-api", "yt-dlp"):
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    return ", ".join(versions)
+
+
 def _always(_error: BaseException) -> bool:
     return True
 
@@ -219,15 +258,8 @@ class _Rule:
 
 
 _HTTP_ERRORS = (YouTubeRequestFailed, requests.HTTPError)
-_UNREADABLE = (
-    requests.exceptions.JSONDecodeError,
-    ParseError,
-    ValueError,
-    KeyError,
-    IndexError,
-    TypeError,
-    AttributeError,
-)
+_UNREADABLE = (requests.exceptions.JSONDecodeError, ParseError, ValueError)  # data, not code, is broken
+_BUGS = (TypeError, AttributeError, LookupError, NameError, AssertionError)
 
 # First match wins: specific types and conditions before their base classes.
 _RULES: tuple[_Rule, ...] = (
@@ -256,6 +288,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(requests.Timeout, TransientError, "timed out"),
     _Rule(requests.ConnectionError, TransientError, "connection failed"),
     _Rule(socks.ProxyError, TransientError, "SOCKS proxy error"),
+    _Rule(_BUGS, BugError, _bug_reason),
     _Rule(_UNREADABLE, TransientError, "unreadable response from YouTube"),
     _Rule((requests.RequestException, urllib3.exceptions.HTTPError), TransientError, "network error"),
 )

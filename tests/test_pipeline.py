@@ -16,6 +16,7 @@ import responses
 import yaml
 
 from studybuddy import pipeline as pipeline_module
+from studybuddy.admission import Admission
 from studybuddy.archive import Archive, Status
 from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, NotesFatalError, OutputError
@@ -44,6 +45,7 @@ def run(
     *,
     engine: NoteEngine | None = None,
     factory: WorkerFactory | None = None,
+    admission: Admission | None = None,
 ) -> Summary:
     settings = dataclasses.replace(settings, output=tmp_path / "notes")
     proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
@@ -55,6 +57,7 @@ def run(
             engine=engine,
             monitor=ProgressMonitor(),
             worker_factory=factory or WorkerFactory(settings, proxy=proxy),
+            admission=admission,
         )
         return pipeline.run(ids)
 
@@ -141,6 +144,35 @@ def test_transient_errors_give_up_after_max_retries(tmp_path: Path, mock: respon
     assert youtube.requests_for("vid00000001") == 3  # first try + 2 retries
     assert rows(tmp_path)["vid00000001"][:2] == (Status.FAILED, ErrorKind.TRANSIENT)
     assert run(tmp_path, ["vid00000001"]).done == 1  # a rerun retries transient failures
+
+
+def test_a_bug_in_reading_youtubes_answer_is_recorded_as_error_and_retried_only_when_asked(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1), video(2)])
+    youtube.players["vid00000001"] = {"videoDetails": {}}  # a shape the library cannot read
+    youtube.install(mock)
+    summary = run(tmp_path, ["vid00000001", "vid00000002"], dataclasses.replace(FAST, max_retries=3))
+    assert (summary.done, summary.failed_by_kind) == (1, {"error": 1})
+    failed = next(o for o in summary.outcomes if o.stage is Stage.FAILED)
+    assert failed.reason is not None and failed.reason.startswith(
+        "a bug, not a network problem: AttributeError"
+    )
+    assert youtube.requests_for("vid00000001") == 2  # watch page and player once: no retry
+    with Archive.open(tmp_path / "notes") as archive:
+        row = archive.get("vid00000001")
+    assert row is not None and (row.status, row.error_kind, row.next_retry_at) == (
+        Status.FAILED,
+        ErrorKind.ERROR,
+        None,  # watch does not come back to it on its own
+    )
+    again = run(tmp_path, ["vid00000001"])
+    assert again.skipped == 1 and "failed before (error)" in (again.outcomes[0].reason or "")
+    assert youtube.requests_for("vid00000001") == 2
+    del youtube.players["vid00000001"]  # a fixed library: `archive retry --kind error` takes it again
+    retried = run(tmp_path, ["vid00000001"], admission=Admission(kinds=frozenset({ErrorKind.ERROR})))
+    assert retried.done == 1
+    assert rows(tmp_path)["vid00000001"][:2] == (Status.DONE, None)
 
 
 def test_block_without_proxy_fails_at_once(tmp_path: Path, mock: responses.RequestsMock) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterator
+from importlib import metadata
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +22,7 @@ from youtube_transcript_api import (
     YouTubeRequestFailed,
 )
 
-from studybuddy.errors import BlockedError, ErrorKind, FetchError, PermanentError, TransientError
+from studybuddy.errors import BlockedError, BugError, ErrorKind, FetchError, PermanentError, TransientError
 from studybuddy.models import Chapter, Segment
 from studybuddy.sessions import new_session
 from studybuddy.transcripts import TranscriptFetcher, classify
@@ -28,6 +30,7 @@ from tests.fakes import youtube_pages as yt
 from tests.fakes.youtube_pages import FakeTrack, FakeVideo
 
 VIDEO = FakeVideo()
+UNREADABLE = "unreadable response from YouTube"
 CAPTIONS = re.compile(r"https://www\.youtube\.com/api/timedtext\?.*")
 PLAYER = re.compile(r"https://www\.youtube\.com/youtubei/v1/player\?key=.*")
 OEMBED = "https://www.youtube.com/oembed"
@@ -396,10 +399,10 @@ def test_network_errors_are_transient(mock: responses.RequestsMock, raised: Exce
     ("player", "captions"),
     [
         ("not json at all", yt.caption_xml(VIDEO.segments)),
-        ({"videoDetails": {}}, yt.caption_xml(VIDEO.segments)),  # no playabilityStatus at all
         (yt.player_response(VIDEO), "<transcript><text start="),
+        (yt.player_response(VIDEO), '<transcript><text start="soon">hi</text></transcript>'),
     ],
-    ids=["player-not-json", "player-without-status", "broken-caption-xml"],
+    ids=["player-not-json", "broken-caption-xml", "caption-start-not-a-number"],
 )
 def test_unreadable_data_is_transient(mock: responses.RequestsMock, player: Any, captions: str) -> None:
     mock.get("https://www.youtube.com/watch", body=yt.watch_page(VIDEO))
@@ -411,7 +414,47 @@ def test_unreadable_data_is_transient(mock: responses.RequestsMock, player: Any,
 
     error = fetch_error()
 
-    assert (type(error), error.reason) == (TransientError, "unreadable response from YouTube")
+    assert (type(error), error.reason) == (TransientError, UNREADABLE)
+
+
+def track_answer(**changes: Any) -> dict[str, Any]:
+    """A player answer whose one caption track has `changes` (None: the key left out)."""
+    answer = yt.player_response(VIDEO)
+    track = answer["captions"]["playerCaptionsTracklistRenderer"]["captionTracks"][0]
+    for key, value in changes.items():
+        if value is None:
+            del track[key]
+        else:
+            track[key] = value
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("player", "error_name"),
+    [
+        ({"videoDetails": {}}, "AttributeError"),  # no playabilityStatus: the library calls .get on None
+        (track_answer(name=None), "KeyError"),
+        (track_answer(name={"runs": []}), "IndexError"),
+        (track_answer(baseUrl=7), "AttributeError"),
+    ],
+    ids=["no-playability-status", "track-without-name", "track-name-without-runs", "url-not-a-string"],
+)
+def test_a_library_that_cannot_read_youtubes_answer_is_reported_as_a_bug(
+    mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture, player: dict[str, Any], error_name: str
+) -> None:
+    register(mock, player=player)
+    caplog.set_level(logging.DEBUG, logger="studybuddy")
+
+    error = fetch_error()
+
+    assert (type(error), error.kind) == (BugError, ErrorKind.ERROR)
+    assert error_name in error.reason
+    assert f"youtube-transcript-api {metadata.version('youtube-transcript-api')}" in error.reason
+    assert f"yt-dlp {metadata.version('yt-dlp')}" in error.reason
+    assert "report" in error.reason and "--debug" in error.reason
+    assert len(mock.calls) == 2  # no caption request: nothing was retried either
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert [record.levelno for record in tracebacks] == [logging.DEBUG]  # shown with --debug only
 
 
 # --- the mapping table for what is hard to provoke --------------------------------------------------------
@@ -439,6 +482,7 @@ def http_failure(status: int | None) -> YouTubeRequestFailed:
         (http_failure(503), ErrorKind.TRANSIENT, "YouTube answered HTTP 503"),
         (http_failure(410), ErrorKind.PERMANENT, "YouTube answered HTTP 410"),
         (http_failure(None), ErrorKind.TRANSIENT, "YouTube request failed"),
+        (ValueError("could not convert string to float: 'x'"), ErrorKind.TRANSIENT, UNREADABLE),
     ],
 )
 def test_classify_table(error: Exception, kind: ErrorKind, reason: str) -> None:
@@ -465,6 +509,15 @@ def test_raw_http_429_is_blocked() -> None:
 
     assert mapped is not None
     assert mapped.kind == ErrorKind.BLOCKED
+
+
+@pytest.mark.parametrize("error", [TypeError("x"), KeyError("x"), IndexError("x"), AttributeError("x")])
+def test_programming_errors_are_bugs_not_network_trouble(error: Exception) -> None:
+    mapped = classify("vid", error)
+
+    assert isinstance(mapped, BugError)
+    assert mapped.kind is ErrorKind.ERROR
+    assert mapped.reason.startswith(f"a bug, not a network problem: {type(error).__name__}")
 
 
 def test_unknown_errors_are_not_mapped() -> None:

@@ -40,6 +40,7 @@ class MockYouTube:
     videos: dict[str, FakeVideo]
     calls: list[tuple[str, str]] = field(default_factory=list)  # (video id, "watch"|"player"|"captions")
     failures: dict[str, list[int]] = field(default_factory=dict)  # video id -> statuses for next watch GETs
+    players: dict[str, Any] = field(default_factory=dict)  # video id -> a player answer to send instead
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -86,11 +87,12 @@ class MockYouTube:
     def _player(self, request: requests.PreparedRequest) -> Reply:
         video_id = json.loads(request.body or b"{}")["videoId"]
         self._record(video_id, "player")
-        body = (
-            yt.player_response(self.videos[video_id])
-            if video_id in self.videos
-            else {"playabilityStatus": yt.UNAVAILABLE}
-        )
+        if video_id in self.players:
+            body = self.players[video_id]
+        elif video_id in self.videos:
+            body = yt.player_response(self.videos[video_id])
+        else:
+            body = {"playabilityStatus": yt.UNAVAILABLE}
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def _captions(self, request: requests.PreparedRequest) -> Reply:
