@@ -5,9 +5,10 @@ session, so every request goes through the worker's Tor circuit. A fetch costs t
 page, innertube player POST, caption track); the metadata is parsed from the first two (see `metadata`).
 
 Which transcript: with `translate_to` set, an original in that language comes first, then `languages` in
-order (manual before generated within a language). When none of them exists, a transcript that can be
-translated to `translate_to` (else to the first of `languages`) is translated. With `translate_to` set, a
-transcript chosen in another language is translated to it.
+order (manual before generated within a language). When none of them exists, a transcript is translated to
+`translate_to` (else to the first of `languages`): the track YouTube translates from itself (its player
+answer names it), else the automatic track (it is in the spoken language), else the first track that can
+be translated. With `translate_to` set, a transcript chosen in another language is translated to it.
 
 Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of four kinds:
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -58,7 +59,7 @@ from youtube_transcript_api import (
 from youtube_transcript_api import Transcript as TrackHandle
 
 from .errors import BlockedError, BugError, FetchError, PermanentError, TransientError
-from .metadata import PageRecorder, collect_metadata
+from .metadata import PageRecorder, collect_metadata, translation_source
 from .models import Segment, Transcript, VideoMeta
 from .output import atomic_write_text
 
@@ -153,15 +154,30 @@ class TranscriptFetcher:
             return chosen, None
         return chosen.translate(target), chosen.language_code
 
-    @staticmethod
     def _translate_any(
-        video_id: str, listing: TranscriptList, preferred: tuple[str, ...], target: str
+        self, video_id: str, listing: TranscriptList, preferred: tuple[str, ...], target: str
     ) -> tuple[TrackHandle, str | None]:
-        for track in listing:  # manually created tracks come first
+        for track in self._translation_sources(listing):
             if any(language.language_code == target for language in track.translation_languages):
                 return track.translate(target), track.language_code
         available = ", ".join(dict.fromkeys(track.language_code for track in listing)) or "none"
         raise PermanentError(video_id, f"no transcript in {', '.join(preferred)} (available: {available})")
+
+    def _translation_sources(self, listing: TranscriptList) -> Iterator[TrackHandle]:
+        """Tracks to translate from, best first: the one YouTube names, the automatic ones (they are in the
+        spoken language), then all as listed (manual ones first, in whatever language YouTube lists first)."""
+        named = translation_source(self._recorder.player_response)
+        if named is not None:
+            code, generated = named
+            find = (
+                listing.find_generated_transcript if generated else listing.find_manually_created_transcript
+            )
+            try:
+                yield find([code])
+            except NoTranscriptFound:
+                logger.debug("%s: YouTube's translation source %s is not listed", listing.video_id, code)
+        yield from (track for track in listing if track.is_generated)
+        yield from listing
 
 
 def classify(video_id: str, error: BaseException) -> FetchError | None:

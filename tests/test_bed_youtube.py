@@ -93,10 +93,12 @@ def route(server: FakeYouTube, monkeypatch: pytest.MonkeyPatch) -> Route:
     return route
 
 
-def fetch(server: FakeYouTube, video_id: str, *, ca_bundle: str | None = "") -> FetchResult:
+def fetch(
+    server: FakeYouTube, video_id: str, *, ca_bundle: str | None = "", languages: tuple[str, ...] = ("en",)
+) -> FetchResult:
     session = new_session(ca_bundle=server.ca_bundle if ca_bundle == "" else ca_bundle)
     with session:
-        return TranscriptFetcher(session, languages=("en",)).fetch(video_id)
+        return TranscriptFetcher(session, languages=languages).fetch(video_id)
 
 
 def failure(server: FakeYouTube, video_id: str) -> FetchError:
@@ -186,6 +188,14 @@ def test_a_german_only_video_is_translated_to_english(server: FakeYouTube, route
     result = fetch(server, entry.video.video_id)
     assert (result.transcript.language_code, result.transcript.translated_from) == ("en", "de")
     assert result.transcript.segments == expected_segments(entry, "[en] ")
+
+
+def test_a_translation_comes_from_the_track_youtube_names(server: FakeYouTube, route: Route) -> None:
+    entry = of_case("multi_track")
+    assert entry.video.tracks[0].language_code == "zh-Hans"  # listed first
+    result = fetch(server, entry.video.video_id, languages=("nl",))
+    assert (result.transcript.language_code, result.transcript.translated_from) == ("nl", "en")
+    assert result.transcript.segments == expected_segments(entry, "[nl] ")
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,54 @@ def test_missing_language_is_translated_from_an_available_track(mock: responses.
     assert caption_query(mock)["tlang"] == ["en"]
 
 
+SPOKEN_ENGLISH = dataclasses.replace(
+    VIDEO,
+    tracks=(
+        FakeTrack("zh-Hans", "Chinese (Simplified)"),
+        FakeTrack("de", "Deutsch"),
+        FakeTrack("en", "English (auto-generated)", generated=True),
+    ),
+    translation_languages=(("en", "English"), ("de", "German"), ("nl", "Dutch")),
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected_query"),
+    [
+        (2, {"lang": ["en"], "kind": ["asr"], "tlang": ["nl"]}),  # YouTube's choice: the spoken language
+        (1, {"lang": ["de"], "tlang": ["nl"]}),  # whatever YouTube names
+        (None, {"lang": ["en"], "kind": ["asr"], "tlang": ["nl"]}),  # not named: the automatic track
+    ],
+    ids=["named-automatic", "named-manual", "not-named"],
+)
+def test_a_translation_comes_from_the_track_youtube_names_else_the_spoken_language(
+    mock: responses.RequestsMock, source: int | None, expected_query: dict[str, list[str]]
+) -> None:
+    video = dataclasses.replace(SPOKEN_ENGLISH, translation_source=source)
+    register(mock, video)
+
+    transcript = fetch(video, languages=("nl",)).transcript
+
+    assert (transcript.language_code, transcript.translated_from) == ("nl", expected_query["lang"][0])
+    query = caption_query(mock)
+    assert {key: query[key] for key in ("lang", "kind", "tlang") if key in query} == expected_query
+
+
+def test_without_youtubes_choice_or_a_translatable_automatic_track_the_first_translatable_one_is_used(
+    mock: responses.RequestsMock,
+) -> None:
+    tracks = (
+        *SPOKEN_ENGLISH.tracks[:2],
+        FakeTrack("en", "English (auto)", generated=True, translatable=False),
+    )
+    video = dataclasses.replace(SPOKEN_ENGLISH, tracks=tracks, translation_source=None)
+    register(mock, video)
+
+    transcript = fetch(video, languages=("nl",)).transcript
+
+    assert transcript.translated_from == "zh-Hans"
+
+
 def test_no_transcript_names_wanted_and_available_languages(mock: responses.RequestsMock) -> None:
     video = dataclasses.replace(VIDEO, tracks=(FakeTrack("fr", "Français", translatable=False),))
     register(mock, video)

@@ -41,8 +41,17 @@ CASES = (
     "po_token_required",
     "empty_captions",
     "oembed_only",
+    "multi_track",
 )
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ja": "Japanese"}
+LANGUAGE_NAMES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "ja": "Japanese",
+    "zh-Hans": "Chinese (Simplified)",
+    "nl": "Dutch",
+}
 _PHRASES = (
     "so today we are going to talk about the basics",
     "the key idea here is surprisingly simple",
@@ -94,15 +103,7 @@ def catalogue_video(entry: Mapping[str, Any], seed: int) -> CatalogueVideo:
         raise ValueError(f"catalogue video {entry['id']}: unknown case {case!r}")
     rng = random.Random(f"{seed}:{entry['id']}")
     duration = int(entry["duration"])
-    tracks = tuple(
-        FakeTrack(
-            code,
-            LANGUAGE_NAMES.get(code, code),
-            generated=bool(entry.get("generated", False)),
-            po_token_required=case == "po_token_required",
-        )
-        for code in entry["languages"]
-    )
+    tracks = _tracks(entry, case)
     playability = {"unavailable": yt.UNAVAILABLE, "age_restricted": yt.AGE_RESTRICTED}.get(case, yt.PLAYABLE)
     video = FakeVideo(
         video_id=entry["id"],
@@ -117,8 +118,30 @@ def catalogue_video(entry: Mapping[str, Any], seed: int) -> CatalogueVideo:
         translation_languages=tuple(LANGUAGE_NAMES.items()),
         segments=transcript_segments(rng, int(entry["segments"]), duration),
         playability=dict(playability),
+        translation_source=int(entry.get("translation_source", 0)),
     )
     return CatalogueVideo(video, case)
+
+
+def _tracks(entry: Mapping[str, Any], case: str) -> tuple[FakeTrack, ...]:
+    """The entry's ``tracks`` (``language``, ``generated``, ``po_token``), else one per ``languages`` code."""
+    described = entry.get("tracks") or [
+        {
+            "language": code,
+            "generated": entry.get("generated", False),
+            "po_token": case == "po_token_required",
+        }
+        for code in entry["languages"]
+    ]
+    return tuple(
+        FakeTrack(
+            track["language"],
+            LANGUAGE_NAMES.get(track["language"], track["language"]),
+            generated=bool(track.get("generated", False)),
+            po_token_required=bool(track.get("po_token", False)),
+        )
+        for track in described
+    )
 
 
 def transcript_segments(
