@@ -8,7 +8,9 @@ Which transcript: with `translate_to` set, an original in that language comes fi
 order (manual before generated within a language). When none of them exists, a transcript is translated to
 `translate_to` (else to the first of `languages`): the track YouTube translates from itself (its player
 answer names it), else the automatic track (it is in the spoken language), else the first track that can
-be translated. With `translate_to` set, a transcript chosen in another language is translated to it.
+be translated. With `translate_to` set, a transcript chosen in another language is translated to it. A
+manual track that YouTube serves only with a PO token gives way to the automatic track of its language
+(translated alike); the transcript says so (`fallback_reason`), and so does the note's link line.
 
 Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of four kinds:
 
@@ -40,6 +42,7 @@ import urllib3
 from youtube_transcript_api import (
     AgeRestricted,
     FailedToCreateConsentCookie,
+    FetchedTranscript,
     InvalidVideoId,
     IpBlocked,
     NoTranscriptFound,
@@ -131,19 +134,31 @@ class TranscriptFetcher:
             hooks.remove(self._recorder)
 
     def _fetch_transcript(self, video_id: str) -> Transcript:
-        track, translated_from = self._choose(video_id, self._api.list(video_id))
-        fetched = track.fetch()
+        listing = self._api.list(video_id)
+        track, translate_to = self._choose(video_id, listing)
+        fallback_reason = None
+        try:
+            fetched = _fetch_track(track, translate_to)
+        except PoTokenRequired:
+            automatic = _automatic_twin(listing, track)
+            if automatic is None:
+                raise
+            fallback_reason = f"the {track.language} captions need a PO token"
+            logger.info("%s: %s; using the automatic ones", video_id, fallback_reason)
+            track = automatic
+            fetched = _fetch_track(track, translate_to)
         return Transcript(
             video_id=video_id,
             language=fetched.language,
             language_code=fetched.language_code,
             is_generated=fetched.is_generated,
             segments=tuple(Segment(s.start, s.duration, s.text) for s in fetched.snippets),
-            translated_from=translated_from,
+            translated_from=track.language_code if translate_to else None,
+            fallback_reason=fallback_reason,
         )
 
     def _choose(self, video_id: str, listing: TranscriptList) -> tuple[TrackHandle, str | None]:
-        """The track to fetch and, when it is a translation, the code of the language it comes from."""
+        """The track to fetch and the language to translate it to (None: as it is)."""
         target = self._translate_to
         preferred = tuple(dict.fromkeys((target, *self._languages) if target else self._languages))
         try:
@@ -152,14 +167,14 @@ class TranscriptFetcher:
             return self._translate_any(video_id, listing, preferred, target or self._languages[0])
         if target is None or chosen.language_code == target:
             return chosen, None
-        return chosen.translate(target), chosen.language_code
+        return chosen, target
 
     def _translate_any(
         self, video_id: str, listing: TranscriptList, preferred: tuple[str, ...], target: str
     ) -> tuple[TrackHandle, str | None]:
         for track in self._translation_sources(listing):
             if any(language.language_code == target for language in track.translation_languages):
-                return track.translate(target), track.language_code
+                return track, target
         available = ", ".join(dict.fromkeys(track.language_code for track in listing)) or "none"
         raise PermanentError(video_id, f"no transcript in {', '.join(preferred)} (available: {available})")
 
@@ -178,6 +193,20 @@ class TranscriptFetcher:
                 logger.debug("%s: YouTube's translation source %s is not listed", listing.video_id, code)
         yield from (track for track in listing if track.is_generated)
         yield from listing
+
+
+def _fetch_track(track: TrackHandle, translate_to: str | None) -> FetchedTranscript:
+    return (track.translate(translate_to) if translate_to else track).fetch()
+
+
+def _automatic_twin(listing: TranscriptList, track: TrackHandle) -> TrackHandle | None:
+    """The automatic track in the language of the manual `track`, or None."""
+    if track.is_generated:
+        return None
+    try:
+        return listing.find_generated_transcript([track.language_code])
+    except NoTranscriptFound:
+        return None
 
 
 def classify(video_id: str, error: BaseException) -> FetchError | None:

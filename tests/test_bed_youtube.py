@@ -198,6 +198,17 @@ def test_a_translation_comes_from_the_track_youtube_names(server: FakeYouTube, r
     assert result.transcript.segments == expected_segments(entry, "[nl] ")
 
 
+def test_a_manual_track_behind_a_po_token_gives_way_to_the_automatic_one(
+    server: FakeYouTube, route: Route
+) -> None:
+    entry = of_case("po_token_manual_only")
+    result = fetch(server, entry.video.video_id)
+    assert (result.transcript.language_code, result.transcript.is_generated) == ("en", True)
+    assert result.transcript.fallback_reason == "the English captions need a PO token"
+    assert result.transcript.segments == expected_segments(entry)
+    assert server.stats()["videos"] == {entry.video.video_id: 1}
+
+
 @pytest.mark.parametrize(
     ("case", "error", "reason"),
     [

@@ -28,6 +28,7 @@ from studybuddy.ratelimit import RequestLimiter
 from studybuddy.sessions import ProxyEndpoint
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
+from tests.fakes.youtube_pages import FakeTrack
 
 FAST = Settings(backoff_s=0.001, notes=False)
 
@@ -124,6 +125,20 @@ def test_permanent_failure_is_recorded_and_not_refetched(
     assert again.skipped == 1 and "failed before" in (again.outcomes[0].reason or "")
     assert youtube.requests_for("vid00000001") == calls
     assert rows(tmp_path)["vid00000001"] == (Status.FAILED, ErrorKind.PERMANENT, 1)
+
+
+def test_a_note_from_automatic_captions_instead_of_protected_manual_ones_says_so(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    tracks = (
+        FakeTrack("en", "English", po_token_required=True),
+        FakeTrack("en", "English (auto-generated)", generated=True),
+    )
+    youtube = MockYouTube.of([video(1, tracks=tracks)])
+    youtube.install(mock)
+    assert run(tmp_path, ["vid00000001"]).done == 1
+    note = (tmp_path / "notes" / "Lecture 1.md").read_text()
+    assert "automatic captions (the English captions need a PO token)" in note
 
 
 def test_transient_errors_are_retried_with_backoff(tmp_path: Path, mock: responses.RequestsMock) -> None:

@@ -359,6 +359,50 @@ def test_po_token_required_is_permanent_without_a_caption_request(mock: response
 
 
 @pytest.mark.parametrize(
+    ("code", "name", "translate_to", "expected"),
+    [
+        ("en", "English", None, {"lang": ["en"], "kind": ["asr"]}),
+        ("fr", "Français", "de", {"lang": ["fr"], "kind": ["asr"], "tlang": ["de"]}),  # translated alike
+    ],
+)
+def test_po_token_on_the_manual_track_falls_back_to_the_automatic_track_of_its_language(
+    mock: responses.RequestsMock,
+    code: str,
+    name: str,
+    translate_to: str | None,
+    expected: dict[str, list[str]],
+) -> None:
+    tracks = (
+        FakeTrack(code, name, po_token_required=True),
+        FakeTrack(code, f"{name} (auto)", generated=True),
+    )
+    video = dataclasses.replace(VIDEO, tracks=tracks)
+    register(mock, video)
+
+    transcript = fetch(video, languages=(code,), translate_to=translate_to).transcript
+
+    assert (transcript.language_code, transcript.is_generated) == (translate_to or code, True)
+    assert transcript.translated_from == (code if translate_to else None)
+    assert transcript.fallback_reason == f"the {name} captions need a PO token"
+    query = caption_query(mock)
+    assert {key: query[key] for key in ("lang", "kind", "tlang", "exp") if key in query} == expected
+
+
+def test_po_token_on_both_tracks_of_a_language_is_permanent(mock: responses.RequestsMock) -> None:
+    tracks = (
+        FakeTrack("en", "English", po_token_required=True),
+        FakeTrack("en", "English (auto-generated)", generated=True, po_token_required=True),
+    )
+    video = dataclasses.replace(VIDEO, tracks=tracks)
+    register(mock, video)
+
+    error = fetch_error(video)
+
+    assert isinstance(error, PermanentError) and "PO token" in error.reason
+    assert len(mock.calls) == 2
+
+
+@pytest.mark.parametrize(
     ("page", "error_type", "reason"),
     [
         (yt.recaptcha_page(), BlockedError, "blocked by YouTube (rate limit or reCAPTCHA)"),

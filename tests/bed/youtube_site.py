@@ -42,6 +42,7 @@ CASES = (
     "empty_captions",
     "oembed_only",
     "multi_track",
+    "po_token_manual_only",
 )
 LANGUAGE_NAMES = {
     "en": "English",
