@@ -13,6 +13,7 @@
         ├── BlockedError            YouTube blocked this exit: cool it down, renew, retry
         ├── TransientError          network trouble or 5xx: back off and retry
         ├── PermanentError          no transcript will ever come: record it, do not retry
+        │   └── GeoBlockedError     not in this exit's country: one more try through another exit
         └── BugError                a programming error reading YouTube's answer: report it, do not retry
 
 Every `FetchError` carries `kind` (the `ErrorKind` stored in the archive) and `video_id`.
@@ -101,6 +102,11 @@ class PermanentError(FetchError):
     """The video has no transcript we can get (disabled, unavailable, age restricted...)."""
 
     kind = ErrorKind.PERMANENT
+
+
+class GeoBlockedError(PermanentError):
+    """The uploader has not made the video available in the country of this exit: an exit elsewhere may
+    play it, so it is tried once more through another one before it is recorded as permanent."""
 
 
 class BugError(FetchError):

@@ -35,6 +35,7 @@ from .errors import (
     DiskFullError,
     ErrorKind,
     FetchError,
+    GeoBlockedError,
     NotesError,
     NotesFatalError,
     OutputError,
@@ -145,6 +146,9 @@ class Pacer(Protocol):
 
     def on_blocked(self, worker: Worker, error: BlockedError) -> None: ...
 
+    def move(self, worker: Worker) -> None:
+        """Give the worker another circuit (another egress) without charging its exit with a block."""
+
     def exit_of(self, worker: Worker) -> str | None: ...
 
 
@@ -159,6 +163,9 @@ class RenewingPacer:
         return None
 
     def on_blocked(self, worker: Worker, error: BlockedError) -> None:
+        worker.renew()
+
+    def move(self, worker: Worker) -> None:
         worker.renew()
 
     def exit_of(self, worker: Worker) -> str | None:
@@ -430,6 +437,7 @@ class Pipeline:
 
     def _fetch(self, worker: Worker, video_id: str) -> FetchResult:
         transient_tries = rotations = 0
+        moved = False
         while True:
             self.pacer.before_video(worker, self.stop_event)
             try:
@@ -442,6 +450,12 @@ class Pipeline:
                 rotations += 1
                 log.info("%s: blocked (%s); renewing worker %d's circuit", video_id, exc.reason, worker.index)
                 self.pacer.on_blocked(worker, exc)
+            except GeoBlockedError as exc:
+                if moved or not worker.can_renew:
+                    raise
+                moved = True  # an exit in another country may play it: one more try, no blame
+                log.info("%s: %s; trying once more through another exit", video_id, exc.reason)
+                self.pacer.move(worker)
             except TransientError as exc:
                 if transient_tries >= self.retry.max_retries:
                     raise

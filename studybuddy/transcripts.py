@@ -19,7 +19,8 @@ Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`),
                     page that cannot be passed (it depends on the exit's country: another exit helps)
     TransientError  connection, TLS, proxy/SOCKS and timeout errors, HTTP 5xx, data that cannot be parsed
     PermanentError  transcripts disabled, no transcript, unavailable, unplayable, age restricted, invalid id,
-                    not translatable, PO token required, other HTTP 4xx
+                    not translatable, PO token required, other HTTP 4xx; geo-blocked ("not made this video
+                    available in your country") is its `GeoBlockedError`: another exit may play it
     BugError        TypeError, AttributeError, KeyError, IndexError...: the library (or this code) no longer
                     reads what YouTube sends. Named with the library versions, the traceback logged at debug
                     level, recorded as `error` and not retried: a flaky network is not the cause
@@ -61,7 +62,7 @@ from youtube_transcript_api import (
 )
 from youtube_transcript_api import Transcript as TrackHandle
 
-from .errors import BlockedError, BugError, FetchError, PermanentError, TransientError
+from .errors import BlockedError, BugError, FetchError, GeoBlockedError, PermanentError, TransientError
 from .metadata import PageRecorder, collect_metadata, translation_source
 from .models import Segment, Transcript, VideoMeta
 from .output import atomic_write_text
@@ -249,12 +250,22 @@ def _is_bot_check(error: BaseException) -> bool:
     return reason is not None and "not a bot" in reason.replace("\u2019", "'").lower()
 
 
+def _unplayable_text(error: BaseException) -> str:
+    """YouTube's reason and sub-reasons, one line ("Video unavailable. The uploader has not made...")."""
+    if not isinstance(error, VideoUnplayable):
+        return ""
+    parts = (" ".join(part.split()).rstrip(".") for part in (error.reason or "", *error.sub_reasons))
+    return ". ".join(part for part in parts if part)
+
+
 def _unplayable_reason(error: BaseException) -> str:
-    reason = error.reason if isinstance(error, VideoUnplayable) else None
-    if not reason:
-        return "video is unplayable"
-    first_line = " ".join(reason.split())
-    return f"video is unplayable: {first_line[:_MAX_REASON_LENGTH]}"
+    text = _unplayable_text(error)
+    return f"video is unplayable: {text[: _MAX_REASON_LENGTH * 2]}" if text else "video is unplayable"
+
+
+def _is_geo_block(error: BaseException) -> bool:
+    """ "The uploader has not made this video available in your country": the exit's country is the cause."""
+    return "available in your country" in _unplayable_text(error).lower()
 
 
 def _bug_reason(error: BaseException) -> str:
@@ -322,6 +333,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(NoTranscriptFound, PermanentError, "no transcript in the requested languages"),
     _Rule(VideoUnavailable, PermanentError, "video is unavailable"),
     _Rule(AgeRestricted, PermanentError, "age restricted"),
+    _Rule(VideoUnplayable, GeoBlockedError, _unplayable_reason, _is_geo_block),
     _Rule(VideoUnplayable, PermanentError, _unplayable_reason),
     _Rule(InvalidVideoId, PermanentError, "invalid video id"),
     _Rule(NotTranslatable, PermanentError, "transcript cannot be translated"),

@@ -112,7 +112,7 @@ def test_failed_video_gives_exit_code_1_and_is_listed(tmp_path: Path, youtube: M
 def test_a_bug_is_one_line_naming_the_library_the_traceback_comes_with_debug_and_retry_takes_it(
     youtube: MockYouTube, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    youtube.players["vid00000001"] = {"videoDetails": {}}  # an answer the library cannot read
+    youtube.players["vid00000001"] = [{"videoDetails": {}}]  # an answer the library cannot read
     with pytest.raises(SystemExit) as exit_info:
         main(["--no-notes", "vid00000001"])
     out, err = capsys.readouterr()

@@ -19,13 +19,14 @@ from studybuddy import pipeline as pipeline_module
 from studybuddy.admission import Admission
 from studybuddy.archive import Archive, Status
 from studybuddy.config import Settings
-from studybuddy.errors import ErrorKind, NotesFatalError, OutputError
+from studybuddy.errors import BlockedError, ErrorKind, NotesFatalError, OutputError
 from studybuddy.notes import AnthropicEngine, NoteEngine
 from studybuddy.output import OutputTree
-from studybuddy.pipeline import Pipeline, Worker, WorkerFactory
+from studybuddy.pipeline import Pacer, Pipeline, RenewingPacer, Worker, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Stage, Summary
 from studybuddy.ratelimit import RequestLimiter
 from studybuddy.sessions import ProxyEndpoint
+from tests.fakes import youtube_pages as yt
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.fakes.youtube_pages import FakeTrack
@@ -47,6 +48,7 @@ def run(
     engine: NoteEngine | None = None,
     factory: WorkerFactory | None = None,
     admission: Admission | None = None,
+    pacer: Pacer | None = None,
 ) -> Summary:
     settings = dataclasses.replace(settings, output=tmp_path / "notes")
     proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
@@ -59,6 +61,7 @@ def run(
             monitor=ProgressMonitor(),
             worker_factory=factory or WorkerFactory(settings, proxy=proxy),
             admission=admission,
+            pacer=pacer,
         )
         return pipeline.run(ids)
 
@@ -165,7 +168,7 @@ def test_a_bug_in_reading_youtubes_answer_is_recorded_as_error_and_retried_only_
     tmp_path: Path, mock: responses.RequestsMock
 ) -> None:
     youtube = MockYouTube.of([video(1), video(2)])
-    youtube.players["vid00000001"] = {"videoDetails": {}}  # a shape the library cannot read
+    youtube.players["vid00000001"] = [{"videoDetails": {}}]  # a shape the library cannot read
     youtube.install(mock)
     summary = run(tmp_path, ["vid00000001", "vid00000002"], dataclasses.replace(FAST, max_retries=3))
     assert (summary.done, summary.failed_by_kind) == (1, {"error": 1})
@@ -213,6 +216,63 @@ def test_block_with_proxy_renews_only_that_workers_identity(
     assert worker.identity is not None and worker.identity.generation == 2
     assert worker.next_identity is not None and worker.next_identity.generation == 3  # known ahead
     assert len({name for name, _ in factory.requests}) == 3  # each generation had its own credentials
+
+
+class RecordingPacer(RenewingPacer):
+    """The pacer of a run without Tor, counting what the pipeline asks of it."""
+
+    def __init__(self) -> None:
+        self.moves = 0
+        self.blocks = 0
+
+    def move(self, worker: Worker) -> None:
+        self.moves += 1
+        super().move(worker)
+
+    def on_blocked(self, worker: Worker, error: BlockedError) -> None:
+        self.blocks += 1
+        super().on_blocked(worker, error)
+
+
+GEO_BLOCKED = yt.player_response(dataclasses.replace(video(1), tracks=(), playability=yt.GEO_BLOCKED))
+
+
+@pytest.mark.parametrize("elsewhere", ["playable", "geo-blocked"])
+def test_a_geo_blocked_video_tries_another_exit_once_without_blaming_this_one(
+    tmp_path: Path, mock: responses.RequestsMock, elsewhere: str
+) -> None:
+    youtube = MockYouTube.of([video(1)])
+    second = yt.player_response(youtube.videos["vid00000001"]) if elsewhere == "playable" else GEO_BLOCKED
+    youtube.players["vid00000001"] = [GEO_BLOCKED, second]
+    youtube.install(mock)
+    settings = dataclasses.replace(FAST, proxy="socks5h://127.0.0.1:9")
+    factory = RecordingFactory(settings, proxy=ProxyEndpoint.parse("socks5h://127.0.0.1:9"))
+    pacer = RecordingPacer()
+    summary = run(tmp_path, ["vid00000001"], settings, factory=factory, pacer=pacer)
+    assert (pacer.moves, pacer.blocks) == (1, 0)  # another exit, and this one is not cooled down
+    assert [kind for _, kind in youtube.calls].count("player") == 2  # once more, only once
+    (worker,) = factory.workers
+    assert worker.identity is not None and worker.identity.generation == 1
+    if elsewhere == "playable":
+        assert summary.done == 1
+        return
+    assert summary.failed_by_kind == {"permanent": 1}
+    with Archive.open(tmp_path / "notes") as archive:
+        row = archive.get("vid00000001")
+    assert row is not None and row.error_kind is ErrorKind.PERMANENT
+    assert row.error == f"video is unplayable: Video unavailable. {yt.GEO_BLOCK_REASON}"
+
+
+def test_a_geo_blocked_video_without_another_exit_fails_at_once(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.players["vid00000001"] = [GEO_BLOCKED, yt.player_response(youtube.videos["vid00000001"])]
+    youtube.install(mock)
+    pacer = RecordingPacer()
+    summary = run(tmp_path, ["vid00000001"], pacer=pacer)
+    assert summary.failed_by_kind == {"permanent": 1}
+    assert pacer.moves == 0 and youtube.requests_for("vid00000001") == 2  # watch page and player, once
 
 
 class RecordingFactory(WorkerFactory):

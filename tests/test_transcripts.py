@@ -22,7 +22,15 @@ from youtube_transcript_api import (
     YouTubeRequestFailed,
 )
 
-from studybuddy.errors import BlockedError, BugError, ErrorKind, FetchError, PermanentError, TransientError
+from studybuddy.errors import (
+    BlockedError,
+    BugError,
+    ErrorKind,
+    FetchError,
+    GeoBlockedError,
+    PermanentError,
+    TransientError,
+)
 from studybuddy.models import Chapter, Segment
 from studybuddy.sessions import new_session
 from studybuddy.transcripts import TranscriptFetcher, classify
@@ -332,8 +340,27 @@ def playing(playability: dict[str, Any], **changes: Any) -> FakeVideo:
             "video is unplayable: Private video",
         ),
         (playing(yt.PLAYABLE, tracks=()), PermanentError, "transcripts are disabled"),
+        (
+            playing(yt.GEO_BLOCKED, tracks=()),
+            GeoBlockedError,
+            f"video is unplayable: Video unavailable. {yt.GEO_BLOCK_REASON}",
+        ),
+        (
+            playing({"status": "UNPLAYABLE", "reason": f"{yt.GEO_BLOCK_REASON}."}, tracks=()),
+            GeoBlockedError,
+            f"video is unplayable: {yt.GEO_BLOCK_REASON}",
+        ),
     ],
-    ids=["bot-check", "bot-check-ascii-apostrophe", "age", "unavailable", "unplayable", "disabled"],
+    ids=[
+        "bot-check",
+        "bot-check-ascii-apostrophe",
+        "age",
+        "unavailable",
+        "unplayable",
+        "disabled",
+        "geo-blocked",
+        "geo-blocked-in-the-reason",
+    ],
 )
 def test_playability_errors(
     mock: responses.RequestsMock, video: FakeVideo, error_type: type[FetchError], reason: str

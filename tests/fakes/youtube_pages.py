@@ -26,6 +26,18 @@ AGE_RESTRICTED: dict[str, Any] = {
     "reason": "This video may be inappropriate for some users.",
 }
 UNAVAILABLE: dict[str, Any] = {"status": "ERROR", "reason": "This video is unavailable"}
+GEO_BLOCK_REASON = "The uploader has not made this video available in your country"
+# What YouTube answers an exit in a country the uploader left out: its reason is in the error screen.
+GEO_BLOCKED: dict[str, Any] = {
+    "status": "UNPLAYABLE",
+    "reason": "Video unavailable",
+    "errorScreen": {
+        "playerErrorMessageRenderer": {
+            "reason": {"simpleText": "Video unavailable"},
+            "subreason": {"runs": [{"text": GEO_BLOCK_REASON}]},
+        }
+    },
+}
 
 
 @dataclass(frozen=True)
