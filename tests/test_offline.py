@@ -186,6 +186,40 @@ def test_a_transcript_without_speech_is_a_clear_error(texts: list[str]) -> None:
         OfflineEngine().generate(VideoMeta("noSpeech001"), transcript)
 
 
+@pytest.mark.parametrize(
+    ("language_code", "texts", "term"),
+    [
+        (
+            "de",
+            [
+                "Die Photosynthese wandelt Licht in Energie um.",
+                "Die Pflanze nutzt dafür das Chlorophyll.",
+                "Die Energie wird als Zucker gespeichert.",
+            ],
+            "energie",
+        ),
+        ("es", ["La fotosíntesis convierte la luz en energía química."], "fotosíntesis"),
+        ("ja", ["光合成は光をエネルギーに変えます。", "葉緑素が光を集めます。"], "葉緑素が光を集めます"),
+        ("fr", ["Bonjour!", "La cellule.", "La cellule a un noyau.", "La cellule se divise."], "cellule"),
+        ("en", ["Thank you so much."], "thank"),  # nothing but stopwords: its words are all it has
+    ],
+    ids=["german-3", "spanish-1", "japanese-2", "french-4", "english-stopwords-only"],
+)
+def test_a_short_transcript_in_any_language_gets_a_note(
+    language_code: str, texts: list[str], term: str
+) -> None:
+    segments = tuple(Segment(3.0 * i, 3.0, text) for i, text in enumerate(texts))
+    transcript = Transcript("shortClip01", language_code, language_code, False, segments)
+    meta = VideoMeta("shortClip01", title="a short", duration=3.0 * len(texts))
+
+    note = extract_note(meta, transcript)
+
+    assert note.summary and note.outline
+    assert all(sentence.text in " ".join(texts) for sentence in note.summary)
+    markdown = OfflineEngine().generate(meta, transcript).markdown
+    assert "## Summary" in markdown and term in markdown.lower()
+
+
 def test_a_ten_hour_video_still_gets_a_bounded_note() -> None:
     """A long lecture series (more sentences than one centrality window) spread over ten hours."""
     segments: list[Segment] = []
