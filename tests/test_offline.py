@@ -143,6 +143,24 @@ def test_speech_before_the_first_chapter_gets_its_own_section() -> None:
     assert note.outline[0].start == 0 and note.outline[0].title not in {c.title for c in late.chapters}
 
 
+def test_no_chapter_heading_is_left_empty() -> None:
+    meta, transcript = lecture("markets")
+    end = meta.duration or transcript.end
+    silent_start = transcript.segments[-1].start + transcript.segments[-1].duration + 1
+    short = Segment(silent_start + 20, 2.0, "Okay, thanks!")
+    chapters = (*meta.chapters, Chapter(silent_start, "Music break"), Chapter(silent_start + 20, "Goodbye"))
+    longer = replace(meta, duration=max(end, silent_start + 60), chapters=chapters)
+    note = extract_note(longer, replace(transcript, segments=(*transcript.segments, short)))
+    parts = {part.title: part for part in note.outline}
+    assert parts["Music break"].points == ()
+    assert [point.text for point in parts["Goodbye"].points] == ["Okay, thanks!"]  # short, but what is said
+    markdown = OfflineEngine().generate(longer, replace(transcript, segments=(*transcript.segments, short)))
+    outline = section(markdown.markdown, "Outline")
+    blocks = re.split(r"^### .+$", outline, flags=re.M)[1:]
+    assert len(blocks) == len(chapters) and all(block.strip() for block in blocks)
+    assert re.search(r"^### \[.+\) Music break\n\n_No speech in this chapter\._$", outline, re.M)
+
+
 def test_topic_shifts_split_a_video_without_chapters_where_the_topic_changes() -> None:
     """Three lectures back to back: the outline starts new sections close to where each lecture begins."""
     segments: list[Segment] = []
