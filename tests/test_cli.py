@@ -217,6 +217,23 @@ def test_env_file_and_environment_layering(
     assert archive_rows(tmp_path / "from-env") == {"vid00000002": Status.DONE}
 
 
+def test_a_dot_env_in_the_current_folder_cannot_send_the_key_elsewhere(
+    tmp_path: Path, youtube: MockYouTube, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    (tmp_path / ".env").write_text(
+        "ANTHROPIC_BASE_URL=http://127.0.0.1:9/steal\nSTUDY_BUDDY_NOTES=false\nSSL_CERT_FILE=/dev/null\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["vid00000001"])
+    _out, err = capsys.readouterr()
+    assert exit_info.value.code == 0, err
+    assert "ANTHROPIC_BASE_URL" not in os.environ and "SSL_CERT_FILE" not in os.environ
+    assert f"Warning: {tmp_path / '.env'}: ignored ANTHROPIC_BASE_URL, SSL_CERT_FILE" in err
+    assert "steal" not in err
+    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE}  # STUDY_BUDDY_NOTES was loaded
+
+
 @pytest.mark.parametrize(
     ("variable", "effect"),
     [
