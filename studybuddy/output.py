@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DiskFullError, OutputError
+from .inputs import VIDEO_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,14 @@ def safe_filename(title: str, max_bytes: int = 150) -> str:
         stem, dot, rest = name.partition(".")
         name = _strip_dots_and_spaces(_truncate_utf8(f"{stem.rstrip(' ')}_{dot}{rest}", max_bytes))
     return name
+
+
+def id_in_path(video_id: str) -> str:
+    """`video_id`, to be part of a file or folder name, when it has the form of a YouTube video id; else
+    `OutputError`. An id from a playlist listing or an archive row is never trusted to be one."""
+    if VIDEO_ID_PATTERN.fullmatch(video_id) is None:
+        raise OutputError(f"{video_id!r}: not a YouTube video id, so not part of a file name")
+    return video_id
 
 
 def _clean_char(char: str) -> str:
@@ -196,13 +205,12 @@ class OutputTree:
         Otherwise the name comes from the title (or the video id), inside a sub-folder for `subject`, with
         ` [<video_id>]` added when another video already has that name.
         """
+        id_in_path(video_id)
         with self._lock:
             reused = self._reusable_previous(video_id, previous, suffix)
             if reused is not None:
                 return self._reserve(reused, video_id)
-            base = safe_filename(title or "") or safe_filename(video_id)
-            if not base:
-                raise OutputError(f"{video_id!r}: cannot make a file name from this video id")
+            base = safe_filename(title or "") or video_id
             subject_folder = safe_filename(subject or "")
             folder = self.root / subject_folder if subject_folder else self.root
             for name in _candidate_names(base, video_id):

@@ -63,9 +63,10 @@ from youtube_transcript_api import (
 from youtube_transcript_api import Transcript as TrackHandle
 
 from .errors import BlockedError, BugError, FetchError, GeoBlockedError, PermanentError, TransientError
+from .inputs import VIDEO_ID_PATTERN
 from .metadata import PageRecorder, collect_metadata, translation_source
 from .models import Segment, Transcript, VideoMeta
-from .output import atomic_write_text
+from .output import atomic_write_text, id_in_path
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class TranscriptFetcher:
 
     def fetch(self, video_id: str) -> FetchResult:
         """Transcript and metadata of `video_id`; raises BlockedError, TransientError or PermanentError."""
+        if VIDEO_ID_PATTERN.fullmatch(video_id) is None:  # it goes into URLs and, with debug_dir, a path
+            raise PermanentError(video_id, "not a YouTube video id")
         self._recorder.reset(video_id)
         try:
             transcript = self._fetch_transcript(video_id)
@@ -118,7 +121,7 @@ class TranscriptFetcher:
             raise mapped from error
         finally:
             if self._debug_dir is not None:
-                self._keep_pages(self._debug_dir / video_id)
+                self._keep_pages(self._debug_dir / id_in_path(video_id))
             self._recorder.reset()
         return FetchResult(transcript, meta)
 

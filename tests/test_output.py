@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from studybuddy.errors import OutputError
-from studybuddy.output import OutputTree, atomic_write_text, safe_filename
+from studybuddy.output import OutputTree, atomic_write_text, id_in_path, safe_filename
 
 FORBIDDEN = set('/\\:*?"<>|')
 INVISIBLE = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
@@ -228,6 +228,17 @@ def test_note_path_from_title_and_subject(tmp_path: Path) -> None:
     )
     assert tree.note_path("vid00000003", None, None, None) == tmp_path / "vid00000003.md"
     assert tree.note_path("vid00000004", "///", None, None) == tmp_path / "vid00000004.md"
+
+
+@pytest.mark.parametrize("video_id", ["../../../etc/x", "a/b", "..", "vid0000000\x00", "short", "x" * 12])
+def test_an_id_that_is_not_a_video_id_never_becomes_part_of_a_path(tmp_path: Path, video_id: str) -> None:
+    tree = OutputTree(tmp_path)
+    for title in ("Intro", None):
+        with pytest.raises(OutputError, match="not a YouTube video id"):
+            tree.note_path(video_id, title, None, None)
+    with pytest.raises(OutputError, match="not a YouTube video id"):
+        id_in_path(video_id)
+    assert id_in_path("-Ab_9cD0eF1") == "-Ab_9cD0eF1"
 
 
 def test_same_video_gets_the_same_path_again(tmp_path: Path) -> None:

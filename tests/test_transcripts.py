@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -154,6 +155,18 @@ def test_close_detaches_the_response_hook() -> None:
     assert len(session.hooks["response"]) == 1
     fetcher.close()
     assert session.hooks["response"] == []
+
+
+def test_an_id_that_is_not_a_video_id_is_refused_before_any_request_or_file(
+    mock: responses.RequestsMock, tmp_path: Path
+) -> None:
+    fetcher = TranscriptFetcher(new_session(), use_ytdlp=False, debug_dir=tmp_path / "debug")
+
+    with pytest.raises(PermanentError, match=r"^\.\./\.\./x: not a YouTube video id$"):
+        fetcher.fetch("../../x")
+
+    assert len(mock.calls) == 0
+    assert list(tmp_path.rglob("*")) == []
 
 
 def test_a_single_language_string_is_one_language(mock: responses.RequestsMock) -> None:
