@@ -1,9 +1,14 @@
-"""Where notes go on disk: safe file names from titles, unique paths per video, atomic writes.
+"""Where notes go on disk: safe file names from titles, unique paths per video, atomic writes, one lock.
 
 A title is untrusted text: it may hold path separators (`../../etc/passwd`), Windows device names (`CON`),
 control or bidi characters, or run to hundreds of bytes. `safe_filename` turns it into a name that is safe
 on Linux, macOS and Windows; `OutputTree.note_path` makes the name unique per video and stable across
 reruns; `atomic_write_text` puts a file in place whole or not at all.
+
+Every write of a note in an output tree holds the tree's one lock (`tree_lock`): a note written by a run or
+by `notes regenerate` (`OutputTree.write`) and a related-notes block rewritten by the `Linker` (it reads the
+note, then replaces it) exclude each other, between threads and between processes, so a backlink can never
+put an old note back over a new one.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import logging
 import os
 import re
 import secrets
+import sys
 import tempfile
 import threading
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import IO
 
 from .errors import DiskFullError, OutputError
 from .inputs import VIDEO_ID_PATTERN
@@ -39,6 +47,8 @@ _FRONT_MATTER_BYTES = 8192
 _FRONT_MATTER_VIDEO_ID = re.compile(r"""^video_id:\s*["']?([A-Za-z0-9_-]+)["']?\s*$""")
 _TEMP_NAME_TRIES = 100
 _MAX_NUMBERED_NAMES = 100
+# The lock file of a tree: the name earlier versions locked for related-note links, so they exclude us too.
+TREE_LOCK_FILENAME = ".study-buddy-links.lock"
 
 
 def safe_filename(title: str, max_bytes: int = 150) -> str:
@@ -170,6 +180,80 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
     return DiskFullError(message) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError(message)
 
 
+class TreeLock:
+    """The one lock of an output tree that every note write holds: re-entrant for the thread that holds it,
+    exclusive between threads (a lock) and between processes (an advisory `flock` on a file in the root).
+
+    Use `tree_lock(root)`, which gives every user in a process the same lock for the same tree.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._threads = threading.RLock()
+        self._depth = 0  # how often the holding thread has entered
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._depth == 0:
+                self._file = self._lock_file()
+            self._depth += 1
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._file is not None:
+                held, self._file = self._file, None
+                with held:
+                    _unlock(held)
+        finally:
+            self._threads.release()
+
+    def _lock_file(self) -> IO[str] | None:
+        if sys.platform == "win32":  # no flock: threads of this process are still excluded
+            return None
+        import fcntl
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            held = (self.root / TREE_LOCK_FILENAME).open("a")
+        except OSError as exc:
+            raise OutputError(f"{self.root}: cannot lock the notes ({exc.strerror or exc})") from exc
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX)
+        except BaseException:
+            held.close()
+            raise
+        return held
+
+
+def _unlock(held: IO[str]) -> None:
+    """Release the flock (explicitly: a forked child holding a copy of the descriptor must not keep it)."""
+    import fcntl
+
+    fcntl.flock(held, fcntl.LOCK_UN)
+
+
+_TREE_LOCKS: dict[Path, TreeLock] = {}
+_TREE_LOCKS_GUARD = threading.Lock()
+
+
+def tree_lock(root: Path) -> TreeLock:
+    """The lock of the output tree at `root`: one per tree in this process, whoever asks."""
+    key = root.expanduser().resolve()
+    with _TREE_LOCKS_GUARD:
+        return _TREE_LOCKS.setdefault(key, TreeLock(key))
+
+
 class OutputTree:
     """The output folder: hands out one note path per video, unique within the folder and this process.
 
@@ -179,8 +263,14 @@ class OutputTree:
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
+        self.lock = tree_lock(self.root)
         self._lock = threading.Lock()
         self._owners: dict[str, str] = {}  # case-folded path -> video id that reserved it
+
+    def write(self, path: Path, text: str) -> None:
+        """Write a note (or a file beside it) atomically, holding the tree's lock."""
+        with self.lock:
+            atomic_write_text(path, text)
 
     def ensure_writable(self) -> None:
         """Create the folder if needed and check a file can be made in it."""

@@ -488,7 +488,7 @@ class Pipeline:
         )
         if body is not None:  # for `notes regenerate`: the note can be written again without YouTube
             saved = saved_transcript_path(self.output.root, meta.video_id)
-            atomic_write_text(saved, save_transcript_json(meta, transcript))
+            atomic_write_text(saved, save_transcript_json(meta, transcript))  # hidden, never a note
         transcript_path = None
         if self.settings.save_transcript:
             transcript_format = self.settings.transcript_format
@@ -499,10 +499,10 @@ class Pipeline:
                 previous=row.transcript_path if row else None,
                 suffix=transcript_suffix(transcript_format),
             )
-            atomic_write_text(transcript_path, render_transcript_as(meta, transcript, transcript_format))
+            self.output.write(transcript_path, render_transcript_as(meta, transcript, transcript_format))
         if as_json:
             assert body is not None  # as_json is only True with a body
-            atomic_write_text(note_path, render_note_json(meta, transcript, body))
+            self.output.write(note_path, render_note_json(meta, transcript, body))
             return note_path, transcript_path
         note = render_note(
             meta,
@@ -512,7 +512,7 @@ class Pipeline:
             transcript_path=transcript_path,
             subject=subject_of(self.output.root, note_path),
         )
-        atomic_write_text(note_path, note)
+        self.output.write(note_path, note)  # under the tree's lock, as a backlink rewrite is
         if self.linker is not None:
             self.linker.link(note_path)
         return note_path, transcript_path

@@ -15,7 +15,7 @@ import requests
 import responses
 import yaml
 
-from studybuddy import pipeline as pipeline_module
+from studybuddy import output as output_module
 from studybuddy.admission import Admission
 from studybuddy.archive import Archive, Status
 from studybuddy.config import Settings
@@ -387,14 +387,14 @@ def test_unwritable_note_fails_only_that_video(
 ) -> None:
     youtube = MockYouTube.of([video(1), video(2)])
     youtube.install(mock)
-    real_write = pipeline_module.atomic_write_text
+    real_write = output_module.atomic_write_text
 
     def write(path: Path, text: str) -> None:
         if "Lecture 1" in path.name:
             raise OutputError(f"{path}: No space left on device")
         real_write(path, text)
 
-    monkeypatch.setattr(pipeline_module, "atomic_write_text", write)
+    monkeypatch.setattr(output_module, "atomic_write_text", write)
     summary = run(tmp_path, ["vid00000001", "vid00000002"])
     assert summary.done == 1
     assert summary.failed_by_kind == {"output": 1}
