@@ -3,7 +3,8 @@
 A title is untrusted text: it may hold path separators (`../../etc/passwd`), Windows device names (`CON`),
 control or bidi characters, or run to hundreds of bytes. `safe_filename` turns it into a name that is safe
 on Linux, macOS and Windows; `OutputTree.note_path` makes the name unique per video and stable across
-reruns; `atomic_write_text` puts a file in place whole or not at all.
+reruns, also between runs that share the folder (a name is claimed on disk, in `.study-buddy-claims/`,
+until its file is written and recorded); `atomic_write_text` puts a file in place whole or not at all.
 
 Every write of a note in an output tree holds the tree's one lock (`tree_lock`): a note written by a run or
 by `notes regenerate` (`OutputTree.write`) and a related-notes block rewritten by the `Linker` (it reads the
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import logging
 import os
 import re
@@ -28,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from .admission import claim_owner, holder_is_gone
 from .errors import DiskFullError, OutputError
 from .inputs import VIDEO_ID_PATTERN
 
@@ -49,6 +53,7 @@ _TEMP_NAME_TRIES = 100
 _MAX_NUMBERED_NAMES = 100
 # The lock file of a tree: the name earlier versions locked for related-note links, so they exclude us too.
 TREE_LOCK_FILENAME = ".study-buddy-links.lock"
+CLAIMS_FOLDER = ".study-buddy-claims"  # one file per file name chosen and not yet written and recorded
 
 
 def safe_filename(title: str, max_bytes: int = 150) -> str:
@@ -255,17 +260,22 @@ def tree_lock(root: Path) -> TreeLock:
 
 
 class OutputTree:
-    """The output folder: hands out one note path per video, unique within the folder and this process.
+    """The output folder: hands out one note path per video, unique within the folder, between the threads
+    of this process and between processes that share the folder.
 
-    A path is reserved for its video from `note_path` until `release` (once the file is on disk, the disk
-    tells who owns it: a note's front matter names its video), so memory does not grow with a long run.
+    A path is reserved for its video from `note_path` until `release`: in memory for this process, and on
+    disk (a claim file naming the video and the process) for the others. Once the file is written and
+    recorded, the disk tells who owns it (a note's front matter names its video, the archive the rest), so
+    memory does not grow with a long run. The choice is made under the tree's lock, so two processes never
+    pick one name. A claim left by a process that died is stale for other videos, and still the claiming
+    video's own on its rerun, so names stay stable.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
         self.lock = tree_lock(self.root)
-        self._lock = threading.Lock()
         self._owners: dict[str, str] = {}  # case-folded path -> video id that reserved it
+        self._holder = claim_owner("notes")
 
     def write(self, path: Path, text: str) -> None:
         """Write a note (or a file beside it) atomically, holding the tree's lock."""
@@ -296,7 +306,7 @@ class OutputTree:
         ` [<video_id>]` added when another video already has that name.
         """
         id_in_path(video_id)
-        with self._lock:
+        with self.lock:
             reused = self._reusable_previous(video_id, previous, suffix)
             if reused is not None:
                 return self._reserve(reused, video_id)
@@ -305,7 +315,7 @@ class OutputTree:
             folder = self.root / subject_folder if subject_folder else self.root
             for name in _candidate_names(base, video_id):
                 path = folder / f"{name}{suffix}"
-                if self._is_free(path, video_id) or self._belongs_on_disk(path, video_id):
+                if self._available(path, video_id):
                     return self._reserve(path, video_id)
             raise OutputError(f"{video_id}: no free file name for {base!r} in {folder}")
 
@@ -318,32 +328,61 @@ class OutputTree:
             return None
         if not resolved.name.endswith(suffix) or self._owners.get(_key(resolved), video_id) != video_id:
             return None
+        if self._claimant(resolved, video_id) not in (None, video_id):  # another run chose it meanwhile
+            return None
         if _front_matter_video_id(resolved) not in (None, video_id):  # another video's note is there now
             return None
         return resolved
 
-    def _is_free(self, path: Path, video_id: str) -> bool:
-        owner = self._owners.get(_key(path))
+    def _available(self, path: Path, video_id: str) -> bool:
+        """Whether `path` can be `video_id`'s: reserved for it, or for no one and free or its note on disk."""
+        owner = self._owners.get(_key(path)) or self._claimant(path, video_id)
         if owner is not None:
             return owner == video_id
-        return not path.exists()
-
-    def _belongs_on_disk(self, path: Path, video_id: str) -> bool:
-        """Whether the file at `path` is a note for `video_id` (front matter `video_id: <id>`)."""
-        if _key(path) in self._owners:
-            return False
-        return _front_matter_video_id(path) == video_id
+        return not path.exists() or _front_matter_video_id(path) == video_id
 
     def _reserve(self, path: Path, video_id: str) -> Path:
         self._owners[_key(path)] = video_id
+        if self._read_claim(path) != (video_id, self._holder):
+            claim = {"path": path.relative_to(self.root).as_posix(), "video_id": video_id, "by": self._holder}
+            atomic_write_text(self._claim_file(path), json.dumps(claim) + "\n")
         return path
 
     def release(self, *paths: Path | None) -> None:
-        """The files are written: their reservations are no longer needed."""
-        with self._lock:
-            for path in paths:
-                if path is not None:
-                    self._owners.pop(_key(path), None)
+        """The files are written and recorded: their reservations (and claims) are no longer needed."""
+        with self.lock:
+            for path in filter(None, paths):
+                owner = self._owners.pop(_key(path), None)
+                claim = self._read_claim(path)
+                if owner is not None and claim is not None and claim[0] == owner:
+                    with contextlib.suppress(OSError):
+                        self._claim_file(path).unlink()
+
+    def _claim_file(self, path: Path) -> Path:
+        """Where the claim on `path` is kept: named by a hash of its case-folded place in the tree."""
+        relative = path.relative_to(self.root).as_posix().casefold()
+        return self.root / CLAIMS_FOLDER / hashlib.sha256(relative.encode("utf-8")).hexdigest()[:32]
+
+    def _read_claim(self, path: Path) -> tuple[str, str] | None:
+        """(video id, claiming process) of the claim on `path`, or None."""
+        try:
+            claim = json.loads(self._claim_file(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.debug("%s: unreadable name claim (%s)", path, exc)
+            return None
+        if not isinstance(claim, dict) or not all(isinstance(claim.get(k), str) for k in ("video_id", "by")):
+            return None
+        return claim["video_id"], claim["by"]
+
+    def _claimant(self, path: Path, video_id: str) -> str | None:
+        """The video a claim on disk holds `path` for. A claim of another video whose process died is stale
+        (None); the claiming video's own stays its own, so its rerun keeps the name."""
+        claim = self._read_claim(path)
+        if claim is None or (claim[0] != video_id and holder_is_gone(claim[1])):
+            return None
+        return claim[0]
 
 
 def _candidate_names(base: str, video_id: str) -> Iterator[str]:
