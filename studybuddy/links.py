@@ -330,6 +330,16 @@ class Linker:
                     self._add_backlink(other, path)
             return related
 
+    def link_written(self, note_path: Path) -> None:
+        """`link` a note that is written and done: a failure to link it is logged, never raised (the note
+        stands without its related notes; failing its video would fetch it and pay for it again)."""
+        try:
+            self.link(note_path)
+        except (OutputError, OSError) as exc:
+            logger.warning(
+                "%s: the note is written, but its related notes could not be linked (%s)", note_path, exc
+            )
+
     def similar(self, text: str) -> list[tuple[IndexedNote, float]]:
         """The indexed notes most similar to `text` (at most `SIMILAR_LIMIT`), most similar first."""
         with self._lock:

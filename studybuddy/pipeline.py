@@ -514,7 +514,7 @@ class Pipeline:
         )
         self.output.write(note_path, note)  # under the tree's lock, as a backlink rewrite is
         if self.linker is not None:
-            self.linker.link(note_path)
+            self.linker.link_written(note_path)
         return note_path, transcript_path
 
     def _subject(self, meta: VideoMeta, text: str, row: ArchiveRow | None) -> str | None:

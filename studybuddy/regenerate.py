@@ -103,7 +103,7 @@ def _regenerate_one(
         )
         tree.write(note_path, note)  # under the tree's lock, as a backlink rewrite is
         if linker is not None:
-            linker.link(note_path)
+            linker.link_written(note_path)
     archive.record_done(
         row.video_id,
         title=row.title,

@@ -20,6 +20,8 @@ from studybuddy.admission import Admission
 from studybuddy.archive import Archive, Status
 from studybuddy.config import Settings
 from studybuddy.errors import BlockedError, ErrorKind, NotesFatalError, OutputError
+from studybuddy.links import RELATED_START, Linker
+from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.notes import AnthropicEngine, NoteEngine
 from studybuddy.output import OutputTree
 from studybuddy.pipeline import Pacer, Pipeline, RenewingPacer, Worker, WorkerFactory
@@ -49,6 +51,7 @@ def run(
     factory: WorkerFactory | None = None,
     admission: Admission | None = None,
     pacer: Pacer | None = None,
+    linker: Linker | None = None,
 ) -> Summary:
     settings = dataclasses.replace(settings, output=tmp_path / "notes")
     proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
@@ -62,6 +65,7 @@ def run(
             worker_factory=factory or WorkerFactory(settings, proxy=proxy),
             admission=admission,
             pacer=pacer,
+            linker=linker,
         )
         return pipeline.run(ids)
 
@@ -380,6 +384,39 @@ def test_refused_key_stops_the_run_before_any_video(
         run(tmp_path, ["vid00000001"], dataclasses.replace(FAST, notes=True), engine=engine)
     assert youtube.requests_for("vid00000001") == 0
     assert rows(tmp_path) == {}
+
+
+class StrayMarkerEngine:
+    """Writes notes whose body holds a related-notes start marker without its end (a model echoed one)."""
+
+    name = "stray-marker"
+
+    def check(self) -> None:
+        """Always works."""
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        return NoteBody(f"## Summary\n{transcript.text}\n\n{RELATED_START}\n", "stray-model")
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_note_whose_related_notes_cannot_be_linked_is_still_done_and_not_fetched_again(
+    tmp_path: Path, mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    youtube = MockYouTube.of([video(1), video(2)])
+    youtube.install(mock)
+    settings = dataclasses.replace(FAST, notes=True)
+    linker = Linker(tmp_path / "notes")
+    summary = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine(), linker=linker)
+    assert (summary.done, summary.failed) == (2, 0)
+    assert rows(tmp_path) == dict.fromkeys(youtube.videos, (Status.DONE, None, 1))
+    assert (tmp_path / "notes" / "Lecture 1.md").read_text().count(RELATED_START) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("could not be linked" in line for line in warnings) == 2
+    again = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine(), linker=linker)
+    assert again.skipped == 2
+    assert youtube.per_video() == dict.fromkeys(youtube.videos, 3)  # nothing fetched, nothing paid twice
 
 
 def test_unwritable_note_fails_only_that_video(

@@ -11,9 +11,12 @@ from click.testing import CliRunner
 
 from studybuddy.archive import Archive
 from studybuddy.cli import cli
+from studybuddy.config import Settings
 from studybuddy.formats import save_transcript_json, saved_transcript_path
+from studybuddy.links import RELATED_START
 from studybuddy.models import NoteBody, Segment, Transcript, VideoMeta
 from studybuddy.notes import PROMPT_VERSION, render_note
+from studybuddy.regenerate import regenerate
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.notecheck import check_note
@@ -79,6 +82,37 @@ def test_regenerate_rewrites_notes_of_older_prompts_in_place(
         row = archive.get("oldPrompt01")
         assert row is not None and row.prompt_version == PROMPT_VERSION and row.note_path == old
         assert row.cache_read_tokens and row.cache_write_tokens  # the assessment read the cached transcript
+
+
+class StrayMarkerEngine:
+    """Writes notes whose body holds a related-notes start marker without its end: they cannot be linked."""
+
+    name = "stray-marker"
+
+    def check(self) -> None:
+        """Always works."""
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        return NoteBody(f"## Summary\nNew note.\n\n{RELATED_START}\n", MODEL, prompt_version=PROMPT_VERSION)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_regenerated_note_that_cannot_be_linked_is_recorded_all_the_same(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Archive.open(tmp_path) as archive:
+        note = done_video(tmp_path, archive, "oldPrompt01", "notes-000000000000")
+
+    outcome = regenerate(Settings(output=tmp_path), StrayMarkerEngine(), older_than_prompt=True)
+
+    assert (outcome.regenerated, outcome.failed) == (["oldPrompt01"], [])
+    assert "New note." in note.read_text()
+    assert any("could not be linked" in record.getMessage() for record in caplog.records)
+    with Archive.open(tmp_path) as archive:
+        row = archive.get("oldPrompt01")
+    assert row is not None and row.prompt_version == PROMPT_VERSION  # not paid for again next time
 
 
 def test_regenerate_without_an_archive_is_one_clear_error(
