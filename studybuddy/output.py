@@ -319,11 +319,21 @@ class OutputTree:
                     return self._reserve(path, video_id)
             raise OutputError(f"{video_id}: no free file name for {base!r} in {folder}")
 
+    def inside(self, path: Path) -> Path | None:
+        """`path` (relative to the root, or absolute) resolved, symbolic links followed, when it can be a
+        note's: in the tree, not the root itself, in no hidden folder (the archive, saved transcripts);
+        else None. A path recorded in the archive is never trusted to be one."""
+        resolved = (self.root / path).resolve()
+        if resolved == self.root or not resolved.is_relative_to(self.root):
+            return None
+        hidden = any(part.startswith(".") for part in resolved.relative_to(self.root).parts)
+        return None if hidden else resolved
+
     def _reusable_previous(self, video_id: str, previous: Path | None, suffix: str) -> Path | None:
         if previous is None:
             return None
-        resolved = (self.root / previous).resolve()
-        if resolved == self.root or not resolved.is_relative_to(self.root):
+        resolved = self.inside(previous)
+        if resolved is None:
             logger.warning("%s: ignoring recorded note path outside %s", video_id, self.root)
             return None
         if not resolved.name.endswith(suffix) or self._owners.get(_key(resolved), video_id) != video_id:

@@ -4,7 +4,8 @@ Nothing is fetched from YouTube: every done video's transcript and metadata come
 `<output>/.transcripts/<video_id>.json` (saved with each written note). Each note keeps its path and format
 (`.md` or `.json`); with `older_than_prompt` only notes written by other prompts than the current ones
 (`PROMPT_VERSION`, recorded in the archive) are redone. A refused key or unknown model stops before any note
-is touched; a note that fails keeps its old file.
+is touched; a note that fails keeps its old file. A recorded note path that is not a note file inside the
+output folder (outside it, through a symbolic link, in a hidden folder) is refused before anything is paid.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ def _regenerate_one(
     archive: Archive, tree: OutputTree, engine: NoteEngine, row: ArchiveRow, linker: Linker | None
 ) -> None:
     started = time.monotonic()
-    note_path = row.note_path
-    assert note_path is not None  # only rows with a written note are regenerated
+    assert row.note_path is not None  # only rows with a written note are regenerated
+    note_path = tree.inside(row.note_path)
+    if note_path is None or note_path.suffix not in (".md", ".json"):
+        raise OutputError(
+            f"{row.note_path}: not a note file inside the output folder {tree.root}; not written"
+        )
     meta, transcript = load_saved_transcript(saved_transcript_path(archive.root, row.video_id))
     body = engine.generate(meta, transcript)
     if note_path.suffix == ".json":
