@@ -197,6 +197,7 @@ class TreeLock:
         self._threads = threading.RLock()
         self._depth = 0  # how often the holding thread has entered
         self._file: IO[str] | None = None
+        self._unlockable = False  # the file system refused an flock
 
     def __enter__(self) -> None:
         self._threads.acquire()
@@ -235,6 +236,14 @@ class TreeLock:
             raise OutputError(f"{self.root}: cannot lock the notes ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(held, fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks (some network or FUSE ones)
+            held.close()
+            if not self._unlockable:  # said once, not at every write
+                self._unlockable = True
+                logger.warning(
+                    "%s: cannot lock the notes (%s): runs sharing it are not kept apart", self.root, exc
+                )
+            return None
         except BaseException:
             held.close()
             raise

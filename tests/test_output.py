@@ -347,6 +347,22 @@ def test_two_processes_with_the_same_title_never_pick_the_same_file(tmp_path: Pa
     assert list((tmp_path / CLAIMS_FOLDER).iterdir()) == []  # written and released: no claim left
 
 
+def test_a_file_system_without_locks_still_gets_its_notes_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import fcntl
+
+    def refuse(_file: object, _operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    tree = OutputTree(tmp_path)
+    path = tree.note_path("vid00000001", "Intro", None, None)
+    tree.write(path, "---\nvideo_id: vid00000001\n---\n")
+    assert path.read_text().startswith("---\n")
+    assert caplog.text.count("runs sharing it are not kept apart") == 1  # said once, not at every write
+
+
 def test_a_name_another_run_has_chosen_is_not_taken_until_it_is_released(tmp_path: Path) -> None:
     other_run, this_run = OutputTree(tmp_path), OutputTree(tmp_path)  # two runs: nothing shared in memory
     taken = other_run.note_path("vid00000001", "Intro", None, None)
