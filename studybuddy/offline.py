@@ -5,8 +5,8 @@
       │                   most central sentences, skipping near-duplicates
       ├── key concepts    1-3 word phrases of content words (frequency x spread), each with its
       │                   most defining sentence
-      ├── outline         the video's chapters, else TextTiling: dips in lexical cohesion between
-      │                   windows of sentences mark topic shifts
+      ├── outline         the video's chapters (one without captions says so), else TextTiling: dips
+      │                   in lexical cohesion between windows of sentences mark topic shifts
       └── review          cloze questions: a key term blanked out of a central sentence
 
 Every sentence shown is the transcript's own words, timestamps never go backwards and never past the
@@ -29,6 +29,7 @@ from .offline_text import PhraseIndex, Sentence, split_sentences, tfidf_vectors
 
 __all__ = [
     "BLANK",
+    "NO_SPEECH",
     "OFFLINE_MODEL",
     "Cloze",
     "KeyTerm",
@@ -41,6 +42,7 @@ __all__ = [
 
 OFFLINE_MODEL = "offline-extractive-v1"
 BLANK = "_____"
+NO_SPEECH = "_No speech in this chapter._"
 
 _GRAPH_WINDOW = 400  # sentences ranked together: bounds the cost of a 10-hour video
 _NEIGHBOURS = 10  # strongest links kept per sentence in the centrality graph
@@ -207,9 +209,12 @@ def _summary(
 ) -> tuple[Sentence, ...]:
     count = min(8, max(3, round(math.sqrt(len(sentences)) / 2)))
     picked = _pick_diverse(_ranked(range(len(sentences)), centrality, phrases), vectors, count)
-    if not picked:  # only short sentences: the most central of them still say something
-        picked = [max(range(len(sentences)), key=lambda i: (centrality[i], -i))]
-    return tuple(sentences[i] for i in picked)
+    return tuple(sentences[i] for i in picked or _most_central(range(len(sentences)), centrality))
+
+
+def _most_central(indices: range, centrality: Sequence[float]) -> list[int]:
+    """Only short sentences: the most central of them still says something (none for no sentences)."""
+    return [max(indices, key=lambda i: (centrality[i], -i))] if indices else []
 
 
 def _key_terms(
@@ -261,6 +266,7 @@ def _outline(
         members = range(first, last)
         point_count = min(4, max(1, len(members) // 6))
         points = _pick_diverse(_ranked(members, centrality, phrases), vectors, point_count)
+        points = points or _most_central(members, centrality)  # a chapter without speech keeps none
         name = title or phrases.title_for(members) or f"Part {number}"
         sections.append(Section(start, name, tuple(sentences[i] for i in points)))
     return tuple(sections)
@@ -372,6 +378,8 @@ def render_markdown(note: OfflineNote, video_id: str) -> str:
         parts.append(f"### {_link(section.start, video_id)} {_escape(section.title)}")
         if section.points:
             parts.append("\n".join(f"- {_stamp(s, video_id)} {_escape(s.text)}" for s in section.points))
+        else:  # a chapter with no captions: said so, not an empty heading
+            parts.append(NO_SPEECH)
     if note.questions:
         parts += ["## Review questions", "Fill in the blank; open a question to see its answer."]
         parts += [_question(number, q, video_id) for number, q in enumerate(note.questions, start=1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import socket
@@ -156,6 +157,13 @@ def test_render_note_layout() -> None:
     )
     assert "Math Channel · English automatic captions · 1:02:05 · 2024-03-01" in after
     assert after.endswith("\n\n## Summary\nEigen things.\n")
+
+
+def test_the_link_line_says_why_other_captions_than_the_preferred_ones_were_used() -> None:
+    transcript = dataclasses.replace(TRANSCRIPT, fallback_reason="the English captions need a PO token")
+    note = render_note(META, transcript, None)
+    assert "English automatic captions (the English captions need a PO token) · 1:02:05" in note
+    assert "(the English captions need a PO token)" in render_transcript(META, transcript)
 
 
 def test_transcript_only_note_links_to_the_transcript_file_beside_it() -> None:

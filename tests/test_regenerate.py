@@ -11,9 +11,12 @@ from click.testing import CliRunner
 
 from studybuddy.archive import Archive
 from studybuddy.cli import cli
+from studybuddy.config import Settings
 from studybuddy.formats import save_transcript_json, saved_transcript_path
+from studybuddy.links import RELATED_START
 from studybuddy.models import NoteBody, Segment, Transcript, VideoMeta
 from studybuddy.notes import PROMPT_VERSION, render_note
+from studybuddy.regenerate import regenerate
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.notecheck import check_note
@@ -79,6 +82,87 @@ def test_regenerate_rewrites_notes_of_older_prompts_in_place(
         row = archive.get("oldPrompt01")
         assert row is not None and row.prompt_version == PROMPT_VERSION and row.note_path == old
         assert row.cache_read_tokens and row.cache_write_tokens  # the assessment read the cached transcript
+
+
+class StrayMarkerEngine:
+    """Writes notes whose body holds a related-notes start marker without its end: they cannot be linked."""
+
+    name = "stray-marker"
+
+    def check(self) -> None:
+        """Always works."""
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        return NoteBody(f"## Summary\nNew note.\n\n{RELATED_START}\n", MODEL, prompt_version=PROMPT_VERSION)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_regenerated_note_that_cannot_be_linked_is_recorded_all_the_same(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Archive.open(tmp_path) as archive:
+        note = done_video(tmp_path, archive, "oldPrompt01", "notes-000000000000")
+
+    outcome = regenerate(Settings(output=tmp_path), StrayMarkerEngine(), older_than_prompt=True)
+
+    assert (outcome.regenerated, outcome.failed) == (["oldPrompt01"], [])
+    assert "New note." in note.read_text()
+    assert any("could not be linked" in record.getMessage() for record in caplog.records)
+    with Archive.open(tmp_path) as archive:
+        row = archive.get("oldPrompt01")
+    assert row is not None and row.prompt_version == PROMPT_VERSION  # not paid for again next time
+
+
+class CountingEngine(StrayMarkerEngine):
+    """Writes a plain new note and counts what it wrote (what it would have been paid for)."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        self.written.append(meta.video_id)
+        return NoteBody("## Summary\nNew note.\n", MODEL, prompt_version=PROMPT_VERSION)
+
+
+def test_a_recorded_note_path_outside_the_output_folder_is_refused_and_the_others_regenerate(
+    tmp_path: Path,
+) -> None:
+    root, elsewhere = tmp_path / "notes", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "target.md").write_text("someone else's file\n")
+    with Archive.open(root) as archive:
+        inside = done_video(root, archive, "inside00001", "notes-000000000000")
+        for video_id, note_path in [
+            ("absolute001", elsewhere / "absolute.md"),
+            ("relative001", Path("../elsewhere/relative.md")),
+            ("hidden00001", Path(".study-buddy.sqlite3")),
+        ]:
+            moved = done_video(root, archive, video_id, "notes-000000000000")
+            archive.record_done(
+                video_id, note_path=note_path, model=MODEL, prompt_version="notes-000000000000"
+            )
+            moved.unlink()
+        done_video(root, archive, "symlink0001", "notes-000000000000").unlink()
+        (root / "Lecture symlink0001.md").symlink_to(elsewhere / "target.md")
+    engine = CountingEngine()
+
+    outcome = regenerate(Settings(output=root, links=False), engine, older_than_prompt=True)
+
+    assert outcome.regenerated == ["inside00001"] and engine.written == ["inside00001"]  # nothing paid for
+    assert {video_id for video_id, _ in outcome.failed} == {
+        "absolute001",
+        "relative001",
+        "hidden00001",
+        "symlink0001",
+    }
+    assert all("not a note file inside the output folder" in reason for _, reason in outcome.failed)
+    assert "\n" not in "".join(reason for _, reason in outcome.failed)
+    assert "New note." in inside.read_text()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["target.md"]
+    assert (elsewhere / "target.md").read_text() == "someone else's file\n"
+    assert outcome.exit_code == 1
 
 
 def test_regenerate_without_an_archive_is_one_clear_error(
