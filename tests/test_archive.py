@@ -24,6 +24,7 @@ MIGRATION_NAMES = [
     "m005_subject",
     "m006_claims_and_retries",
     "m007_prompt_version",
+    "m008_exit_reputation",
 ]
 T0 = "2025-01-01T00:00:00.000+00:00"
 
@@ -422,3 +423,22 @@ def test_exit_events_are_kept_for_a_week_and_listed_oldest_first(tmp_path: Path)
         assert archive.exit_events(since=1_500.0) == [(fp, "block", 2_000.0), ("B" * 40, "use", 3_000.0)]
         archive.record_exit_event(fp, "use", at=3_000.0 + 8 * 24 * 3600)  # prunes what is over a week old
         assert [event[2] for event in archive.exit_events(since=0)] == [3_000.0 + 8 * 24 * 3600]
+
+
+def test_an_older_archive_keeps_what_it_knew_of_exits_as_their_reputation(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / Archive.FILENAME)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for migration in MIGRATIONS[:7]:  # an archive of the release before reputation
+        migration(db)
+        db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, T0))
+    good, bad = "A" * 40, "B" * 40
+    rows = [(good, "use", 10.0), (good, "block", 20.0), (good, "use", 30.0), (bad, "block", 40.0)]
+    db.executemany("INSERT INTO exit_events (fingerprint, event, at) VALUES (?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    with Archive.open(tmp_path) as archive:
+        records = {record.key: record for record in archive.exit_records()}
+        assert archive.exit_events(since=0) == rows  # nothing dropped
+    assert (records[good].served, records[good].blocked, records[good].last_outcome) == (2, 1, "served")
+    assert (records[bad].served, records[bad].blocked, records[bad].last_outcome) == (0, 1, "blocked")
+    assert records[bad].updated_at == 40.0
