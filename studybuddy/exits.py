@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from .reputation import ExitPace
 from .units import ExitBudget
@@ -49,6 +50,31 @@ from .units import ExitBudget
 logger = logging.getLogger(__name__)
 
 RENEWAL_SAMPLES = 5  # a renewal costs the median of this many last ones (one slow circuit is not the norm)
+
+
+class ExitOpinion(Protocol):
+    """What else but budgets and cool-downs says whether an exit is worth a new circuit (its record)."""
+
+    def acceptable(self, exit_fp: str) -> bool: ...
+
+    def exceptions(self) -> frozenset[str]:
+        """The exits whose answer may differ from that of an exit nobody knows."""
+
+    def unknown_acceptable(self) -> bool:
+        """The answer for an exit nobody knows."""
+
+
+class _Indifferent:
+    """Every exit is acceptable (no records kept)."""
+
+    def acceptable(self, exit_fp: str) -> bool:
+        return True
+
+    def exceptions(self) -> frozenset[str]:
+        return frozenset()
+
+    def unknown_acceptable(self) -> bool:
+        return True
 
 
 class Decision(StrEnum):
@@ -102,7 +128,7 @@ class ExitLimiter:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
         pace: Callable[[str], ExitPace] | None = None,
-        acceptable: Callable[[str], bool] | None = None,
+        opinion: ExitOpinion | None = None,
     ) -> None:
         if min(min_interval_s, jitter_s, cooldown_s, renewal_cost_s) < 0:
             raise ValueError("min_interval_s, jitter_s, cooldown_s and renewal_cost_s must not be negative")
@@ -118,12 +144,7 @@ class ExitLimiter:
         self._exits: dict[str, _ExitState] = {}
         self._pool: frozenset[str] | None = None
         self._pace = pace or (lambda _fp: ExitPace(budget.count, 0.0))  # each exit's own budget
-        self._acceptable = acceptable or (lambda _fp: True)  # whether a new circuit there would be used
-
-    @property
-    def short_wait_s(self) -> float:
-        """The longest pause worth taking instead of a new circuit: one pacing interval."""
-        return self._min_interval_s + self._jitter_s
+        self._opinion = opinion or _Indifferent()  # whether a new circuit on an exit would be used
 
     @property
     def renewal_cost_s(self) -> float:
@@ -232,8 +253,8 @@ class ExitLimiter:
         (or none is acceptable: then there is nothing to wait for)."""
         with self._lock:
             now = self._now()
-            candidates = self._exits.keys() | (self._pool or frozenset())
-            return self._earliest_ready_in([fp for fp in candidates if self._acceptable(fp)], now)
+            earliest = self._earliest_acceptable(self._exits.keys() | (self._pool or frozenset()), now)
+            return 0.0 if earliest is None else earliest
 
     def any_could_serve(self, taken: Collection[str] = ()) -> bool:
         """Whether some exit of the pool is acceptable, not cooling, has budget and no other worker on it
@@ -242,7 +263,7 @@ class ExitLimiter:
             now = self._now()
             if self._pool is None:
                 return True
-            return any(self._could_serve(fp, now) for fp in self._pool - frozenset(taken))
+            return self._serving(self._pool - frozenset(taken), now) > 0
 
     def uses_in_window(self, exit_fp: str) -> int:
         """How many uses of this exit fall in the current budget window."""
@@ -282,21 +303,46 @@ class ExitLimiter:
 
     def _could_serve(self, exit_fp: str, now: float) -> bool:
         """Whether a new circuit on this exit could be used soon: acceptable, not cooling, budget left."""
-        if not self._acceptable(exit_fp):
+        if not self._opinion.acceptable(exit_fp):
             return False
         state = self._exits.get(exit_fp)
         return state is None or (state.cooling_until <= now and not self._is_exhausted(exit_fp, state))
+
+    def _serving(self, candidates: frozenset[str], now: float) -> int:
+        """How many of `candidates` could serve. Only exits the limiter or the opinion knows are looked at
+        one by one; the others are alike (fresh, and acceptable or not together): with the real network's
+        thousands of exits, a decision costs what is known, not the whole pool."""
+        known = (self._opinion.exceptions() | self._exits.keys()) & candidates
+        serving = sum(1 for fp in known if self._could_serve(fp, now))
+        if self._opinion.unknown_acceptable():
+            serving += len(candidates) - len(known)
+        return serving
 
     def _share_that_could_serve(self, exit_fp: str, now: float, taken: frozenset[str]) -> float:
         """The chance that a new circuit (Tor avoids cooling exits) lands on an exit other than this one,
         with budget left and no other worker on it: 1 while the pool is unknown, 0 when none could serve."""
         if self._pool is None:
             return 1.0
-        usable = [
-            fp for fp in self._pool if (state := self._exits.get(fp)) is None or state.cooling_until <= now
-        ]
-        serving = [fp for fp in self._free_others(exit_fp, taken) if self._could_serve(fp, now)]
-        return len(serving) / max(1, len(usable))
+        cooling = sum(
+            1 for fp, state in self._exits.items() if fp in self._pool and state.cooling_until > now
+        )
+        return self._serving(self._free_others(exit_fp, taken), now) / max(1, len(self._pool) - cooling)
+
+    def _earliest_acceptable(self, candidates: Collection[str], now: float) -> float | None:
+        """Seconds until the first acceptable one of `candidates` is usable (0 for a fresh acceptable one);
+        None when none is acceptable."""
+        fresh = [fp for fp in candidates if fp not in self._exits]
+        if fresh and any(self._opinion.acceptable(fp) for fp in self._fresh_sample(fresh)):
+            return 0.0
+        known = [fp for fp in candidates if fp in self._exits and self._opinion.acceptable(fp)]
+        return self._earliest_ready_in(known, now) if known else None
+
+    def _fresh_sample(self, fresh: list[str]) -> list[str]:
+        """Fresh exits the opinion knows, and one it does not (all of those are alike)."""
+        exceptions = self._opinion.exceptions()
+        known = [fp for fp in fresh if fp in exceptions]
+        unknown = next((fp for fp in fresh if fp not in exceptions), None)
+        return known if unknown is None else [*known, unknown]
 
     def _free_others(self, exit_fp: str, taken: frozenset[str]) -> frozenset[str]:
         """Exits of the pool other than this one that no other worker is on."""
@@ -317,19 +363,16 @@ class ExitLimiter:
         if ready_in == 0:
             count = self._pace(exit_fp).count
             return Verdict(Decision.GO, 0.0, f"{len(state.uses)}/{count} uses in the window")
-        interval_only = False
         if state.cooling_until > now:
             reason = f"cooling down after a block, {state.cooling_until - now:.0f}s left"
         elif self._is_exhausted(exit_fp, state):
             reason = f"used {len(state.uses)} times in the last {self._budget.window_s:g}s"
         else:
-            reason, interval_only = f"minimum interval, {ready_in:.1f}s left", True
+            reason = f"minimum interval, {ready_in:.1f}s left"
         share = self._share_that_could_serve(exit_fp, now, taken)
         if exit_fp in taken and share > 0:
             # two workers on one exit halve each other's budget and serialise on its interval: one moves
             return Verdict(Decision.RENEW, 0.0, f"{reason}; another worker shares this exit and one is free")
-        if interval_only or ready_in <= self.short_wait_s:
-            return Verdict(Decision.WAIT, ready_in, reason)
         return self._wait_or_renew(exit_fp, ready_in, reason, now, taken, share)
 
     def _wait_or_renew(
@@ -339,8 +382,8 @@ class ExitLimiter:
         free exit sooner (`share`: the chance that it lands on one), else wait (for this exit, or for the
         first free other one to free up)."""
         if share == 0:
-            others = [fp for fp in self._free_others(exit_fp, taken) if self._acceptable(fp)]
-            wait_s = min(ready_in, self._earliest_ready_in(others, now)) if others else ready_in
+            other = self._earliest_acceptable(self._free_others(exit_fp, taken), now)
+            wait_s = ready_in if other is None else min(ready_in, other)
             return Verdict(
                 Decision.WAIT,
                 wait_s,

@@ -19,7 +19,7 @@ RECHECK_S = 1.0  # how long "is there anything else?" (a walk over the whole poo
 
 
 class ExitJudge:
-    """Thread-safe (reads only thread-safe parts); `clock` in monotonic seconds."""
+    """An `exits.ExitOpinion`. Thread-safe (reads only thread-safe parts); `clock` in monotonic seconds."""
 
     def __init__(
         self, reputation: Reputation, trials: ExitTrials, pool: Collection[str], clock: Callable[[], float]
@@ -41,6 +41,15 @@ class ExitJudge:
             return "known to be blocked"
         return None
 
+    def acceptable(self, fingerprint: str) -> bool:
+        return self.reason_against(fingerprint) is None
+
+    def exceptions(self) -> frozenset[str]:
+        return self.reputation.known()
+
+    def unknown_acceptable(self) -> bool:
+        return self.trials.may_try()
+
     def is_trial(self, fingerprint: str) -> bool:
         """Whether a request through this exit tries it (it is not known to serve)."""
         return self.reputation.standing(fingerprint) is not Standing.GOOD
@@ -50,12 +59,10 @@ class ExitJudge:
         now = self._clock()
         if now - checked_at < RECHECK_S:
             return answer
+        known = self.reputation.known() & self._pool
         cooling = self.reputation.cooling()
-        answer = True
-        for fingerprint in self._pool:
-            standing = self.reputation.standing(fingerprint)
-            if standing is Standing.UNKNOWN or (standing is Standing.GOOD and fingerprint not in cooling):
-                answer = False
-                break
+        answer = len(known) == len(self._pool) and not any(
+            self.reputation.standing(fp) is not Standing.BAD and fp not in cooling for fp in known
+        )
         self._nothing_else = (now, answer)
         return answer

@@ -16,7 +16,8 @@ local address of the connection) gets the credit or the blame: a block cools tha
 it has served, for `--exit-cooldown` if it never did), slows its pace, keeps it out of new circuits, and
 renews only this worker. A block counts against the *video* only when the exit is known to serve other
 videos; otherwise it is the exit's fault, and the video tries elsewhere. If nothing at all has served
-for `stall_after_s`, the run stops with a clear message instead of trying forever.
+for `stall_after_s` although `STALL_TRIALS` exits were tried since (or every exit is known), the run
+stops with a clear message instead of trying forever.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ log = logging.getLogger(__name__)
 NEWNYM_AFTER_FAILED_CIRCUITS = 3  # the last resort: only after this many new circuits reached nothing
 REJECTIONS_BEFORE_WAITING = 20  # exits turned down in a row before a worker pauses instead of renewing
 MIN_PAUSE_S = 0.05
-STALL_MIN_S = 600.0  # a run with nothing served stops after twice --exit-cooldown, at least this long
+STALL_MIN_S = 600.0  # a run with nothing served stops after twice --exit-cooldown, at least this long...
+STALL_TRIALS = 50  # ...and only after this many exits were tried since (1 in 10 serving: 0.9**50 < 1 %)
 REJECTED_PAUSE_S = 5.0  # the least pause after `REJECTIONS_BEFORE_WAITING` circuits were turned down
 NOTICE_AFTER_S = 15.0  # a wait this long is shown in the view and logged (shorter ones are routine pacing)
 
@@ -75,7 +77,7 @@ def build_pacer(
         clock=timebase.monotonic,
         random=random,
         pace=reputation.limits,
-        acceptable=lambda fingerprint: judge.reason_against(fingerprint) is None,
+        opinion=judge,
     )
     for fingerprint, seconds in reputation.cooling().items():
         limiter.cool_down(fingerprint, seconds)
@@ -122,6 +124,7 @@ class TorPacer:
         self.on_event = on_event or (lambda _fingerprint, _event: None)  # (fingerprint, "use"|"block")
         self._time = timebase
         self._exits: dict[int, ExitRelay] = {}  # worker -> the exit its current video was paced on
+        self._busy: set[int] = set()  # workers fetching right now (their exit's budget is theirs)
         self._renewed_at: dict[int, float] = {}  # worker -> when its circuit was renewed, until probed
         self._seen: set[int] = set()  # workers probed at least once (their first probe is a new circuit too)
         self._spares = SpareCircuits(network, self.judge, timebase) if prepare_circuits else None
@@ -189,11 +192,11 @@ class TorPacer:
 
     def _pause(self, stop: threading.Event, reason: str, wait_s: float) -> None:
         """Sleep until an exit may serve: this one, the first other one, or the next trial of a new one."""
-        now = self._time.monotonic()
-        if now - self._last_served > self.stall_after_s:
+        if self._stalled():
             raise TorError(
                 f"no exit served YouTube for {self.stall_after_s / 60:.0f} min "
-                f"({self.trials.tried} new exit(s) tried, {self.trials.served} served); try again later"
+                f"({self.trials.tried_since_served} exit(s) tried since); YouTube seems to block every "
+                "exit now: try again later"
             )
         wait_s = max(wait_s, MIN_PAUSE_S)
         if wait_s >= NOTICE_AFTER_S:
@@ -201,6 +204,13 @@ class TorPacer:
         log.info("waiting %.1f s (%s)", wait_s, reason)
         if self._time.sleep(wait_s, stop):
             raise RunStopped
+
+    def _stalled(self) -> bool:
+        """Nothing served for `stall_after_s`, though many exits were tried (or every exit is known)."""
+        if self._time.monotonic() - self._last_served <= self.stall_after_s:
+            return False
+        every_exit_known = len(self.reputation.known() & self._pool) >= len(self._pool)
+        return every_exit_known or self.trials.tried_since_served >= STALL_TRIALS
 
     def _others_could_serve(self, worker: Worker) -> bool:
         return self.limiter.any_could_serve(taken=self._taken_by_others(worker))
@@ -234,6 +244,8 @@ class TorPacer:
 
     def after_video(self, worker: Worker) -> None:
         """Credit the exit that really carried the answers (if the stream moved, it is counted there too)."""
+        with self._lock:
+            self._busy.discard(worker.index)
         paced = self._current(worker)
         used = self._carrier(worker) or paced
         if used is None:
@@ -244,6 +256,7 @@ class TorPacer:
             self.on_event(used.fingerprint, "use")
         self.reputation.served(used.fingerprint)
         self.trials.record(used.fingerprint, served=True)
+        self.trials.video_served()
         with self._lock:
             self._last_served = self._time.monotonic()
         self._say(self.trials.notice())
@@ -301,7 +314,11 @@ class TorPacer:
 
     def _taken_by_others(self, worker: Worker) -> set[str]:
         with self._lock:
-            return {relay.fingerprint for index, relay in self._exits.items() if index != worker.index}
+            return {
+                relay.fingerprint
+                for index, relay in self._exits.items()
+                if index != worker.index and index in self._busy
+            }
 
     def _current(self, worker: Worker) -> ExitRelay | None:
         with self._lock:
@@ -311,6 +328,7 @@ class TorPacer:
         with self._lock:
             previous = self._exits.get(worker.index)
             self._exits[worker.index] = relay
+            self._busy.add(worker.index)
         if previous is not None and previous.fingerprint != relay.fingerprint:
             worker.session.close()  # kept-alive sockets would stay on the old circuit
         self.monitor.worker_info(
@@ -323,6 +341,7 @@ class TorPacer:
         worker.renew(spare)
         with self._lock:
             self._exits.pop(worker.index, None)
+            self._busy.discard(worker.index)
             self._renewed_at[worker.index] = self._time.monotonic()
         if old is not None:
             self.network.release(old)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 HALF_LIFE_S = 2 * 24 * 3600.0  # evidence halves every two days
 MIN_EVIDENCE = 0.25  # less than this (one block, four days ago) is no evidence: UNKNOWN again
+STANDING_KEPT_S = 60.0  # a standing is judged again after this long, or at once when its record changes
 GOOD_ODDS = 3.0  # an exit that serves once for every three blocks (or better) is still worth using
 SHORT_COOLDOWN_MIN_S = 15.0  # the first cool-down of an exit that served: at least this...
 CAP_RAISE_AFTER_WINDOWS = 3  # ...and its pace cap rises after this many full windows at the cap unblocked
@@ -197,6 +198,8 @@ class Reputation:
         self._half_life_s = half_life_s
         self._lock = threading.Lock()
         self._records = {record.key: record for record in (store.exit_records() if store else ())}
+        self._standings: dict[str, tuple[Standing, float]] = {}  # key -> (standing, when judged)
+        self._known: frozenset[str] | None = None
 
     def record(self, key: str) -> ExitRecord:
         """The exit's record, faded to now (a blank one for an exit never seen)."""
@@ -205,7 +208,24 @@ class Reputation:
         return (found or ExitRecord(key, updated_at=self._clock())).faded(self._clock(), self._half_life_s)
 
     def standing(self, key: str) -> Standing:
-        return self.record(key).standing
+        """The exit's standing (kept for `STANDING_KEPT_S` between changes: evidence fades over days)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._standings.get(key)
+            if cached is not None and now - cached[1] < STANDING_KEPT_S:
+                return cached[0]
+            found = self._records.get(key)
+        standing = Standing.UNKNOWN if found is None else found.faded(now, self._half_life_s).standing
+        with self._lock:
+            self._standings[key] = (standing, now)
+        return standing
+
+    def known(self) -> frozenset[str]:
+        """Every exit with a record (its standing may have faded back to UNKNOWN since)."""
+        with self._lock:
+            if self._known is None:
+                self._known = frozenset(self._records)
+            return self._known
 
     def limits(self, key: str) -> ExitPace:
         return self.policy.limits(self.record(key))
@@ -267,7 +287,10 @@ class Reputation:
             with self._lock:
                 updated = change(self._records.get(key) or ExitRecord(key, updated_at=now))
         with self._lock:
+            if key not in self._records:
+                self._known = None
             self._records[key] = updated
+            self._standings.pop(key, None)
         log.debug("exit %s %s: %s", key, outcome, updated)
 
 

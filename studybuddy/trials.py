@@ -1,10 +1,17 @@
-"""How new exits fare in this run, and how often an exit nobody knows yet may be tried.
+"""How new exits fare in this run, and how often an exit not known to serve may be tried.
 
-A trial is the first request through an exit with no record (reputation UNKNOWN). On today's YouTube most
-Tor exits are blocked, so most trials cost a blocked answer. While trials mostly serve, they run freely;
-once blocks dominate the last ten (more than half blocked), the run backs off as a whole: trials are
-spaced out, 10 s apart at 6 of 10 blocked, doubling with every further one (40 s at 8 of 10), at most
-`max_interval_s`. Exits known to serve are used at their own pace meanwhile; only the search slows down.
+A trial is the first request through an exit with no good record (unknown, or known to have blocked). On
+today's YouTube most Tor exits are blocked, so most trials cost a blocked answer. Trials are paid for two
+ways, whichever allows one first:
+
+- **By service.** The run starts with `FREE_TRIALS` and earns `TRIALS_PER_VIDEO` more for every video
+  served, so over a long run the blocked answers spent on finding exits stay a small share of the videos,
+  however bad the network is, and a run that serves well looks for more exits as it grows.
+- **By time.** While trials mostly serve, they are free. Once blocks dominate the last ten (more than half
+  blocked), the run backs off as a whole: a trial at most every 10 s at 6 of 10 blocked, doubling with every
+  further one (40 s at 8 of 10), at most `max_interval_s`. So a run that serves nothing still tries a new
+  exit now and then, politely, instead of giving up or hammering.
+
 `notice()` says so in plain words for the live view and the log.
 """
 
@@ -16,9 +23,12 @@ from collections import deque
 from collections.abc import Callable
 
 RECENT = 10  # trials the run judges by
-FREE_TRIALS = 4  # the first trials of a run are never spaced out: there is nothing to judge by yet
+FREE_TRIALS = 24.0  # trials a run may start with, before anything has served
+TRIALS_PER_VIDEO = 0.2  # trials earned by every video served
+MAX_EARNED = 24.0  # trials a run may save up
 BASE_INTERVAL_S = 10.0
 MAX_INTERVAL_S = 300.0
+JUDGED_AFTER = 4  # trials before their outcomes are judged at all
 
 
 class ExitTrials:
@@ -28,46 +38,65 @@ class ExitTrials:
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
+        free_trials: float = FREE_TRIALS,
+        trials_per_video: float = TRIALS_PER_VIDEO,
         base_interval_s: float = BASE_INTERVAL_S,
         max_interval_s: float = MAX_INTERVAL_S,
     ) -> None:
         self._clock = clock
+        self._per_video = trials_per_video
         self._base_s = base_interval_s
         self._max_s = max_interval_s
         self._lock = threading.Lock()
+        self._tokens = free_trials
         self._recent: deque[bool] = deque(maxlen=RECENT)  # True: served
         self._pending: set[str] = set()  # exits on trial, their first answer not in yet
-        self._next_at = -float("inf")
+        self._last_at = -float("inf")
+        self._spacing = 0.0  # the interval for the outcomes so far (see `_interval`)
         self.tried = 0
         self.served = 0
+        self.tried_since_served = 0  # trials since any video was served
 
     def interval_s(self) -> float:
-        """The spacing between two trials now (0: none)."""
+        """The spacing between two trials paid for by time (0: none)."""
         with self._lock:
             return self._interval()
 
     def may_try(self) -> bool:
         with self._lock:
-            return self._clock() >= self._next_at
+            return self._tokens >= 1 or self._clock() >= self._last_at + self._interval()
 
     def next_try_in(self) -> float:
         with self._lock:
-            return max(0.0, self._next_at - self._clock())
+            if self._tokens >= 1:
+                return 0.0
+            return max(0.0, self._last_at + self._interval() - self._clock())
 
     def begin(self, exit_key: str) -> bool:
-        """Start a trial of this exit if one may start now; the next may start one interval later."""
+        """Start a trial of this exit if one may start now (paid by service first, else by time)."""
         with self._lock:
             now = self._clock()
-            if now < self._next_at:
+            if exit_key in self._pending:
+                return False  # another worker is trying it right now: one blocked answer is enough
+            if self._tokens >= 1:
+                self._tokens -= 1
+            elif now < self._last_at + self._interval():
                 return False
+            self._last_at = now
             self._pending.add(exit_key)
             self.tried += 1
-            self._next_at = now + self._interval()
+            self.tried_since_served += 1
             return True
 
     def is_pending(self, exit_key: str) -> bool:
         with self._lock:
             return exit_key in self._pending
+
+    def video_served(self) -> None:
+        """Any video served earns the run a share of a trial."""
+        with self._lock:
+            self._tokens = min(MAX_EARNED, self._tokens + self._per_video)
+            self.tried_since_served = 0
 
     def record(self, exit_key: str, *, served: bool) -> None:
         """The first answer through an exit on trial (answers through other exits are ignored)."""
@@ -77,14 +106,13 @@ class ExitTrials:
             self._pending.discard(exit_key)
             self._recent.append(served)
             self.served += served
-            interval = self._interval()
-            self._next_at = min(self._next_at, self._clock() + interval) if served else self._next_at
+            self._spacing = self._spacing_now()
 
     def notice(self) -> str | None:
         """A line for the view and the log while the run backs off, else None."""
         with self._lock:
             interval = self._interval()
-            if interval <= 0:
+            if interval <= 0 or self._tokens >= 1:
                 return None
             served, total = sum(self._recent), len(self._recent)
         return (
@@ -93,8 +121,11 @@ class ExitTrials:
         )
 
     def _interval(self) -> float:
+        return self._spacing
+
+    def _spacing_now(self) -> float:
         total = len(self._recent)
-        if self.tried < FREE_TRIALS or total < FREE_TRIALS:
+        if total < JUDGED_AFTER:
             return 0.0
         blocked_share = 1 - sum(self._recent) / total
         if blocked_share <= 0.5:

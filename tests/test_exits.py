@@ -104,7 +104,7 @@ def test_assess_reserves_nothing(clock: FakeClock) -> None:
         assert limiter.assess(A) == Verdict(Decision.GO, 0.0, "fresh exit")
     assert limiter.status() == []
     assert limiter.acquire(A).decision is Decision.GO
-    assert limiter.assess(A).decision is Decision.WAIT
+    assert limiter.assess(A).decision is not Decision.GO
     assert limiter.status()[0].uses_in_window == 1
 
 
@@ -136,7 +136,7 @@ def test_min_interval_with_jitter(clock: FakeClock) -> None:
 def test_min_interval_is_shared_by_workers_on_one_exit(clock: FakeClock) -> None:
     limiter = make_limiter(clock, "100/1h", min_interval_s=10)
     assert limiter.acquire(A).decision is Decision.GO
-    assert limiter.acquire(A).decision is Decision.WAIT  # the second worker on A
+    assert limiter.acquire(A).decision is not Decision.GO  # the second worker on A
     assert limiter.acquire(B).decision is Decision.GO  # but B is independent
 
 
@@ -225,16 +225,19 @@ def test_only_exit_of_the_pool_waits_for_itself(clock: FakeClock) -> None:
     )
 
 
-def test_exhausted_exit_waits_when_it_frees_within_one_interval(clock: FakeClock) -> None:
+def test_an_exhausted_exit_is_waited_for_when_it_frees_sooner_than_a_new_circuit_finds_another(
+    clock: FakeClock,
+) -> None:
     limiter = make_limiter(clock, "2/30s", min_interval_s=10)
     limiter.set_exit_pool([A, B])
+    limiter.observe_renewal(5.0)  # half the new circuits land on B: about 10 s to find it
     limiter.acquire(A)
     clock.now = 10
     limiter.acquire(A)
-    clock.now = 25  # the use at 0 leaves the window at 30: 5 s is shorter than one interval
+    clock.now = 25  # the use at 0 leaves the window at 30: 5 s
     verdict = limiter.acquire(A)
     assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(5))
-    clock.now = 15  # (asking earlier: 15 s left, longer than an interval, and B is free)
+    clock.now = 15  # (asking earlier: 15 s left, and B is free)
     assert limiter.assess(A).decision is Decision.RENEW
 
 
@@ -307,7 +310,9 @@ def test_a_worker_sharing_its_exit_moves_instead_of_waiting_out_its_interval(clo
     limiter.set_exit_pool([A, B])
     limiter.acquire(A)
     clock.now = 1
-    assert limiter.assess(A).decision is Decision.WAIT  # alone on A: its interval is its pace
+    assert limiter.assess(A).decision is Decision.RENEW  # B can serve long before A's interval is over
+    limiter.observe_renewal(20.0)
+    assert limiter.assess(A).decision is Decision.WAIT  # unless new circuits take that long
     assert limiter.assess(A, taken={A}) == Verdict(
         Decision.RENEW, 0.0, "minimum interval, 29.0s left; another worker shares this exit and one is free"
     )
@@ -442,6 +447,22 @@ def test_each_exit_carries_its_own_pace(clock: FakeClock) -> None:
     assert {s.fp: s.budget.count for s in limiter.status()} == {A: 1, B: 3}
 
 
+class AllBut:
+    """An opinion of exits: all acceptable but one."""
+
+    def __init__(self, rejected: str) -> None:
+        self.rejected = rejected
+
+    def acceptable(self, exit_fp: str) -> bool:
+        return exit_fp != self.rejected
+
+    def exceptions(self) -> frozenset[str]:
+        return frozenset({self.rejected})
+
+    def unknown_acceptable(self) -> bool:
+        return True
+
+
 def test_exits_that_are_not_acceptable_do_not_count_as_free(clock: FakeClock) -> None:
     limiter = ExitLimiter(
         ExitBudget(1, 600),
@@ -449,7 +470,7 @@ def test_exits_that_are_not_acceptable_do_not_count_as_free(clock: FakeClock) ->
         jitter_s=0,
         cooldown_s=300,
         clock=clock,
-        acceptable=lambda fp: fp != B,  # B is known to be blocked
+        opinion=AllBut(B),  # B is known to be blocked
     )
     limiter.set_exit_pool([A, B])
     assert limiter.acquire(A).decision is Decision.GO

@@ -225,12 +225,26 @@ def test_what_a_new_circuit_costs_reaches_the_limiter() -> None:
 def test_a_worker_sharing_its_exit_moves_to_a_free_one() -> None:
     bed = make_bed({(0, 0): A, (1, 0): A, (0, 1): B}, budget="2/1s")
     first, second = bed.worker(), bed.worker()
-    bed.go(first)
+    bed.serve(first)  # A serves: known, no longer on trial
     bed.go(second)  # A is spent for < 1 s
     for _ in range(5):
         bed.pacer.limiter.observe_renewal(5.0)  # new circuits are slow here: alone on A, first would wait
     assert bed.go(first) == B  # sharing A with second, it moves while B is free
     assert bed.events == [("A", "use"), ("A", "use"), ("B", "use")]
+
+
+def test_an_exit_is_taken_only_while_its_worker_fetches() -> None:
+    """A worker that is done with its video (or with all of them) leaves its exit free for the others:
+    a worker whose circuit lands on an exit known to block moves on, and does not wait for ever."""
+    bed = make_bed({(0, 0): A, (1, 0): C, (1, 1): B, (1, 2): A}, exits=[A, B, C], budget="5/60s")
+    done = bed.worker()
+    bed.serve(done)  # A serves, and its worker stops
+    other = bed.worker()
+    assert bed.go(other) == C
+    bed.block(other)  # C never served: known to block
+    assert bed.go(other) == B  # B is unknown: tried
+    bed.block(other)
+    assert bed.go(other) == A  # A is free again, though the first worker last used it
 
 
 def test_a_block_is_charged_to_the_exit_that_carried_the_answer() -> None:
@@ -315,7 +329,7 @@ def test_with_a_tor_of_its_own_exits_known_to_block_are_excluded_too() -> None:
 
 def test_waits_when_no_exit_can_serve_says_so_and_stops_with_the_run() -> None:
     bed = make_bed({(0, 0): A, (1, 0): A}, exits=[A], budget="1/600s")
-    bed.go(bed.worker())
+    bed.serve(bed.worker())
     stop = threading.Event()
     waiting = bed.worker()
 
@@ -358,20 +372,20 @@ def test_a_stream_that_moved_exit_is_counted_there_too() -> None:
 
 
 def test_new_exits_are_tried_ever_more_slowly_while_most_are_blocked() -> None:
-    relays = [ExitRelay(f"{n:040X}", f"exit{n}", None) for n in range(1, 13)]
-    script: Script = {(0, g): relays[g] for g in range(12)}
+    relays = [ExitRelay(f"{n:040X}", f"exit{n}", None) for n in range(1, 31)]
+    script: Script = {(0, g): relays[g] for g in range(30)}
     bed = make_bed(script, budget="5/60s", exits=relays)
     worker = bed.worker()
-    for _ in range(8):  # every new exit blocks
+    for _ in range(25):  # every new exit blocks: the free trials are spent, nothing served earns more
         bed.go(worker)
         bed.block(worker)
-    assert bed.pacer.trials.interval_s() == 160  # 8 of 8 blocked
+    assert bed.pacer.trials.interval_s() == 160  # 10 of the last 10 blocked
     notice = bed.monitor.snapshot().notice
-    assert notice == "YouTube is blocking most exits: 0 of the last 8 served; trying new exits every 160 s"
+    assert notice == "YouTube is blocking most exits: 0 of the last 10 served; trying new exits every 160 s"
     before = bed.time.now
-    assert bed.go(worker) == relays[8]  # the next new exit is tried once its turn has come, not before
+    assert bed.go(worker) == relays[25]  # the next new exit is tried once its turn has come, not before
     assert bed.time.now - before == pytest.approx(160)
-    assert generation(worker) == 8  # waiting for its turn burnt no circuits
+    assert generation(worker) == 25  # waiting for its turn burnt no circuits
 
 
 def test_a_run_where_nothing_serves_for_long_stops_with_a_clear_line() -> None:
@@ -382,7 +396,8 @@ def test_a_run_where_nothing_serves_for_long_stops_with_a_clear_line() -> None:
     bed.block(worker)  # A, the only exit, never served: known to block, out for 600 s
     bed.time.advance(301)
     with pytest.raises(
-        TorError, match=r"no exit served YouTube for 5 min \(1 new exit\(s\) tried, 0 served\)"
+        TorError,
+        match=r"no exit served YouTube for 5 min \(1 exit\(s\) tried since\); YouTube seems to block",
     ):
         bed.pacer.before_video(worker, threading.Event())
 

@@ -44,7 +44,7 @@ def test_trials_slow_down_as_blocks_dominate(served: int, blocked: int, interval
 
 def test_the_notice_says_what_happens_in_plain_words() -> None:
     clock = Clock()
-    trials = ExitTrials(clock=clock)
+    trials = ExitTrials(clock=clock, free_trials=10)
     for outcome in [True, True] + [False] * 8:
         clock.now += 1000
         tried(trials, outcome)
@@ -68,3 +68,21 @@ def test_only_the_first_answer_through_an_exit_on_trial_counts() -> None:
     trials.record("never-tried", served=False)
     assert (trials.tried, trials.served) == (1, 1)
     assert not trials.is_pending("x")
+
+
+def test_trials_are_earned_by_videos_served() -> None:
+    clock = Clock()
+    trials = ExitTrials(clock=clock, free_trials=1)
+    tried(trials, False)
+    for _ in range(4):
+        clock.now += 1000
+        tried(trials, False)  # by time: blocks dominate, the spacing grows
+    assert not trials.may_try()
+    for _ in range(4):
+        trials.video_served()
+    assert not trials.may_try()
+    trials.video_served()  # five videos served earn one trial (at 0.2 a video)
+    assert trials.may_try() and trials.next_try_in() == 0
+    assert trials.begin("earned")
+    assert not trials.may_try()
+    assert trials.tried_since_served == 1
