@@ -24,8 +24,9 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.bed.hostile import HOSTILE_EXITS, HOSTILE_FIRST_HOST  # noqa: E402
 from tests.bed.lock import bed_lock  # noqa: E402
-from tests.bed.tornet import TorNetwork, exit_server_address  # noqa: E402
+from tests.bed.tornet import FIRST_SERVER_HOST, TorNetwork, exit_server_address  # noqa: E402
 from tests.bed.youtube_server import FakeYouTube  # noqa: E402
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic, start_fake_anthropic  # noqa: E402
 
@@ -82,18 +83,23 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def running_bed(*, latency: float = 0.0) -> Iterator[Bed]:
-    """Start the whole bed in a temporary folder, wait until every exit carries circuits, stop it after."""
+def running_bed(*, latency: float = 0.0, hostile: bool = False) -> Iterator[Bed]:
+    """Start the whole bed in a temporary folder, wait until every exit carries circuits, stop it after.
+
+    `hostile`: the hostile bed's network instead (12 exits, names resolving to 127.0.0.101..112), to be
+    turned against most exits with `tests.bed.hostile.make_hostile`."""
+    exits, first_host = (HOSTILE_EXITS, HOSTILE_FIRST_HOST) if hostile else (EXITS, FIRST_SERVER_HOST)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="study-buddy-bed-"))
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(bed_lock())  # the test suite may hold the bed's addresses: wait for it
             started = time.monotonic()
-            say(f"starting a private Tor network ({EXITS} exits) on loopback")
+            say(f"starting a private Tor network ({exits} exits) on loopback")
             (workdir / "tornet").mkdir()
-            tor = stack.enter_context(TorNetwork.start(workdir / "tornet", exits=EXITS))
-            addresses = [exit_server_address(number) for number in range(1, EXITS + 1)]
+            network = TorNetwork.start(workdir / "tornet", exits=exits, first_server_host=first_host)
+            tor = stack.enter_context(network)
+            addresses = [exit_server_address(number, first_host) for number in range(1, exits + 1)]
             youtube = stack.enter_context(
                 FakeYouTube.start(addresses, HTTPS_PORT, ca_dir=workdir, latency=latency)
             )

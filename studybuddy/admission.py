@@ -11,14 +11,13 @@ is processed, so two runs on one output folder never process a video twice.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Self
 
 from .archive import Archive, ArchiveRow, Claim, Status, iso_time
 from .errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
+from .owners import owner_is_gone, process_owner
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +68,6 @@ class Admission:
         return None
 
 
-def claim_owner(run_id: str) -> str:
-    """Who holds a claim: host, process and run, so a user can tell which run has a video."""
-    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
-
-
-def holder_is_gone(holder: str) -> bool:
-    """Whether a claim's holder was a process on this host that no longer runs (a crash, `kill -9`): its
-    claims need not wait to expire. A holder on another host, or whose process runs, is never judged gone."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, but someone else's
-        return False
-    return False
-
-
 class ClaimKeeper:
     """A run's claims on videos in the archive: taken before a video is processed, renewed in the background
     while held (a video may take longer than the claim's lifetime), released when it is over.
@@ -100,12 +78,12 @@ class ClaimKeeper:
     def __init__(self, archive: Archive, *, ttl_s: float, run_id: str) -> None:
         self.archive = archive
         self.ttl_s = ttl_s
-        self.owner = claim_owner(run_id)
+        self.owner = process_owner(run_id)
         self._closing = threading.Event()
         self._renewer: threading.Thread | None = None
 
     def claim(self, video_id: str) -> Claim:
-        return self.archive.claim(video_id, self.owner, ttl_s=self.ttl_s, is_gone=holder_is_gone)
+        return self.archive.claim(video_id, self.owner, ttl_s=self.ttl_s, is_gone=owner_is_gone)
 
     def release(self, video_id: str) -> None:
         self.archive.release(video_id, self.owner)

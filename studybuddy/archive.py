@@ -28,6 +28,7 @@ from typing import Any, Self
 from .errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
 from .migrations import MIGRATIONS
 from .models import Usage
+from .reputation import RECORD_FIELDS, ExitRecord, from_rows
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,11 @@ class Claim:
 EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0
 
 _COLUMNS = tuple(ArchiveRow.__dataclass_fields__)
+_SELECT_REPUTATION = f"SELECT {', '.join(RECORD_FIELDS)} FROM exit_reputation"  # noqa: S608 - constants
+_STORE_REPUTATION = (
+    f"INSERT OR REPLACE INTO exit_reputation ({', '.join(RECORD_FIELDS)})"  # noqa: S608 - constants
+    f" VALUES ({', '.join(':' + name for name in RECORD_FIELDS)})"
+)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
 
 
@@ -226,6 +232,22 @@ class Archive:
                 "SELECT fingerprint, event, at FROM exit_events WHERE at >= ? ORDER BY at", (since,)
             ).fetchall()
         return [(str(fp), str(event), float(at)) for fp, event, at in found]
+
+    def exit_records(self) -> list[ExitRecord]:
+        """Every exit's reputation as stored (counts as of each record's `updated_at`)."""
+        with self._reading() as db:
+            found = db.execute(_SELECT_REPUTATION).fetchall()
+        return from_rows(found)
+
+    def update_exit_record(self, key: str, change: Callable[[ExitRecord], ExitRecord]) -> ExitRecord:
+        """Apply `change` to the stored reputation of `key` in one transaction (runs share archives)."""
+        with self._writing() as db:
+            found = db.execute(f"{_SELECT_REPUTATION} WHERE key = ?", (key,)).fetchall()
+            record = change(from_rows(found)[0] if found else ExitRecord(key, updated_at=time.time()))
+            values = {name: getattr(record, name) for name in RECORD_FIELDS}
+            values["last_outcome"] = record.last_outcome.value if record.last_outcome else None
+            db.execute(_STORE_REPUTATION, values)
+        return record
 
     def start(self, video_id: str) -> None:
         """Mark the video running: one more attempt, started now, the last error cleared."""

@@ -33,8 +33,8 @@ from .cli_options import (
 )
 from .config import Settings
 from .errors import InputError
-from .exits import ExitBudget, parse_duration
 from .logs import SecretFilter, configure
+from .units import ExitBudget, parse_duration
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -174,10 +174,15 @@ def tor_group() -> None:
 @output_option
 def tor_status(**options: Any) -> None:
     """Print Tor's circuits and exits, and each exit's budget and cool-down from the archive."""
-    from .torstatus import archived_limiter, status_lines
+    from .archive import Archive
+    from .torstatus import status_lines
 
     with user_errors(debug=False), _tor_session(options) as (settings, setup):
-        lines = status_lines(setup.controller, archived_limiter(settings), settings)
+        if (settings.output / Archive.FILENAME).is_file():
+            with Archive.open(settings.output) as archive:
+                lines = status_lines(setup.controller, archive, settings)
+        else:
+            lines = status_lines(setup.controller, None, settings)
     click.echo("\n".join(lines))
 
 

@@ -27,8 +27,8 @@ from .config import (
     resolve_ca_bundle,
 )
 from .errors import InputError, StudyBuddyError
-from .exits import ExitBudget, parse_duration
 from .logs import SecretFilter, configure
+from .units import ExitBudget, parse_duration
 
 if TYPE_CHECKING:
     from .admission import Admission

@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import statistics
 import threading
 import time
@@ -43,57 +42,39 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
-from .errors import InputError
+from .reputation import ExitPace
+from .units import ExitBudget
 
 logger = logging.getLogger(__name__)
 
-_NUMBER = r"\d+(?:\.\d+)?"
-_DURATION_RE = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 RENEWAL_SAMPLES = 5  # a renewal costs the median of this many last ones (one slow circuit is not the norm)
 
 
-def parse_duration(text: str, *, option: str = "duration") -> float:
-    """Seconds in `30m`, `90s`, `1h30m`, `2.5m` or a bare number of seconds (`45`).
+class ExitOpinion(Protocol):
+    """What else but budgets and cool-downs says whether an exit is worth a new circuit (its record)."""
 
-    `option` names the input in the error message (e.g. `--cooldown`).
-    """
-    candidate = text.strip().lower()
-    seconds: float | None = None
-    if re.fullmatch(_NUMBER, candidate):
-        seconds = float(candidate)
-    elif candidate and (match := _DURATION_RE.fullmatch(candidate)):
-        seconds = sum(
-            float(value) * _UNIT_SECONDS[unit] for unit, value in match.groupdict().items() if value
-        )
-    if seconds is None or not math.isfinite(seconds):
-        raise InputError(f"{option} {text!r}: expected a duration like 30m, 90s, 1h30m or 45 (seconds)")
-    return seconds
+    def acceptable(self, exit_fp: str) -> bool: ...
+
+    def exceptions(self) -> frozenset[str]:
+        """The exits whose answer may differ from that of an exit nobody knows."""
+
+    def unknown_acceptable(self) -> bool:
+        """The answer for an exit nobody knows."""
 
 
-@dataclass(frozen=True, slots=True)
-class ExitBudget:
-    """At most `count` uses of one exit in any sliding window of `window_s` seconds."""
+class _Indifferent:
+    """Every exit is acceptable (no records kept)."""
 
-    count: int
-    window_s: float
+    def acceptable(self, exit_fp: str) -> bool:
+        return True
 
-    @classmethod
-    def parse(cls, text: str) -> ExitBudget:
-        """Parse `COUNT/WINDOW`: `8/10m`, `20/1h`, `5/30s`, `1/90` (seconds)."""
-        problem = InputError(f"--per-exit {text!r}: expected COUNT/WINDOW like 8/10m")
-        count_text, slash, window_text = text.strip().partition("/")
-        if not slash or not count_text.isdigit() or not count_text.isascii():
-            raise problem
-        try:
-            window_s = parse_duration(window_text)
-        except InputError:
-            raise problem from None
-        count = int(count_text)
-        if count < 1 or window_s <= 0:
-            raise problem
-        return cls(count, window_s)
+    def exceptions(self) -> frozenset[str]:
+        return frozenset()
+
+    def unknown_acceptable(self) -> bool:
+        return True
 
 
 class Decision(StrEnum):
@@ -119,7 +100,7 @@ class ExitStatus:
 
     fp: str
     uses_in_window: int
-    budget: ExitBudget
+    budget: ExitBudget  # what this exit may carry now (its own pace, at most --per-exit)
     next_allowed_in_s: float
     cooling_left_s: float
 
@@ -146,6 +127,8 @@ class ExitLimiter:
         renewal_cost_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = random.random,
+        pace: Callable[[str], ExitPace] | None = None,
+        opinion: ExitOpinion | None = None,
     ) -> None:
         if min(min_interval_s, jitter_s, cooldown_s, renewal_cost_s) < 0:
             raise ValueError("min_interval_s, jitter_s, cooldown_s and renewal_cost_s must not be negative")
@@ -160,11 +143,8 @@ class ExitLimiter:
         self._lock = threading.Lock()
         self._exits: dict[str, _ExitState] = {}
         self._pool: frozenset[str] | None = None
-
-    @property
-    def short_wait_s(self) -> float:
-        """The longest pause worth taking instead of a new circuit: one pacing interval."""
-        return self._min_interval_s + self._jitter_s
+        self._pace = pace or (lambda _fp: ExitPace(budget.count, 0.0))  # each exit's own budget
+        self._opinion = opinion or _Indifferent()  # whether a new circuit on an exit would be used
 
     @property
     def renewal_cost_s(self) -> float:
@@ -204,7 +184,7 @@ class ExitLimiter:
             if verdict.decision is Decision.GO:
                 state = self._exits.setdefault(exit_fp, _ExitState())
                 state.uses.append(now)
-                state.next_allowed = now + self._min_interval_s + self._jitter_s * self._random()
+                state.next_allowed = now + self._interval(exit_fp) + self._jitter_s * self._random()
         logger.debug("exit %s: %s (%s)", exit_fp, verdict.decision, verdict.reason)
         return verdict
 
@@ -214,18 +194,14 @@ class ExitLimiter:
             now = self._now()
             state = self._exits.setdefault(exit_fp, _ExitState())
             state.uses.append(now)
-            state.next_allowed = max(state.next_allowed, now + self._min_interval_s)
+            state.next_allowed = max(state.next_allowed, now + self._interval(exit_fp))
 
-    def replay(self, exit_fp: str, event: str, seconds_ago: float) -> None:
-        """Bring back a `use` or `block` of an earlier run (oldest first), so a rerun keeps the pacing."""
+    def replay_use(self, exit_fp: str, seconds_ago: float) -> None:
+        """Bring back a use of an earlier run (oldest first), so a rerun keeps the budgets."""
         with self._lock:
             now = self._now()
             at = now - max(0.0, seconds_ago)
-            if event == "block":
-                if at + self._cooldown_s > now:
-                    state = self._exits.setdefault(exit_fp, _ExitState())
-                    state.cooling_until = max(state.cooling_until, at + self._cooldown_s)
-            elif at > now - self._budget.window_s:
+            if at > now - self._budget.window_s:
                 state = self._exits.setdefault(exit_fp, _ExitState())
                 state.uses.append(at)
                 state.next_allowed = max(state.next_allowed, at + self._min_interval_s)
@@ -251,6 +227,12 @@ class ExitLimiter:
                 if state.cooling_until > now
             }
 
+    def cooling_left(self, exit_fp: str) -> float:
+        """Seconds this exit still cools down (0: not cooling)."""
+        with self._lock:
+            state = self._exits.get(exit_fp)
+            return 0.0 if state is None else max(0.0, state.cooling_until - self._clock())
+
     def status(self) -> list[ExitStatus]:
         """Every exit the limiter remembers, sorted by key."""
         with self._lock:
@@ -259,7 +241,7 @@ class ExitLimiter:
                 ExitStatus(
                     fp=fp,
                     uses_in_window=len(state.uses),
-                    budget=self._budget,
+                    budget=ExitBudget(self._pace(fp).count, self._budget.window_s),
                     next_allowed_in_s=max(0.0, state.next_allowed - now),
                     cooling_left_s=max(0.0, state.cooling_until - now),
                 )
@@ -267,10 +249,28 @@ class ExitLimiter:
             ]
 
     def wait_until_any(self) -> float:
-        """Seconds until the earliest known exit (remembered or in the pool) is usable; 0 if one is now."""
+        """Seconds until the earliest acceptable exit (remembered or in the pool) is usable; 0 if one is now
+        (or none is acceptable: then there is nothing to wait for)."""
         with self._lock:
             now = self._now()
-            return self._earliest_ready_in(self._exits.keys() | (self._pool or frozenset()), now)
+            earliest = self._earliest_acceptable(self._exits.keys() | (self._pool or frozenset()), now)
+            return 0.0 if earliest is None else earliest
+
+    def any_could_serve(self, taken: Collection[str] = ()) -> bool:
+        """Whether some exit of the pool is acceptable, not cooling, has budget and no other worker on it
+        (True while the pool is unknown)."""
+        with self._lock:
+            now = self._now()
+            if self._pool is None:
+                return True
+            return self._serving(self._pool - frozenset(taken), now) > 0
+
+    def uses_in_window(self, exit_fp: str) -> int:
+        """How many uses of this exit fall in the current budget window."""
+        with self._lock:
+            self._now()
+            state = self._exits.get(exit_fp)
+            return 0 if state is None else len(state.uses)
 
     # Everything below runs under the lock.
 
@@ -288,30 +288,61 @@ class ExitLimiter:
                 del self._exits[fp]
         return now
 
-    def _ready_in(self, state: _ExitState, now: float) -> float:
+    def _interval(self, exit_fp: str) -> float:
+        """The least time between two uses of this exit: the user's, or longer while it is paced down."""
+        return max(self._min_interval_s, self._pace(exit_fp).interval_s)
+
+    def _ready_in(self, exit_fp: str, state: _ExitState, now: float) -> float:
         """Seconds until this exit may be used: interval, window budget and cool-down all satisfied."""
-        budget_free_at = state.uses[0] + self._budget.window_s if self._is_exhausted(state) else now
+        count = self._pace(exit_fp).count
+        budget_free_at = state.uses[-count] + self._budget.window_s if len(state.uses) >= count else now
         return max(0.0, state.next_allowed - now, state.cooling_until - now, budget_free_at - now)
 
-    def _is_exhausted(self, state: _ExitState) -> bool:
-        return len(state.uses) >= self._budget.count
+    def _is_exhausted(self, exit_fp: str, state: _ExitState) -> bool:
+        return len(state.uses) >= self._pace(exit_fp).count
 
-    def _could_serve(self, state: _ExitState | None, now: float) -> bool:
-        """Whether a new circuit on this exit could be used soon: not cooling down, budget left."""
-        return state is None or (state.cooling_until <= now and not self._is_exhausted(state))
+    def _could_serve(self, exit_fp: str, now: float) -> bool:
+        """Whether a new circuit on this exit could be used soon: acceptable, not cooling, budget left."""
+        if not self._opinion.acceptable(exit_fp):
+            return False
+        state = self._exits.get(exit_fp)
+        return state is None or (state.cooling_until <= now and not self._is_exhausted(exit_fp, state))
+
+    def _serving(self, candidates: frozenset[str], now: float) -> int:
+        """How many of `candidates` could serve. Only exits the limiter or the opinion knows are looked at
+        one by one; the others are alike (fresh, and acceptable or not together): with the real network's
+        thousands of exits, a decision costs what is known, not the whole pool."""
+        known = (self._opinion.exceptions() | self._exits.keys()) & candidates
+        serving = sum(1 for fp in known if self._could_serve(fp, now))
+        if self._opinion.unknown_acceptable():
+            serving += len(candidates) - len(known)
+        return serving
 
     def _share_that_could_serve(self, exit_fp: str, now: float, taken: frozenset[str]) -> float:
         """The chance that a new circuit (Tor avoids cooling exits) lands on an exit other than this one,
         with budget left and no other worker on it: 1 while the pool is unknown, 0 when none could serve."""
         if self._pool is None:
             return 1.0
-        usable = [
-            fp for fp in self._pool if (state := self._exits.get(fp)) is None or state.cooling_until <= now
-        ]
-        serving = [
-            fp for fp in self._free_others(exit_fp, taken) if self._could_serve(self._exits.get(fp), now)
-        ]
-        return len(serving) / max(1, len(usable))
+        cooling = sum(
+            1 for fp, state in self._exits.items() if fp in self._pool and state.cooling_until > now
+        )
+        return self._serving(self._free_others(exit_fp, taken), now) / max(1, len(self._pool) - cooling)
+
+    def _earliest_acceptable(self, candidates: Collection[str], now: float) -> float | None:
+        """Seconds until the first acceptable one of `candidates` is usable (0 for a fresh acceptable one);
+        None when none is acceptable."""
+        fresh = [fp for fp in candidates if fp not in self._exits]
+        if fresh and any(self._opinion.acceptable(fp) for fp in self._fresh_sample(fresh)):
+            return 0.0
+        known = [fp for fp in candidates if fp in self._exits and self._opinion.acceptable(fp)]
+        return self._earliest_ready_in(known, now) if known else None
+
+    def _fresh_sample(self, fresh: list[str]) -> list[str]:
+        """Fresh exits the opinion knows, and one it does not (all of those are alike)."""
+        exceptions = self._opinion.exceptions()
+        known = [fp for fp in fresh if fp in exceptions]
+        unknown = next((fp for fp in fresh if fp not in exceptions), None)
+        return known if unknown is None else [*known, unknown]
 
     def _free_others(self, exit_fp: str, taken: frozenset[str]) -> frozenset[str]:
         """Exits of the pool other than this one that no other worker is on."""
@@ -320,7 +351,7 @@ class ExitLimiter:
     def _earliest_ready_in(self, candidates: Iterable[str], now: float) -> float:
         """Seconds until the first of `candidates` is usable: 0 if one is new to the limiter or none given."""
         return min(
-            (self._ready_in(self._exits[fp], now) if fp in self._exits else 0.0 for fp in candidates),
+            (self._ready_in(fp, self._exits[fp], now) if fp in self._exits else 0.0 for fp in candidates),
             default=0.0,
         )
 
@@ -328,22 +359,20 @@ class ExitLimiter:
         state = self._exits.get(exit_fp)
         if state is None:
             return Verdict(Decision.GO, 0.0, "fresh exit")
-        ready_in = self._ready_in(state, now)
+        ready_in = self._ready_in(exit_fp, state, now)
         if ready_in == 0:
-            return Verdict(Decision.GO, 0.0, f"{len(state.uses)}/{self._budget.count} uses in the window")
-        interval_only = False
+            count = self._pace(exit_fp).count
+            return Verdict(Decision.GO, 0.0, f"{len(state.uses)}/{count} uses in the window")
         if state.cooling_until > now:
             reason = f"cooling down after a block, {state.cooling_until - now:.0f}s left"
-        elif self._is_exhausted(state):
+        elif self._is_exhausted(exit_fp, state):
             reason = f"used {len(state.uses)} times in the last {self._budget.window_s:g}s"
         else:
-            reason, interval_only = f"minimum interval, {ready_in:.1f}s left", True
+            reason = f"minimum interval, {ready_in:.1f}s left"
         share = self._share_that_could_serve(exit_fp, now, taken)
         if exit_fp in taken and share > 0:
             # two workers on one exit halve each other's budget and serialise on its interval: one moves
             return Verdict(Decision.RENEW, 0.0, f"{reason}; another worker shares this exit and one is free")
-        if interval_only or ready_in <= self.short_wait_s:
-            return Verdict(Decision.WAIT, ready_in, reason)
         return self._wait_or_renew(exit_fp, ready_in, reason, now, taken, share)
 
     def _wait_or_renew(
@@ -353,8 +382,8 @@ class ExitLimiter:
         free exit sooner (`share`: the chance that it lands on one), else wait (for this exit, or for the
         first free other one to free up)."""
         if share == 0:
-            others = self._free_others(exit_fp, taken)
-            wait_s = min(ready_in, self._earliest_ready_in(others, now)) if others else ready_in
+            other = self._earliest_acceptable(self._free_others(exit_fp, taken), now)
+            wait_s = ready_in if other is None else min(ready_in, other)
             return Verdict(
                 Decision.WAIT,
                 wait_s,

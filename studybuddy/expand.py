@@ -135,8 +135,9 @@ class Expander:
             except BlockedError as exc:
                 if not self.worker.can_renew or rotations >= self.retry.max_rotations:
                     raise ExpansionError(f"{collection.url}: blocked by YouTube ({exc.reason})") from None
-                rotations += 1
-                self.pacer.on_blocked(self.worker, exc)
+                rotations += self.pacer.on_blocked(
+                    self.worker, exc
+                )  # blocks of exits that serve nobody: free
             except TransientError as exc:
                 if transient_tries >= self.retry.max_retries:
                     raise ExpansionError(f"{collection.url}: {exc.reason}") from None

@@ -99,6 +99,43 @@ def m007_prompt_version(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE videos ADD COLUMN prompt_version TEXT")
 
 
+def m008_exit_reputation(db: sqlite3.Connection) -> None:
+    """Each exit's reputation (served, blocked, unreachable, last outcome, pace), seeded from the uses and
+    blocks that `exit_events` already holds, so an older archive keeps what it had learned."""
+    db.execute(
+        """
+        CREATE TABLE exit_reputation (
+            key TEXT PRIMARY KEY,
+            served REAL NOT NULL DEFAULT 0,
+            blocked REAL NOT NULL DEFAULT 0,
+            unreachable REAL NOT NULL DEFAULT 0,
+            last_outcome TEXT,
+            last_at REAL,
+            pace REAL,
+            pace_limit REAL,
+            streak INTEGER NOT NULL DEFAULT 0,
+            blocks_in_row INTEGER NOT NULL DEFAULT 0,
+            cooling_until REAL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        INSERT INTO exit_reputation (key, served, blocked, last_outcome, last_at, updated_at)
+        SELECT fingerprint,
+               SUM(event = 'use'),
+               SUM(event = 'block'),
+               (SELECT CASE latest.event WHEN 'block' THEN 'blocked' ELSE 'served' END
+                  FROM exit_events AS latest WHERE latest.fingerprint = e.fingerprint
+                  ORDER BY latest.at DESC LIMIT 1),
+               MAX(at),
+               MAX(at)
+          FROM exit_events AS e GROUP BY fingerprint
+        """
+    )
+
+
 def _allow_status(db: sqlite3.Connection, status: str) -> None:
     """SQLite cannot alter a CHECK constraint: rebuild `videos` from its own schema, `status` allowed too."""
     (table_sql,) = db.execute(
@@ -127,4 +164,5 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m005_subject,
     m006_claims_and_retries,
     m007_prompt_version,
+    m008_exit_reputation,
 )

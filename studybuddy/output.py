@@ -31,9 +31,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from .admission import claim_owner, holder_is_gone
 from .errors import DiskFullError, OutputError
 from .inputs import VIDEO_ID_PATTERN
+from .owners import owner_is_gone, process_owner
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class OutputTree:
         self.root = root.expanduser().resolve()
         self.lock = tree_lock(self.root)
         self._owners: dict[str, str] = {}  # case-folded path -> video id that reserved it
-        self._holder = claim_owner("notes")
+        self._holder = process_owner("notes")
 
     def write(self, path: Path, text: str) -> None:
         """Write a note (or a file beside it) atomically, holding the tree's lock."""
@@ -399,7 +399,7 @@ class OutputTree:
         """The video a claim on disk holds `path` for. A claim of another video whose process died is stale
         (None); the claiming video's own stays its own, so its rerun keeps the name."""
         claim = self._read_claim(path)
-        if claim is None or (claim[0] != video_id and holder_is_gone(claim[1])):
+        if claim is None or (claim[0] != video_id and owner_is_gone(claim[1])):
             return None
         return claim[0]
 

@@ -56,7 +56,7 @@ from .models import NoteBody, VideoMeta
 from .notes import NoteEngine, render_note
 from .output import OutputTree, atomic_write_text
 from .progress import Outcome, ProgressMonitor, Stage, Summary
-from .sessions import LISTER, Identity, ProxyEndpoint, new_run_id, new_session
+from .sessions import LISTER, Identity, ProxyEndpoint, last_source, new_run_id, new_session
 from .subjects import SubjectChooser, subject_of
 from .transcripts import FetchResult, TranscriptFetcher
 
@@ -102,12 +102,19 @@ class Worker:
         """Seconds since this worker's current identity (circuit) was made."""
         return time.monotonic() - self.circuit_started
 
-    def renew(self) -> None:
-        """Next generation: new credentials, new session and client (old sockets stay on the old circuit)."""
+    @property
+    def last_source(self) -> tuple[str, int] | None:
+        """The local address of the connection that carried the latest answer (names its Tor stream)."""
+        return last_source(self.session)
+
+    def renew(self, identity: Identity | None = None) -> None:
+        """Move to `identity` (a spare whose circuit is built), else the next generation: new credentials,
+        new session and client (old sockets would stay on the old circuit)."""
         if self.identity is None or self.next_identity is None:
             return
         self.close()
-        self.identity, self.next_identity = self.next_identity, self.next_identity.next()
+        self.identity = identity or self.next_identity
+        self.next_identity = self.identity.next()
         self.circuit_started = time.monotonic()
         self.session, self.fetcher = self._connect()
         log.debug("worker %d renewed its circuit: %r", self.index, self.identity)
@@ -150,7 +157,9 @@ class Pacer(Protocol):
 
     def after_video(self, worker: Worker) -> None: ...
 
-    def on_blocked(self, worker: Worker, error: BlockedError) -> None: ...
+    def on_blocked(self, worker: Worker, error: BlockedError) -> bool:
+        """Deal with a block (and move the worker); True when it counts against the video: the exit that
+        got it serves other videos, so it is not (only) the exit's fault."""
 
     def move(self, worker: Worker) -> None:
         """Give the worker another circuit (another egress) without charging its exit with a block."""
@@ -159,6 +168,8 @@ class Pacer(Protocol):
 
     def release(self, worker: Worker) -> None:
         """`worker` is done for this run (the playlist lister): forget its exit and its row."""
+
+    def close(self) -> None: ...
 
 
 class RenewingPacer:
@@ -171,8 +182,9 @@ class RenewingPacer:
     def after_video(self, worker: Worker) -> None:
         return None
 
-    def on_blocked(self, worker: Worker, error: BlockedError) -> None:
+    def on_blocked(self, worker: Worker, error: BlockedError) -> bool:
         worker.renew()
+        return True  # nothing tells exits apart here: every block counts
 
     def move(self, worker: Worker) -> None:
         worker.renew()
@@ -181,6 +193,9 @@ class RenewingPacer:
         return None
 
     def release(self, worker: Worker) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
 
@@ -511,9 +526,8 @@ class Pipeline:
             except BlockedError as exc:
                 if not worker.can_renew or rotations >= self.retry.max_rotations:
                     raise
-                rotations += 1
                 log.info("%s: blocked (%s); renewing worker %d's circuit", video_id, exc.reason, worker.index)
-                self.pacer.on_blocked(worker, exc)
+                rotations += self.pacer.on_blocked(worker, exc)  # blocks of exits that serve nobody: free
             except GeoBlockedError as exc:
                 if moved or not worker.can_renew:
                     raise

@@ -148,6 +148,7 @@ class ProgressSnapshot:
     workers: tuple[WorkerRow, ...]
     elapsed_s: float
     eta_s: float | None
+    notice: str | None = None  # what the run as a whole is waiting for, in plain words (None: nothing)
 
     @property
     def finished(self) -> int:
@@ -230,6 +231,7 @@ class ProgressMonitor:
         self._seq = 0
         self._started_at: float | None = None
         self._closed_at: float | None = None
+        self._notice: str | None = None
 
     def now(self) -> float:
         """A reading of the monitor's clock, e.g. for `worker_info(circuit_started=...)`."""
@@ -294,6 +296,12 @@ class ProgressMonitor:
             self._workers.pop(worker, None)
         self._notify()
 
+    def notice(self, text: str | None) -> None:
+        """Say what the run as a whole is waiting for (e.g. YouTube blocking most exits); None clears it."""
+        with self._lock:
+            self._notice = text
+        self._notify()
+
     def snapshot(self, max_rows: int = DEFAULT_MAX_ROWS) -> ProgressSnapshot:
         with self._lock:
             now = self._clock()
@@ -315,6 +323,7 @@ class ProgressMonitor:
                 workers=workers,
                 elapsed_s=self._elapsed(now),
                 eta_s=self._eta(),
+                notice=self._notice,
             )
 
     def events_since(self, seq: int) -> tuple[ProgressEvent, ...]:

@@ -204,6 +204,8 @@ def render_snapshot(snapshot: ProgressSnapshot) -> RenderableType:
         parts.append(Text(f"… {snapshot.hidden_rows} more", style="dim"))
     if snapshot.workers:
         parts.append(_workers_table(snapshot))
+    if snapshot.notice:
+        parts.append(Text(snapshot.notice, style="bold yellow"))
     parts.append(_progress_line(snapshot))
     return Group(*parts)
 

@@ -17,7 +17,6 @@ from .archive import Archive
 from .batch import BatchNotes
 from .config import Settings, parse_host_port
 from .errors import ConfigError, InputError, StudyBuddyError
-from .exits import ExitLimiter
 from .expand import plan_videos
 from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
@@ -134,37 +133,31 @@ def open_tor(settings: Settings, warn: Warn) -> TorSetup | None:
     return setup
 
 
-def exit_limiter(settings: Settings, archive: Archive) -> ExitLimiter:
-    """The shared per-exit limiter, with the uses and blocks of earlier runs replayed from the archive."""
-    limiter = ExitLimiter(
-        settings.per_exit,
-        min_interval_s=settings.exit_interval_s,
-        jitter_s=settings.exit_interval_s / 2,
-        cooldown_s=settings.exit_cooldown_s,
-    )
-    now = time.time()
-    horizon = max(settings.per_exit.window_s, settings.exit_cooldown_s)
-    for fingerprint, event, at in archive.exit_events(since=now - horizon):
-        limiter.replay(fingerprint, event, now - at)
-    return limiter
-
-
 @contextmanager
 def _tor_pacer(
     setup: TorSetup | None, settings: Settings, archive: Archive, monitor: ProgressMonitor
 ) -> Iterator[Pacer | None]:
+    """The run's pacer over its Tor, knowing what earlier runs on this archive learned about the exits."""
     if setup is None:
         yield None
         return
-    from .pacing import TorPacer
+    from .circuits import TorExits
+    from .pacing import build_pacer
 
-    yield TorPacer(
-        setup.controller,
-        exit_limiter(settings, archive),
+    now = time.time()
+    events = archive.exit_events(since=now - settings.per_exit.window_s)
+    pacer = build_pacer(
+        TorExits(setup.controller, setup.socks, private=setup.embedded is not None),
+        settings,
         monitor,
-        max_renewals=2 * settings.max_rotations,
+        store=archive,
+        past_uses=[(fp, now - at) for fp, event, at in events if event == "use"],
         on_event=archive.record_exit_event,
     )
+    try:
+        yield pacer
+    finally:
+        pacer.close()
 
 
 def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bool:

@@ -92,13 +92,37 @@ def new_run_id() -> str:
     return secrets.token_hex(4)
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Applies a default timeout: youtube-transcript-api calls the session without one."""
+class _EgressAdapter(HTTPAdapter):
+    """Applies a default timeout (youtube-transcript-api calls the session without one) and remembers the
+    local address of the socket that carried the latest answer: through Tor, that names the stream, hence
+    the exit, that YouTube answered (see `TorController.exit_of_source`)."""
+
+    last_source: tuple[str, int] | None = None
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = DEFAULT_TIMEOUT
-        return super().send(request, **kwargs)
+        self.last_source = None
+        response = super().send(request, **kwargs)
+        self.last_source = _local_address(response)
+        return response
+
+
+def _local_address(response: requests.Response) -> tuple[str, int] | None:
+    """Where the answer's connection starts on this machine (its body is not read yet, so it is held)."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    try:
+        host, port = sock.getsockname()[:2] if sock is not None else (None, None)
+    except OSError:
+        return None
+    return (host, port) if isinstance(host, str) and isinstance(port, int) else None
+
+
+def last_source(session: requests.Session) -> tuple[str, int] | None:
+    """The local address of the connection that carried `session`'s latest answer (None: no answer)."""
+    adapter = session.get_adapter("https://")
+    return adapter.last_source if isinstance(adapter, _EgressAdapter) else None
 
 
 def new_session(
@@ -111,7 +135,7 @@ def new_session(
     session = requests.Session()
     session.trust_env = False  # a stray HTTPS_PROXY must never bypass Tor
     session.headers["User-Agent"] = USER_AGENT
-    adapter = _TimeoutAdapter(pool_connections=4, pool_maxsize=4)
+    adapter = _EgressAdapter(pool_connections=4, pool_maxsize=4)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     if ca_bundle:

@@ -1,10 +1,10 @@
-"""Talking to Tor's control port: authentication, which exit each worker uses, exclusions, NEWNYM.
+"""Talking to Tor's control port: authentication, which exit carried what, exclusions, NEWNYM.
 
 One `TorController` serves a whole run (stem serialises control messages, so workers may share it).
-Workers are told apart by their SOCKS username (see `sessions.Identity`). Tor reports every stream
-with its SOCKS username and circuit (STREAM events) and every circuit with its path (CIRC events);
-`StreamMap` joins the two, so `exit_for(username)` is read from Tor instead of guessed. The exit's
-address comes from the consensus, looked up lazily and cached.
+`torstreams.StreamMap` joins Tor's STREAM and CIRC events, so the exit of a worker's stream is read from
+Tor instead of guessed: by SOCKS username (`exit_for`) and, exactly, by the local address of the socket
+that carried one request (`exit_of_source`). The exit's address comes from the consensus, looked up lazily
+and cached. This run's exclusions of cooling exits live in `torexclusions.ExitExclusions`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,18 @@ import stem.connection
 from stem.control import Controller, EventType, Listener, Signal
 
 from .errors import TorError
-from .sessions import ProxyEndpoint
+from .owners import process_owner
+from .sessions import ProxyEndpoint, new_run_id
+from .torexclusions import ExitExclusions, registry_path
+from .torstreams import Hop, StreamMap, exit_hop, unquote
 
 log = logging.getLogger(__name__)
 
 NEWNYM_SPACING = 10.0  # seconds: Tor itself rate-limits NEWNYM to one per 10 s
 _AUTH_HINT = "set STUDY_BUDDY_TOR_PASSWORD"
-_FINGERPRINT = re.compile(r"^\$?([0-9A-Fa-f]{40})$")
 _BOOTSTRAP_PROGRESS = re.compile(r"PROGRESS=(\d+)")
 _BOOTSTRAP_SUMMARY = re.compile(r'SUMMARY=("(?:[^"\\]|\\.)*")')
 _SOCKS_PASSWORD = re.compile(r'(SOCKS_PASSWORD)=(?:"(?:[^"\\]|\\.)*"|\S+)')
-_ENDED = ("CLOSED", "FAILED")
 
 
 class _HideStemSecrets(logging.Filter):
@@ -83,114 +84,6 @@ class CircuitInfo:
     exit: ExitRelay | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Hop:
-    fingerprint: str
-    nickname: str | None
-
-
-def _unquote(value: str) -> str:
-    """A control-protocol QuotedString's content (stem may or may not have stripped the quotes)."""
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1]
-    return re.sub(r"\\(.)", r"\1", value)
-
-
-def _exit_hop(path: Iterable[tuple[str | None, str | None]]) -> _Hop | None:
-    hops = [hop for hop in path if hop[0]]
-    if not hops:
-        return None
-    fingerprint, nickname = hops[-1]
-    assert fingerprint is not None  # filtered above; tells mypy
-    return _Hop(fingerprint.upper(), nickname)
-
-
-class StreamMap:
-    """SOCKS username -> circuits -> exit, fed with parsed STREAM and CIRC events (thread-safe).
-
-    Only live things are kept: a closed stream is dropped, and a closed circuit is dropped together
-    with every username's reference to it, so memory is bounded by what Tor has open.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._exits: dict[str, _Hop] = {}  # built circuit id -> its exit
-        self._stream_users: dict[str, str] = {}  # live stream id -> SOCKS username
-        self._user_circuits: dict[str, dict[str, None]] = {}  # username -> circuit ids, oldest use first
-        self._attachments = 0  # streams attached to a circuit so far (all usernames)
-        self._user_attached: dict[str, int] = {}  # username -> value of _attachments at its latest attach
-
-    def on_circuit(self, event: Any) -> None:
-        """Handle a `stem.response.events.CircuitEvent` (also the entries of `get_circuits()`)."""
-        with self._lock:
-            if event.status in _ENDED:
-                self._exits.pop(event.id, None)
-                self._forget_circuit(event.id)
-            elif event.status == "BUILT" and (hop := _exit_hop(event.path)) is not None:
-                self._exits[event.id] = hop
-
-    def on_stream(self, event: Any) -> None:
-        """Handle a `stem.response.events.StreamEvent`."""
-        with self._lock:
-            if event.status in _ENDED:
-                self._stream_users.pop(event.id, None)
-                return
-            raw_username = event.keyword_args.get("SOCKS_USERNAME")
-            username = _unquote(raw_username) if raw_username else self._stream_users.get(event.id)
-            if username is None:
-                return
-            self._stream_users[event.id] = username
-            if event.circ_id:
-                circuits = self._user_circuits.setdefault(username, {})
-                circuits.pop(event.circ_id, None)  # re-insert: most recent use last
-                circuits[event.circ_id] = None
-                self._attachments += 1
-                self._user_attached[username] = self._attachments
-
-    def attachments(self) -> int:
-        """A counter that grows with every stream attached to a circuit: read it before opening one."""
-        with self._lock:
-            return self._attachments
-
-    def attached_since(self, username: str, mark: int) -> bool:
-        """Whether a stream of `username` was attached after `attachments()` returned `mark`."""
-        with self._lock:
-            return self._user_attached.get(username, 0) > mark
-
-    def circuits_of(self, username: str) -> list[str]:
-        """The live circuits `username`'s streams have used, most recent first."""
-        with self._lock:
-            return list(reversed(self._user_circuits.get(username, {})))
-
-    def exit_hop(self, circuit_id: str) -> tuple[str, str | None] | None:
-        """(fingerprint, nickname) of a built circuit's last hop."""
-        with self._lock:
-            hop = self._exits.get(circuit_id)
-        return None if hop is None else (hop.fingerprint, hop.nickname)
-
-    def users_of(self, circuit_id: str) -> set[str]:
-        """Every username whose streams have used `circuit_id`."""
-        with self._lock:
-            return {user for user, circuits in self._user_circuits.items() if circuit_id in circuits}
-
-    def sizes(self) -> dict[str, int]:
-        """How much is tracked (live streams, built circuits, usernames): bounded by what Tor has open."""
-        with self._lock:
-            return {
-                "streams": len(self._stream_users),
-                "circuits": len(self._exits),
-                "usernames": len(self._user_circuits),
-            }
-
-    def _forget_circuit(self, circuit_id: str) -> None:
-        for username in list(self._user_circuits):
-            circuits = self._user_circuits[username]
-            circuits.pop(circuit_id, None)
-            if not circuits:
-                del self._user_circuits[username]
-                self._user_attached.pop(username, None)
-
-
 def _connect_error(where: str, exc: Exception) -> TorError:
     """One clear line for each way connecting and authenticating can fail (never the password)."""
     if isinstance(exc, stem.SocketError):
@@ -209,16 +102,23 @@ def _connect_error(where: str, exc: Exception) -> TorError:
 class TorController:
     """The run's one connection to Tor's control port."""
 
-    def __init__(self, controller: Controller, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        *,
+        where: str = "tor",
+        clock: Callable[[], float] = time.monotonic,
+        owner: str | None = None,
+    ) -> None:
         self._controller = controller
         self._clock = clock
         self._streams = StreamMap()
         self._addresses: dict[str, str] = {}  # fingerprint -> address, from the consensus
-        self._user_excluded: str = controller.get_conf("ExcludeExitNodes", None) or ""
-        self._applied_excluded = self._user_excluded
         self._last_newnym: float | None = None
         self._newnym_lock = threading.Lock()
         self._closed = False
+        self.where = where  # the control address, as the user gave it (names this Tor in messages)
+        self.exclusions = ExitExclusions(self, registry_path(where), owner or process_owner(new_run_id()))
         controller.add_event_listener(self._streams.on_stream, EventType.STREAM)
         controller.add_event_listener(self._streams.on_circuit, EventType.CIRC)
         for circuit in controller.get_circuits([]):  # circuits built before we listened
@@ -244,7 +144,8 @@ class TorController:
             raise _connect_error(where, exc) from None
         try:
             stem.connection.authenticate(controller, password=password)
-            tor = cls(controller, clock=clock)
+            tor = cls(controller, where=where, clock=clock)
+            tor.exclusions.clean()  # what runs that died left in a shared Tor
         except (stem.connection.AuthenticationFailure, stem.ControllerError) as exc:
             controller.close()
             raise _connect_error(where, exc) from None
@@ -265,12 +166,24 @@ class TorController:
 
     def wait_for_stream(self, username: str, mark: int, timeout: float) -> ExitRelay | None:
         """The exit of `username`'s stream attached after `mark` (events lag a little behind SOCKS)."""
-        deadline = self._clock() + timeout
-        while not self._streams.attached_since(username, mark):
-            if self._clock() > deadline:
-                return None
-            time.sleep(0.01)
+        if not self._streams.wait(lambda: self._streams.attached_since(username, mark), timeout):
+            return None
         return self.exit_for(username)
+
+    def exit_of_source(self, source: tuple[str, int], timeout: float) -> ExitRelay | None:
+        """The exit that carried the stream from local address `source`: the circuit it was attached to,
+        read from Tor's events (they may lag a little behind the answer, hence `timeout`)."""
+        found: list[Hop] = []
+
+        def known() -> bool:
+            hop = self._streams.exit_of_source(*source)
+            if hop is not None:
+                found.append(hop)
+            return hop is not None
+
+        if not self._streams.wait(known, timeout):
+            return None
+        return self._relay(found[-1].fingerprint, found[-1].nickname)
 
     def exit_for(self, username: str) -> ExitRelay | None:
         """The exit of the most recent stream of `username`, or None before its first stream."""
@@ -303,14 +216,14 @@ class TorController:
         """Tor's current circuits, with their exits."""
         infos = []
         for circuit in self._call(self._controller.get_circuits):
-            hop = _exit_hop(circuit.path) if circuit.status == "BUILT" else None
+            hop = exit_hop(circuit.path) if circuit.status == "BUILT" else None
             username = circuit.socks_username
             infos.append(
                 CircuitInfo(
                     id=circuit.id,
                     status=circuit.status,
                     purpose=circuit.purpose,
-                    socks_username=_unquote(username) if username else None,
+                    socks_username=unquote(username) if username else None,
                     exit=None if hop is None else self._relay(hop.fingerprint, hop.nickname),
                 )
             )
@@ -332,18 +245,12 @@ class TorController:
         log.debug("closed %d circuit(s) of %s", closed, username)
         return closed
 
-    def set_excluded_exits(self, fingerprints: Iterable[str]) -> None:
-        """ExcludeExitNodes = the user's own value + these relays; SETCONF only when it changes."""
-        ours = sorted({f"${_normalise_fingerprint(fp)}" for fp in fingerprints})
-        value = ",".join(part for part in (self._user_excluded, *ours) if part)
-        if value != self._applied_excluded:
-            self._set_excluded(value)
-            log.info("excluding %d cooling exit(s)", len(ours))
+    def get_excluded(self) -> str:
+        """Tor's ExcludeExitNodes ("" when unset); see `torexclusions` for who owns which entries."""
+        return str(self._call(self._controller.get_conf, "ExcludeExitNodes", "") or "")
 
-    def restore(self) -> None:
-        """Put the user's own ExcludeExitNodes back."""
-        if self._applied_excluded != self._user_excluded:
-            self._set_excluded(self._user_excluded)
+    def set_excluded(self, value: str) -> None:
+        self._call(self._controller.set_conf, "ExcludeExitNodes", value)
 
     def newnym(self) -> bool:
         """Global NEWNYM (every circuit renews): refused within 10 s of the previous one."""
@@ -365,26 +272,26 @@ class TorController:
         phase = self._call(self._controller.get_info, "status/bootstrap-phase")
         progress = _BOOTSTRAP_PROGRESS.search(phase)
         summary = _BOOTSTRAP_SUMMARY.search(phase)
-        return (int(progress.group(1)) if progress else 0, _unquote(summary.group(1)) if summary else "")
+        return (int(progress.group(1)) if progress else 0, unquote(summary.group(1)) if summary else "")
 
     def is_alive(self) -> bool:
         """Whether the control connection is open (it closes when Tor dies or restarts)."""
         return not self._closed and bool(self._controller.is_alive())
 
     def close(self) -> None:
-        """Restore the user's settings and disconnect; safe to call twice."""
+        """Take this run's exclusions out of Tor and disconnect; safe to call twice."""
         if self._closed:
             return
         self._closed = True
         try:
-            self.restore()
-        except TorError as exc:
+            self.exclusions.close()
+        except (TorError, OSError) as exc:
             log.warning("could not restore ExcludeExitNodes: %s", exc)
         self._controller.close()
 
     def _relay_of(self, circuit_id: str) -> ExitRelay | None:
         hop = self._streams.exit_hop(circuit_id)
-        return None if hop is None else self._relay(*hop)
+        return None if hop is None else self._relay(hop.fingerprint, hop.nickname)
 
     def _relay(self, fingerprint: str, nickname: str | None) -> ExitRelay:
         address = self._addresses.get(fingerprint)
@@ -394,10 +301,6 @@ class TorController:
                 self._addresses[fingerprint] = address
         return ExitRelay(fingerprint, nickname, address)
 
-    def _set_excluded(self, value: str) -> None:
-        self._call(self._controller.set_conf, "ExcludeExitNodes", value)
-        self._applied_excluded = value
-
     def _call(self, method: Callable[..., Any], *args: Any) -> Any:
         try:
             return method(*args)
@@ -406,21 +309,14 @@ class TorController:
 
 
 def _log_circuit(event: Any) -> None:
-    hop = _exit_hop(event.path) if event.path else None
+    hop = exit_hop(event.path) if event.path else None
     exit_name = f" exit {hop.nickname or ''}~{hop.fingerprint[:8]}" if hop else ""
     log.info("tor circuit %s %s%s", event.id, event.status, exit_name)
 
 
 def _log_stream(event: Any) -> None:
     username = event.keyword_args.get("SOCKS_USERNAME")
-    who = f" user {_unquote(username)}" if username else ""
+    who = f" user {unquote(username)}" if username else ""
     log.info(
         "tor stream %s %s circuit %s target %s%s", event.id, event.status, event.circ_id, event.target, who
     )
-
-
-def _normalise_fingerprint(fingerprint: str) -> str:
-    match = _FINGERPRINT.match(fingerprint.strip())
-    if not match:
-        raise ValueError(f"not a relay fingerprint: {fingerprint!r}")
-    return match.group(1).upper()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from .archive import Archive
+from .circuits import probe_exit
 from .config import Settings
-from .exits import ExitLimiter
-from .pacing import probe_exit
+from .reputation import ExitRecord, PacePolicy, Reputation, Standing
 from .sessions import Identity, ProxyEndpoint, new_run_id
 from .tor import ExitRelay, TorController
 
+SHOWN_EXITS = 5  # the best and the worst this many
 
-def status_lines(tor: TorController, limiter: ExitLimiter | None, settings: Settings) -> list[str]:
-    """Bootstrap, circuits (SOCKS username, exit), and from the archive each exit's budget and cool-down."""
+
+def status_lines(tor: TorController, archive: Archive | None, settings: Settings) -> list[str]:
+    """Bootstrap, circuits (SOCKS username, exit), and from the archive (if any) what is known of exits."""
     progress, summary = tor.bootstrap_phase()
     lines = [f"Tor: bootstrapped {progress}% ({summary})"]
     circuits = tor.circuits()
@@ -31,16 +34,57 @@ def status_lines(tor: TorController, limiter: ExitLimiter | None, settings: Sett
     lines.append(f"Exits in use: {len(users_by_exit)}")
     for relay, users in sorted(users_by_exit.items(), key=lambda item: item[0].fingerprint):
         lines.append(f"  {relay.label:<40} {relay.fingerprint}  {len(users)} username(s)")
-    if limiter is not None:
-        budget = settings.per_exit
-        statuses = limiter.status()
-        lines.append(f"Budgets ({budget.count} videos per {budget.window_s:g} s) and cool-downs (archive):")
-        if not statuses:
-            lines.append("  no exit used or blocked recently")
-        for status in statuses:
-            cooling = f", cooling {status.cooling_left_s:.0f} s" if status.cooling_left_s else ""
-            lines.append(f"  {status.fp}  {status.uses_in_window}/{budget.count} used{cooling}")
+    if archive is not None:
+        lines.extend(archive_lines(archive, settings))
     return lines
+
+
+def archive_lines(archive: Archive, settings: Settings, *, shown: int = SHOWN_EXITS) -> list[str]:
+    """From the archive: each exit's reputation (the best and the worst), pace, budget and cool-down."""
+    reputation = Reputation(PacePolicy(settings.per_exit, settings.exit_cooldown_s), store=archive)
+    records = reputation.ranked()
+    now = time.time()
+    budget = settings.per_exit
+    uses = Counter(
+        fp for fp, event, _at in archive.exit_events(since=now - budget.window_s) if event == "use"
+    )
+    standings = Counter(record.standing for record in records)
+    lines = [
+        f"Exits known from the archive: {len(records)} ({standings[Standing.GOOD]} serve, "
+        f"{standings[Standing.BAD]} blocked, {standings[Standing.UNKNOWN]} faded); "
+        f"budget at most {budget.count} videos per {budget.window_s:g} s each"
+    ]
+    if not records:
+        return [*lines, "  none yet: run study-buddy to learn which exits serve"]
+    best = [r for r in records[:shown] if r.standing is Standing.GOOD]
+    worst = [r for r in records[::-1][:shown] if r.standing is not Standing.GOOD and r not in best]
+    for title, chosen in (("Best", best), ("Worst", worst)):
+        if chosen:
+            lines.append(f"{title}:")
+            lines.extend(_exit_line(record, reputation, uses[record.key], now) for record in chosen)
+    return lines
+
+
+def _exit_line(record: ExitRecord, reputation: Reputation, used: int, now: float) -> str:
+    pace = reputation.limits(record.key)
+    when = (
+        f", {record.last_outcome} {_ago(now - record.last_at)} ago"
+        if record.last_outcome and record.last_at
+        else ""
+    )
+    cooling = record.cooling_until - now if record.cooling_until else 0.0
+    cooling_text = f", cooling {cooling:.0f} s" if cooling > 0 else ""
+    return (
+        f"  {record.key}  {record.standing:<7} served {record.served:5.1f}  blocked {record.blocked:5.1f}"
+        f"{when}; {used}/{pace.count} used{cooling_text}"
+    )
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 def check_lines(tor: TorController, socks: ProxyEndpoint, workers: int) -> list[str]:
@@ -57,13 +101,3 @@ def check_lines(tor: TorController, socks: ProxyEndpoint, workers: int) -> list[
     distinct = {relay.fingerprint for relay in relays if relay is not None}
     lines.append(f"{workers} worker(s) on {len(distinct)} distinct exit(s)")
     return lines
-
-
-def archived_limiter(settings: Settings) -> ExitLimiter | None:
-    """The limiter as the archive of `settings.output` remembers it, or None without an archive."""
-    from .runner import exit_limiter
-
-    if not (settings.output / Archive.FILENAME).is_file():
-        return None
-    with Archive.open(settings.output) as archive:
-        return exit_limiter(settings, archive)

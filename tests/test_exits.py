@@ -9,18 +9,10 @@ import itertools
 import threading
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from studybuddy.errors import InputError
-from studybuddy.exits import (
-    Decision,
-    ExitBudget,
-    ExitLimiter,
-    ExitStatus,
-    Verdict,
-    parse_duration,
-)
+from studybuddy.exits import Decision, ExitLimiter, ExitStatus, Verdict
+from studybuddy.reputation import ExitPace
+from studybuddy.units import ExitBudget
 
 A = "A" * 40
 B = "B" * 40
@@ -76,109 +68,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-# parse_duration
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30m", 1800.0),
-        ("90s", 90.0),
-        ("1h30m", 5400.0),
-        ("45", 45.0),
-        ("2.5m", 150.0),
-        ("1h2m3s", 3723.0),
-        (" 1H ", 3600.0),
-        ("0", 0.0),
-    ],
-)
-def test_parse_duration_accepts_units_and_bare_seconds(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize(
-    "text", ["", " ", "m", "1x", "-5", "1m30h", "1h 30m", "1e3", "inf", "nan", "1.m", ".5s", "9" * 400 + "h"]
-)
-def test_parse_duration_rejects_bad_text_in_one_line_naming_it(text: str) -> None:
-    with pytest.raises(InputError) as caught:
-        parse_duration(text)
-    message = str(caught.value)
-    assert message.startswith(f"duration {text!r}: expected a duration like 30m")
-    assert "\n" not in message
-
-
-def test_parse_duration_error_names_the_option() -> None:
-    with pytest.raises(InputError, match=r"^--cooldown '10 minutes': expected a duration"):
-        parse_duration("10 minutes", option="--cooldown")
-
-
-@given(
-    hours=st.none() | st.integers(0, 10_000),
-    minutes=st.none() | st.integers(0, 10_000),
-    seconds=st.none() | st.integers(0, 10_000),
-)
-def test_parse_duration_round_trips_generated_hms(
-    hours: int | None, minutes: int | None, seconds: int | None
-) -> None:
-    parts = [(hours, "h"), (minutes, "m"), (seconds, "s")]
-    text = "".join(f"{value}{unit}" for value, unit in parts if value is not None)
-    expected = (hours or 0) * 3600 + (minutes or 0) * 60 + (seconds or 0)
-    if not text:
-        with pytest.raises(InputError):
-            parse_duration(text)
-    else:
-        assert parse_duration(text) == expected
-
-
-@given(whole=st.integers(0, 10**6), hundredths=st.integers(0, 99), unit=st.sampled_from(["", "s", "m", "h"]))
-def test_parse_duration_round_trips_decimals(whole: int, hundredths: int, unit: str) -> None:
-    scale = {"": 1, "s": 1, "m": 60, "h": 3600}[unit]
-    assert parse_duration(f"{whole}.{hundredths:02d}{unit}") == pytest.approx(
-        (whole + hundredths / 100) * scale
-    )
-
-
-# ExitBudget.parse
-
-
-@pytest.mark.parametrize(
-    ("text", "count", "window_s"),
-    [
-        ("8/10m", 8, 600.0),
-        ("20/1h", 20, 3600.0),
-        ("5/30s", 5, 30.0),
-        ("1/90", 1, 90.0),
-        (" 3/1h30m ", 3, 5400.0),
-    ],
-)
-def test_budget_parse(text: str, count: int, window_s: float) -> None:
-    assert ExitBudget.parse(text) == ExitBudget(count, window_s)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "8",
-        "8/",
-        "/10m",
-        "0/10m",
-        "-1/10m",
-        "1.5/10m",
-        "x/10m",
-        "8/0",
-        "8/0s",
-        "8/10x",
-        "8/10m/3",
-        "²/10m",
-        "",
-    ],
-)
-def test_budget_parse_rejects_bad_text_in_one_line(text: str) -> None:
-    with pytest.raises(InputError) as caught:
-        ExitBudget.parse(text)
-    assert str(caught.value) == f"--per-exit {text!r}: expected COUNT/WINDOW like 8/10m"
-
-
 # Budget per sliding window
 
 
@@ -215,7 +104,7 @@ def test_assess_reserves_nothing(clock: FakeClock) -> None:
         assert limiter.assess(A) == Verdict(Decision.GO, 0.0, "fresh exit")
     assert limiter.status() == []
     assert limiter.acquire(A).decision is Decision.GO
-    assert limiter.assess(A).decision is Decision.WAIT
+    assert limiter.assess(A).decision is not Decision.GO
     assert limiter.status()[0].uses_in_window == 1
 
 
@@ -247,7 +136,7 @@ def test_min_interval_with_jitter(clock: FakeClock) -> None:
 def test_min_interval_is_shared_by_workers_on_one_exit(clock: FakeClock) -> None:
     limiter = make_limiter(clock, "100/1h", min_interval_s=10)
     assert limiter.acquire(A).decision is Decision.GO
-    assert limiter.acquire(A).decision is Decision.WAIT  # the second worker on A
+    assert limiter.acquire(A).decision is not Decision.GO  # the second worker on A
     assert limiter.acquire(B).decision is Decision.GO  # but B is independent
 
 
@@ -336,16 +225,19 @@ def test_only_exit_of_the_pool_waits_for_itself(clock: FakeClock) -> None:
     )
 
 
-def test_exhausted_exit_waits_when_it_frees_within_one_interval(clock: FakeClock) -> None:
+def test_an_exhausted_exit_is_waited_for_when_it_frees_sooner_than_a_new_circuit_finds_another(
+    clock: FakeClock,
+) -> None:
     limiter = make_limiter(clock, "2/30s", min_interval_s=10)
     limiter.set_exit_pool([A, B])
+    limiter.observe_renewal(5.0)  # half the new circuits land on B: about 10 s to find it
     limiter.acquire(A)
     clock.now = 10
     limiter.acquire(A)
-    clock.now = 25  # the use at 0 leaves the window at 30: 5 s is shorter than one interval
+    clock.now = 25  # the use at 0 leaves the window at 30: 5 s
     verdict = limiter.acquire(A)
     assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(5))
-    clock.now = 15  # (asking earlier: 15 s left, longer than an interval, and B is free)
+    clock.now = 15  # (asking earlier: 15 s left, and B is free)
     assert limiter.assess(A).decision is Decision.RENEW
 
 
@@ -418,7 +310,9 @@ def test_a_worker_sharing_its_exit_moves_instead_of_waiting_out_its_interval(clo
     limiter.set_exit_pool([A, B])
     limiter.acquire(A)
     clock.now = 1
-    assert limiter.assess(A).decision is Decision.WAIT  # alone on A: its interval is its pace
+    assert limiter.assess(A).decision is Decision.RENEW  # B can serve long before A's interval is over
+    limiter.observe_renewal(20.0)
+    assert limiter.assess(A).decision is Decision.WAIT  # unless new circuits take that long
     assert limiter.assess(A, taken={A}) == Verdict(
         Decision.RENEW, 0.0, "minimum interval, 29.0s left; another worker shares this exit and one is free"
     )
@@ -530,16 +424,57 @@ def test_many_threads_never_exceed_the_budget_or_the_interval(min_interval_s: fl
             assert later - earlier >= interval - 1e-9
 
 
-def test_replay_brings_back_uses_in_the_window_and_blocks_still_cooling() -> None:
+def test_replayed_uses_of_an_earlier_run_keep_the_budget() -> None:
     clock = FakeClock()
     limiter = ExitLimiter(ExitBudget(2, 600), min_interval_s=10, jitter_s=0, cooldown_s=1800, clock=clock)
-    limiter.replay(A, "use", seconds_ago=700)  # outside the window: forgotten
-    limiter.replay(A, "use", seconds_ago=100)
-    limiter.replay(A, "use", seconds_ago=50)
-    limiter.replay(B, "block", seconds_ago=1000)  # 800 s of cool-down left
-    limiter.replay(C, "block", seconds_ago=2000)  # cool-down over
+    limiter.replay_use(A, seconds_ago=700)  # outside the window: forgotten
+    limiter.replay_use(A, seconds_ago=100)
+    limiter.replay_use(A, seconds_ago=50)
     assert limiter.acquire(A).decision is not Decision.GO  # budget of 2 already spent
-    assert limiter.cooling()[B] == pytest.approx(800)
-    assert C not in limiter.cooling()
-    limiter.record(C)
-    assert [s.uses_in_window for s in limiter.status() if s.fp == C] == [1]
+    assert limiter.uses_in_window(A) == 2
+    clock.advance(501)  # the first replayed use leaves the window
+    assert limiter.acquire(A).decision is Decision.GO
+
+
+def test_each_exit_carries_its_own_pace(clock: FakeClock) -> None:
+    paces = {A: ExitPace(1, 30.0), B: ExitPace(3, 0.0)}
+    limiter = ExitLimiter(
+        ExitBudget(3, 60), min_interval_s=0, jitter_s=0, cooldown_s=300, clock=clock, pace=paces.__getitem__
+    )
+    assert limiter.acquire(A).decision is Decision.GO
+    assert limiter.acquire(A).decision is not Decision.GO  # paced down to one per window
+    assert [limiter.acquire(B).decision for _ in range(3)] == [Decision.GO] * 3
+    assert {s.fp: s.budget.count for s in limiter.status()} == {A: 1, B: 3}
+
+
+class AllBut:
+    """An opinion of exits: all acceptable but one."""
+
+    def __init__(self, rejected: str) -> None:
+        self.rejected = rejected
+
+    def acceptable(self, exit_fp: str) -> bool:
+        return exit_fp != self.rejected
+
+    def exceptions(self) -> frozenset[str]:
+        return frozenset({self.rejected})
+
+    def unknown_acceptable(self) -> bool:
+        return True
+
+
+def test_exits_that_are_not_acceptable_do_not_count_as_free(clock: FakeClock) -> None:
+    limiter = ExitLimiter(
+        ExitBudget(1, 600),
+        min_interval_s=0,
+        jitter_s=0,
+        cooldown_s=300,
+        clock=clock,
+        opinion=AllBut(B),  # B is known to be blocked
+    )
+    limiter.set_exit_pool([A, B])
+    assert limiter.acquire(A).decision is Decision.GO
+    verdict = limiter.acquire(A)  # out of budget, and the only other exit would be turned down
+    assert verdict.decision is Decision.WAIT
+    assert verdict.wait_s == pytest.approx(600)
+    assert limiter.wait_until_any() == pytest.approx(600)

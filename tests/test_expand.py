@@ -242,8 +242,12 @@ class RecordingPacer:
     def after_video(self, worker: Any) -> None:
         self.calls.append("after")
 
-    def on_blocked(self, worker: Any, error: BlockedError) -> None:
+    def on_blocked(self, worker: Any, error: BlockedError) -> bool:
         self.calls.append("blocked")
+        return True
+
+    def close(self) -> None:
+        return None
 
     def exit_of(self, worker: Any) -> str | None:
         return None

@@ -20,6 +20,7 @@ RELEASED = [  # never renamed, reordered or left out: archives out there record 
     "m005_subject",
     "m006_claims_and_retries",
     "m007_prompt_version",
+    "m008_exit_reputation",
 ]
 NAMES = [migration.__name__ for migration in MIGRATIONS]
 T0 = "2025-01-01T00:00:00.000+00:00"
@@ -147,3 +148,18 @@ def test_an_archive_from_a_newer_version_is_refused_naming_the_unknown_migration
     assert "\n" not in message
     assert applied(db) == [*NAMES[:3], "m099_future"]  # refused before applying anything
     db.close()
+
+
+def test_an_older_archive_keeps_what_it_knew_of_exits_as_their_reputation(tmp_path: Path) -> None:
+    db = archive_at(tmp_path, NAMES.index("m008_exit_reputation"))  # the release before reputation
+    good, bad = "A" * 40, "B" * 40
+    rows = [(good, "use", 10.0), (good, "block", 20.0), (good, "use", 30.0), (bad, "block", 40.0)]
+    db.executemany("INSERT INTO exit_events (fingerprint, event, at) VALUES (?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    with Archive.open(tmp_path) as archive:
+        records = {record.key: record for record in archive.exit_records()}
+        assert archive.exit_events(since=0) == rows  # nothing dropped
+    assert (records[good].served, records[good].blocked, records[good].last_outcome) == (2, 1, "served")
+    assert (records[bad].served, records[bad].blocked, records[bad].last_outcome) == (0, 1, "blocked")
+    assert records[bad].updated_at == 40.0

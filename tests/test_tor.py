@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.server
 import logging
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,103 +22,18 @@ import pytest
 import stem
 import stem.connection
 from stem.control import Controller, EventType
-from stem.response import ControlMessage
 
 from studybuddy.errors import TorError
 from studybuddy.sessions import ProxyEndpoint
-from studybuddy.tor import ExitRelay, StreamMap, TorController, TorUnreachableError
+from studybuddy.tor import ExitRelay, TorController, TorUnreachableError
+from studybuddy.torexclusions import MARKER, ExitExclusions, registry_path
 from studybuddy.torlaunch import TorSetup
+from tests.torevents import EXIT_1, EXIT_2, OTHER, USER, circ, stream
 
-GUARD, MIDDLE = "A" * 40, "B" * 40
-EXIT_1, EXIT_2 = "C" * 40, "D" * 40
-USER, OTHER = "sb-run1-w0-g0", "sb-run1-w1-g0"
 PASSWORD = "secret-pw"
 HASHED_PASSWORD = "16:AB1ED063B746346B6070693D3948415965E0546B600A0B12D3C00D6047"  # tor --hash-password
 NOWHERE = ("127.0.0.1", 1)  # nothing listens on port 1 on loopback
 SOCKS = ProxyEndpoint("127.0.0.1", 9050)
-
-
-def event(line: str) -> Any:
-    return ControlMessage.from_str(f"650 {line}\r\n", "EVENT")
-
-
-def circ(circuit_id: str, status: str, exit_fp: str = EXIT_1, nickname: str = "exitone") -> Any:
-    path = f"${GUARD}~guard,${MIDDLE}~middle,${exit_fp}~{nickname}"
-    return event(f"CIRC {circuit_id} {status} {path} BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL")
-
-
-def stream(stream_id: str, status: str, circuit_id: str, username: str | None = USER) -> Any:
-    target = "www.youtube.com:443" if status in ("NEW", "SENTCONNECT") else "142.250.1.1:443"
-    auth = f' SOCKS_USERNAME="{username}" SOCKS_PASSWORD="pw"' if username else ""
-    return event(
-        f"STREAM {stream_id} {status} {circuit_id} {target} SOURCE_ADDR=127.0.0.1:50000 PURPOSE=USER{auth}"
-        " CLIENT_PROTOCOL=SOCKS5 NYM_EPOCH=0 SESSION_GROUP=-4 ISO_FIELDS=SOCKS_USERNAME,SOCKS_PASSWORD"
-    )
-
-
-# --- StreamMap: recorded events -------------------------------------------------------------------
-
-
-def replay(streams: StreamMap, *events: Any) -> None:
-    for item in events:
-        (streams.on_circuit if item.type == "CIRC" else streams.on_stream)(item)
-
-
-def test_stream_maps_username_to_its_circuit_exit() -> None:
-    streams = StreamMap()
-    replay(streams, circ("5", "LAUNCHED"), circ("5", "BUILT"), stream("12", "NEW", "0"))
-    assert streams.circuits_of(USER) == []  # not attached yet
-    replay(streams, stream("12", "SENTCONNECT", "5"), stream("12", "SUCCEEDED", "5"))
-    assert streams.circuits_of(USER) == ["5"]
-    assert streams.exit_hop("5") == (EXIT_1, "exitone")
-    assert streams.circuits_of(OTHER) == []
-
-
-def test_two_circuits_for_one_username_most_recent_first() -> None:
-    streams = StreamMap()
-    replay(streams, circ("5", "BUILT"), circ("6", "BUILT", EXIT_2, "exittwo"))
-    replay(streams, stream("12", "SUCCEEDED", "5"), stream("13", "SUCCEEDED", "6"))
-    assert streams.circuits_of(USER) == ["6", "5"]
-    replay(streams, stream("14", "SUCCEEDED", "5"))  # used again: most recent again
-    assert streams.circuits_of(USER) == ["5", "6"]
-
-
-def test_closed_stream_is_dropped_but_its_circuit_still_names_the_exit() -> None:
-    streams = StreamMap()
-    replay(streams, circ("5", "BUILT"), stream("12", "SUCCEEDED", "5"), stream("12", "CLOSED", "5"))
-    assert streams.sizes()["streams"] == 0
-    assert streams.circuits_of(USER) == ["5"]  # the next request goes out on the same circuit
-
-
-def test_closed_circuit_forgets_exit_and_username() -> None:
-    streams = StreamMap()
-    replay(streams, circ("5", "BUILT"), circ("6", "BUILT", EXIT_2), stream("12", "SUCCEEDED", "5"))
-    replay(streams, stream("13", "SUCCEEDED", "6", OTHER), circ("5", "CLOSED"), circ("6", "FAILED"))
-    assert streams.exit_hop("5") is None
-    assert streams.circuits_of(USER) == []
-    assert streams.sizes() == {"streams": 2, "circuits": 0, "usernames": 0}
-    replay(streams, stream("12", "CLOSED", "5"), stream("13", "FAILED", "6"))
-    assert streams.sizes() == {"streams": 0, "circuits": 0, "usernames": 0}
-
-
-def test_detached_stream_keeps_its_username_when_reattached() -> None:
-    streams = StreamMap()
-    replay(streams, circ("5", "BUILT"), circ("6", "BUILT", EXIT_2))
-    replay(streams, stream("12", "SENTCONNECT", "5"), stream("12", "DETACHED", "0", username=None))
-    replay(streams, stream("12", "SUCCEEDED", "6", username=None))
-    assert streams.circuits_of(USER) == ["6", "5"]
-
-
-def test_stream_without_socks_username_is_ignored() -> None:
-    streams = StreamMap()
-    replay(streams, circ("5", "BUILT"), stream("12", "SUCCEEDED", "5", username=None))
-    assert streams.sizes() == {"streams": 0, "circuits": 1, "usernames": 0}
-
-
-def test_escaped_username_is_unquoted() -> None:
-    streams = StreamMap()
-    replay(streams, circ("5", "BUILT"), stream("12", "SUCCEEDED", "5", username=r"odd\"name"))
-    assert streams.circuits_of('odd"name') == ["5"]
 
 
 # --- TorController against a fake stem controller ---------------------------------------------------
@@ -228,34 +145,17 @@ def test_close_circuits_of_closes_only_circuits_no_one_else_uses(fake: FakeContr
     assert fake.closed_circuits == ["5"]
 
 
-def test_excluded_exits_merge_with_the_users_value_and_restore(fake: FakeController) -> None:
+def test_excluded_exits_go_after_the_marker_and_leave_with_the_run(fake: FakeController) -> None:
     tor = make_tor(fake)
-    tor.set_excluded_exits([EXIT_2.lower(), f"${EXIT_1}"])
-    assert fake.conf["ExcludeExitNodes"] == f"{{us}},${EXIT_1},${EXIT_2}"
-    tor.set_excluded_exits([EXIT_1, EXIT_2])  # unchanged: no SETCONF
+    tor.exclusions.update({EXIT_2.lower(): 60, f"${EXIT_1}": 60})
+    assert fake.conf["ExcludeExitNodes"] == f"{{us}},{MARKER},${EXIT_1},${EXIT_2}"
+    tor.exclusions.update({EXIT_1: 60, EXIT_2: 60})  # unchanged: no SETCONF
     assert len(fake.set_calls) == 1
-    tor.set_excluded_exits([])
-    assert fake.conf["ExcludeExitNodes"] == "{us}"
-    tor.set_excluded_exits([EXIT_1])
     tor.close()
     tor.close()
     assert fake.conf["ExcludeExitNodes"] == "{us}"
     assert fake.closed
-    assert len(fake.set_calls) == 4
-
-
-def test_excluded_exits_without_a_user_value() -> None:
-    fake = FakeController()
-    tor = make_tor(fake)
-    tor.set_excluded_exits([EXIT_1])
-    assert fake.conf["ExcludeExitNodes"] == f"${EXIT_1}"
-    tor.restore()
-    assert fake.conf["ExcludeExitNodes"] == ""
-
-
-def test_excluded_exits_reject_what_is_not_a_fingerprint(fake: FakeController) -> None:
-    with pytest.raises(ValueError, match="not a relay fingerprint"):
-        make_tor(fake).set_excluded_exits(["{us}"])
+    assert len(fake.set_calls) == 2
 
 
 def test_newnym_is_refused_within_ten_seconds(fake: FakeController) -> None:
@@ -409,19 +309,75 @@ def test_an_http_server_is_not_a_control_port() -> None:
         server.server_close()
 
 
+EXCLUDING_RUN = """
+import sys, time
+from studybuddy.tor import TorController
+host, port, fingerprint, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+tor = TorController.connect(control=(host, port), password=password)
+tor.exclusions.update({fingerprint: 600})
+print("excluding", flush=True)
+sys.stdin.readline()  # until told to finish (or killed)
+tor.close()
+"""
+
+
+def start_excluding_run(control: tuple[str, int], fingerprint: str) -> subprocess.Popen[str]:
+    """Another study-buddy process on the same Tor, excluding one exit until its stdin closes."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", EXCLUDING_RUN, control[0], str(control[1]), fingerprint, PASSWORD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "excluding"
+    return process
+
+
 @pytest.mark.tor
-def test_excluded_exits_on_a_real_tor(start_tor: Callable[..., tuple[str, int]]) -> None:
+def test_exclusions_of_runs_sharing_a_tor_never_become_the_users(
+    start_tor: Callable[..., tuple[str, int]],
+) -> None:
     control = start_tor(f"HashedControlPassword {HASHED_PASSWORD}", "ExcludeExitNodes {us}")
     observer = raw_controller(control)
     users_value = observer.get_conf("ExcludeExitNodes")
-    assert users_value.startswith("{us}")
+    killed = start_excluding_run(control, EXIT_1)
+    finishing = start_excluding_run(control, EXIT_2)
+    both = observer.get_conf("ExcludeExitNodes")
+    assert both.startswith(users_value.split(",{??}")[0])
+    assert f"${EXIT_1}" in both and f"${EXIT_2}" in both  # the second run did not drop the first's
+    killed.kill()  # -9: its exclusion stays in Tor for now
+    killed.wait()
     with TorSetup(TorController.connect(control=control, password=PASSWORD), SOCKS) as setup:
-        setup.controller.set_excluded_exits([EXIT_1])
-        assert observer.get_conf("ExcludeExitNodes") == f"{users_value},${EXIT_1}"
-        setup.controller.set_excluded_exits([])
-        assert observer.get_conf("ExcludeExitNodes") == users_value
-        setup.controller.set_excluded_exits([EXIT_2])
-    assert observer.get_conf("ExcludeExitNodes") == users_value  # restored on leaving
+        now = observer.get_conf("ExcludeExitNodes")  # connecting cleaned up after the dead run
+        assert f"${EXIT_1}" not in now and f"${EXIT_2}" in now
+        setup.controller.exclusions.update({EXIT_1: 600})
+        assert f"${EXIT_1}" in observer.get_conf("ExcludeExitNodes")
+    assert finishing.stdin is not None
+    finishing.stdin.close()
+    assert finishing.wait(timeout=30) == 0
+    assert observer.get_conf("ExcludeExitNodes") == users_value  # only the user's value is left
+    observer.close()
+
+
+@pytest.mark.tor
+def test_exclusions_end_with_their_cool_down(start_tor: Callable[..., tuple[str, int]]) -> None:
+    control = start_tor()
+    observer = raw_controller(control)
+    now = [1000.0]
+    tor = TorController.connect(control=control)
+    exclusions = ExitExclusions(tor, registry_path("a clock test"), "me:1:run", clock=lambda: now[0])
+    exclusions.update({EXIT_1: 60, EXIT_2: 600})
+    assert observer.get_conf("ExcludeExitNodes") == f"{MARKER},${EXIT_1},${EXIT_2}"
+    now[0] += 30
+    exclusions.refresh()  # nothing has expired yet: nothing is sent
+    assert observer.get_conf("ExcludeExitNodes") == f"{MARKER},${EXIT_1},${EXIT_2}"
+    now[0] += 31
+    exclusions.refresh()
+    assert observer.get_conf("ExcludeExitNodes") == f"{MARKER},${EXIT_2}"
+    exclusions.close()
+    assert not observer.get_conf("ExcludeExitNodes")
+    tor.close()
     observer.close()
 
 

@@ -4,7 +4,6 @@ controller and scripted probes, and end to end through the test bed's Tor (tests
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,16 @@ from stem.response import ControlMessage
 from studybuddy import torstatus
 from studybuddy.archive import Archive
 from studybuddy.config import Settings
-from studybuddy.exits import ExitBudget, ExitLimiter
+from studybuddy.reputation import PacePolicy, Reputation
 from studybuddy.sessions import Identity, ProxyEndpoint
 from studybuddy.tor import ExitRelay
-from studybuddy.torstatus import archived_limiter, check_lines, status_lines
+from studybuddy.torstatus import check_lines, status_lines
+from studybuddy.units import ExitBudget
 from tests.bed.tornet import TorNetwork
 from tests.bed.youtube_server import FakeYouTube, Limit
 from tests.test_e2e_tor import CLI, NORMAL, cli_env, study_buddy
-from tests.test_tor import EXIT_1, EXIT_2, GUARD, MIDDLE, FakeController, make_tor
+from tests.test_tor import FakeController, make_tor
+from tests.torevents import EXIT_1, EXIT_2, GUARD, MIDDLE
 
 SETTINGS = Settings(per_exit=ExitBudget.parse("8/10m"), exit_cooldown_s=600.0)
 A = ExitRelay(EXIT_1, "exitone", "198.51.100.1")
@@ -44,17 +45,17 @@ class CircuitsController(FakeController):
         ]
 
 
-def test_status_shows_bootstrap_circuits_exits_budgets_and_cool_downs() -> None:
-    now = [1000.0]
-    limiter = ExitLimiter(
-        SETTINGS.per_exit, min_interval_s=0, jitter_s=0, cooldown_s=600, clock=lambda: now[0]
-    )
-    limiter.record(EXIT_1)
-    limiter.record(EXIT_1)
-    limiter.cool_down(EXIT_2)
-    now[0] += 100
-
-    lines = status_lines(make_tor(CircuitsController()), limiter, SETTINGS)
+def test_status_shows_bootstrap_circuits_exits_and_from_the_archive_the_best_and_worst(
+    tmp_path: Path,
+) -> None:
+    with Archive.open(tmp_path) as archive:
+        reputation = Reputation(PacePolicy(SETTINGS.per_exit, 600.0), store=archive)
+        for _ in range(3):
+            reputation.served(EXIT_1)
+        reputation.blocked(EXIT_2)
+        archive.record_exit_event(EXIT_1, "use")
+        archive.record_exit_event(EXIT_1, "use")
+        lines = status_lines(make_tor(CircuitsController()), archive, SETTINGS)
 
     assert lines[0] == 'Tor: bootstrapped 75% (Loaded "enough" directory info)'
     assert lines[1] == "Circuits: 4 (3 built)"
@@ -63,30 +64,24 @@ def test_status_shows_bootstrap_circuits_exits_budgets_and_cool_downs() -> None:
     assert lines[6] == "Exits in use: 2"
     assert lines[7].split() == ["exitone", "(198.51.100.1)", EXIT_1, "2", "username(s)"]
     assert lines[8].split() == ["exittwo", "(198.51.100.2)", EXIT_2, "1", "username(s)"]
-    assert lines[9] == "Budgets (8 videos per 600 s) and cool-downs (archive):"
-    assert lines[10:] == [f"  {EXIT_1}  2/8 used", f"  {EXIT_2}  0/8 used, cooling 500 s"]
+    assert lines[9] == (
+        "Exits known from the archive: 2 (1 serve, 1 blocked, 0 faded); "
+        "budget at most 8 videos per 600 s each"
+    )
+    assert lines[10] == "Best:"
+    assert lines[11].split()[:6] == [EXIT_1, "good", "served", "3.0", "blocked", "0.0,"]
+    assert lines[11].endswith("2/8 used")
+    assert lines[12] == "Worst:"
+    assert lines[13].split()[:6] == [EXIT_2, "bad", "served", "0.0", "blocked", "1.0,"]
+    assert "cooling 600 s" in lines[13]
 
 
-def test_status_without_recent_exits_or_without_an_archive() -> None:
-    limiter = ExitLimiter(SETTINGS.per_exit, min_interval_s=0, jitter_s=0, cooldown_s=600)
+def test_status_without_known_exits_or_without_an_archive(tmp_path: Path) -> None:
     tor = make_tor(FakeController())
-    assert status_lines(tor, limiter, SETTINGS)[-1] == "  no exit used or blocked recently"
-    assert not any(line.startswith("Budgets") for line in status_lines(tor, None, SETTINGS))
-
-
-def test_the_archive_remembers_uses_and_blocks_for_tor_status(tmp_path: Path) -> None:
-    settings = Settings(output=tmp_path, per_exit=ExitBudget.parse("8/10m"), exit_cooldown_s=600.0)
-    assert archived_limiter(settings) is None  # no archive: nothing to show (and none is created)
-    assert not (tmp_path / Archive.FILENAME).exists()
     with Archive.open(tmp_path) as archive:
-        archive.record_exit_event(EXIT_1, "use", at=time.time() - 30)
-        archive.record_exit_event(EXIT_2, "block", at=time.time() - 60)
-        archive.record_exit_event(EXIT_2, "use", at=time.time() - 3600)  # out of the 10-minute window
-    limiter = archived_limiter(settings)
-    assert limiter is not None
-    status = {item.fp: item for item in limiter.status()}
-    assert status[EXIT_1].uses_in_window == 1 and status[EXIT_1].cooling_left_s == 0
-    assert status[EXIT_2].uses_in_window == 0 and 0 < status[EXIT_2].cooling_left_s <= 540  # 60 s of 600 gone
+        lines = status_lines(tor, archive, SETTINGS)
+    assert lines[-1] == "  none yet: run study-buddy to learn which exits serve"
+    assert not any(line.startswith("Exits known") for line in status_lines(tor, None, SETTINGS))
 
 
 class ClosingTor:

@@ -7,9 +7,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -404,20 +401,3 @@ def test_pipeline_skips_videos_claimed_by_another_run_and_releases_its_own(
         assert youtube.requests_for("vid00000000") == 0
         done = archive.get("vid00000001")
         assert done is not None and (done.status, done.claimed_by) == (Status.DONE, None)
-
-
-def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
-    from studybuddy.admission import claim_owner, holder_is_gone
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    dead_holder = f"{socket.gethostname()}:{dead.pid}:run0"
-    assert holder_is_gone(dead_holder)
-    assert not holder_is_gone(claim_owner("me"))  # this very process
-    assert not holder_is_gone(f"another-host:{dead.pid}:run0")  # cannot tell: wait for the expiry
-    with Archive.open(tmp_path) as archive:
-        assert archive.claim("vid00000001", dead_holder, ttl_s=600).granted
-        refused = archive.claim("vid00000001", "x:1:y", ttl_s=600)
-        assert not refused.granted
-        taken = archive.claim("vid00000001", claim_owner("me"), ttl_s=600, is_gone=holder_is_gone)
-        assert taken.granted

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.bed.hostile import HOSTILE_EXITS, HOSTILE_FIRST_HOST
 from tests.bed.lock import bed_lock
 from tests.bed.tornet import TOR, TOR_GENCERT, TorNetwork
 
@@ -32,5 +33,16 @@ def tor_network(bed_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The private Tor network (4 exits), bootstrapped and with every exit proven usable."""
     require_tor()
     with TorNetwork.start(tmp_path_factory.mktemp("tornet"), exits=4) as network:
+        network.wait_ready(timeout=READY_TIMEOUT_SECONDS)
+        yield network
+
+
+@pytest.fixture(scope="session")
+def hostile_network(bed_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork]:
+    """A second private Tor network with 12 exits (names resolving to 127.0.0.101..112), for the hostile
+    bed: started only by the tests that ask for it."""
+    require_tor()
+    workdir = tmp_path_factory.mktemp("hostile-tornet")
+    with TorNetwork.start(workdir, exits=HOSTILE_EXITS, first_server_host=HOSTILE_FIRST_HOST) as network:
         network.wait_ready(timeout=READY_TIMEOUT_SECONDS)
         yield network

@@ -146,9 +146,16 @@ class TorNode:
         return "(no log written)"
 
 
-def exit_server_address(exit_number: int) -> str:
-    """The address the DNS server of exit ``exit_number`` (1-based) gives every name: 127.0.0.1N."""
-    return f"127.0.0.{10 + exit_number}"
+FIRST_SERVER_HOST = 11  # exit 1's names resolve to 127.0.0.11, exit 2's to 127.0.0.12, ...
+
+
+def exit_server_address(exit_number: int, first: int = FIRST_SERVER_HOST) -> str:
+    """The address the DNS server of exit ``exit_number`` (1-based) gives every name: 127.0.0.1N by
+    default; another network on the same machine starts at another ``first`` host number."""
+    host = first + exit_number - 1
+    if not 3 <= host <= 254:
+        raise ValueError(f"exit {exit_number} from host {first}: outside 127.0.0.3-254")
+    return f"127.0.0.{host}"
 
 
 def fingerprint_set(nodes: Sequence[TorNode]) -> str:
@@ -184,11 +191,13 @@ class TorNetwork:
         middles: int = 2,
         hostnames: Sequence[str] = DEFAULT_HOSTNAMES,
         conflux: bool = False,
+        first_server_host: int = FIRST_SERVER_HOST,
     ) -> None:
         if not 1 <= exits <= 200:
             raise ValueError(f"exits must be between 1 and 200, not {exits}")
         self.workdir = workdir
         self.conflux = conflux
+        self.first_server_host = first_server_host
         self._empty_torrc = workdir / "empty-torrc"  # keeps the system torrc files out
         self._empty_torrc.touch()
         self.authorities = [self._node(f"auth{i}") for i in range(3)]
@@ -196,7 +205,7 @@ class TorNetwork:
         self.middle_nodes = [self._node(f"middle{i}") for i in range(middles)]
         self.client = self._node("client")
         self.dns_servers = [
-            DnsServer(dict.fromkeys(hostnames, exit_server_address(n)), host=DNS_HOST)
+            DnsServer(dict.fromkeys(hostnames, exit_server_address(n, first_server_host)), host=DNS_HOST)
             for n in range(1, exits + 1)
         ]
         socks_port, control_port = reserve_ports(CLIENT_HOST, 2)
@@ -214,9 +223,10 @@ class TorNetwork:
         middles: int = 2,
         hostnames: Sequence[str] = DEFAULT_HOSTNAMES,
         conflux: bool = False,
+        first_server_host: int = FIRST_SERVER_HOST,
     ) -> TorNetwork:
         """Build the network in ``workdir`` and launch every tor; use the result as a context manager."""
-        network = cls(workdir, exits, middles, hostnames, conflux)
+        network = cls(workdir, exits, middles, hostnames, conflux, first_server_host)
         try:
             network.launch()
         except BaseException:
@@ -246,7 +256,7 @@ class TorNetwork:
     @property
     def exits(self) -> list[ExitInfo]:
         return [
-            ExitInfo(node.nickname, node.fingerprint, exit_server_address(n))
+            ExitInfo(node.nickname, node.fingerprint, exit_server_address(n, self.first_server_host))
             for n, node in enumerate(self.exit_nodes, start=1)
         ]
 

@@ -8,26 +8,39 @@ latency and no limits.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.bed.tornet import exit_server_address
+from tests.bed.hostile import HOSTILE_EXITS, HOSTILE_FIRST_HOST
+from tests.bed.tornet import FIRST_SERVER_HOST, exit_server_address
 from tests.bed.youtube_server import FakeYouTube
 
 EXIT_COUNT = 4  # as many as the tor_network fixture starts
 HTTPS_PORT = 443
 
 
-@pytest.fixture(scope="session")
-def fake_youtube_server(bed_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeYouTube]:
-    """The fake www.youtube.com on every exit address; skips the test when port 443 cannot be bound."""
-    addresses = [exit_server_address(number) for number in range(1, EXIT_COUNT + 1)]
+def serve_youtube(exits: int, first_host: int, ca_dir: Path) -> Iterator[FakeYouTube]:
+    """The fake www.youtube.com on the addresses of `exits` exits; skips when port 443 cannot be bound."""
+    addresses = [exit_server_address(number, first_host) for number in range(1, exits + 1)]
     try:
-        server = FakeYouTube.start(addresses, HTTPS_PORT, ca_dir=tmp_path_factory.mktemp("youtube-ca"))
+        server = FakeYouTube.start(addresses, HTTPS_PORT, ca_dir=ca_dir)
     except PermissionError:
         pytest.skip(f"binding port {HTTPS_PORT} needs root")
     with server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def fake_youtube_server(bed_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeYouTube]:
+    """The fake www.youtube.com on every exit address of the friendly bed."""
+    yield from serve_youtube(EXIT_COUNT, FIRST_SERVER_HOST, tmp_path_factory.mktemp("youtube-ca"))
+
+
+@pytest.fixture(scope="session")
+def hostile_youtube(bed_lock: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeYouTube]:
+    """A fake www.youtube.com on the hostile network's exit addresses (set it up with `make_hostile`)."""
+    yield from serve_youtube(HOSTILE_EXITS, HOSTILE_FIRST_HOST, tmp_path_factory.mktemp("hostile-ca"))
 
 
 @pytest.fixture

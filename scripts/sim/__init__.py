@@ -1,0 +1,1 @@
+"""The simulator of `scripts/simulate`: virtual time, a synthetic Tor network and YouTube, the policies."""

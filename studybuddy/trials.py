@@ -1,0 +1,134 @@
+"""How new exits fare in this run, and how often an exit not known to serve may be tried.
+
+A trial is the first request through an exit with no good record (unknown, or known to have blocked). On
+today's YouTube most Tor exits are blocked, so most trials cost a blocked answer. Trials are paid for two
+ways, whichever allows one first:
+
+- **By service.** The run starts with `FREE_TRIALS` and earns `TRIALS_PER_VIDEO` more for every video
+  served, so over a long run the blocked answers spent on finding exits stay a small share of the videos,
+  however bad the network is, and a run that serves well looks for more exits as it grows.
+- **By time.** While trials mostly serve, they are free. Once blocks dominate the last ten (more than half
+  blocked), the run backs off as a whole: a trial at most every 10 s at 6 of 10 blocked, doubling with every
+  further one (40 s at 8 of 10), at most `max_interval_s`. So a run that serves nothing still tries a new
+  exit now and then, politely, instead of giving up or hammering.
+
+`notice()` says so in plain words for the live view and the log.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+RECENT = 10  # trials the run judges by
+FREE_TRIALS = 24.0  # trials a run may start with, before anything has served
+TRIALS_PER_VIDEO = 0.2  # trials earned by every video served
+MAX_EARNED = 24.0  # trials a run may save up
+BASE_INTERVAL_S = 10.0
+MAX_INTERVAL_S = 300.0
+JUDGED_AFTER = 4  # trials before their outcomes are judged at all
+
+
+class ExitTrials:
+    """Thread-safe; the clock is injectable (monotonic seconds)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        free_trials: float = FREE_TRIALS,
+        trials_per_video: float = TRIALS_PER_VIDEO,
+        base_interval_s: float = BASE_INTERVAL_S,
+        max_interval_s: float = MAX_INTERVAL_S,
+    ) -> None:
+        self._clock = clock
+        self._per_video = trials_per_video
+        self._base_s = base_interval_s
+        self._max_s = max_interval_s
+        self._lock = threading.Lock()
+        self._tokens = free_trials
+        self._recent: deque[bool] = deque(maxlen=RECENT)  # True: served
+        self._pending: set[str] = set()  # exits on trial, their first answer not in yet
+        self._last_at = -float("inf")
+        self._spacing = 0.0  # the interval for the outcomes so far (see `_interval`)
+        self.tried = 0
+        self.served = 0
+        self.tried_since_served = 0  # trials since any video was served
+
+    def interval_s(self) -> float:
+        """The spacing between two trials paid for by time (0: none)."""
+        with self._lock:
+            return self._interval()
+
+    def may_try(self) -> bool:
+        with self._lock:
+            return self._tokens >= 1 or self._clock() >= self._last_at + self._interval()
+
+    def next_try_in(self) -> float:
+        with self._lock:
+            if self._tokens >= 1:
+                return 0.0
+            return max(0.0, self._last_at + self._interval() - self._clock())
+
+    def begin(self, exit_key: str) -> bool:
+        """Start a trial of this exit if one may start now (paid by service first, else by time)."""
+        with self._lock:
+            now = self._clock()
+            if exit_key in self._pending:
+                return False  # another worker is trying it right now: one blocked answer is enough
+            if self._tokens >= 1:
+                self._tokens -= 1
+            elif now < self._last_at + self._interval():
+                return False
+            self._last_at = now
+            self._pending.add(exit_key)
+            self.tried += 1
+            self.tried_since_served += 1
+            return True
+
+    def is_pending(self, exit_key: str) -> bool:
+        with self._lock:
+            return exit_key in self._pending
+
+    def video_served(self) -> None:
+        """Any video served earns the run a share of a trial."""
+        with self._lock:
+            self._tokens = min(MAX_EARNED, self._tokens + self._per_video)
+            self.tried_since_served = 0
+
+    def record(self, exit_key: str, *, served: bool) -> None:
+        """The first answer through an exit on trial (answers through other exits are ignored)."""
+        with self._lock:
+            if exit_key not in self._pending:
+                return
+            self._pending.discard(exit_key)
+            self._recent.append(served)
+            self.served += served
+            self._spacing = self._spacing_now()
+
+    def notice(self) -> str | None:
+        """A line for the view and the log while the run backs off, else None."""
+        with self._lock:
+            interval = self._interval()
+            if interval <= 0 or self._tokens >= 1:
+                return None
+            served, total = sum(self._recent), len(self._recent)
+        return (
+            f"YouTube is blocking most exits: {served} of the last {total} served; "
+            f"trying new exits every {interval:.0f} s"
+        )
+
+    def _interval(self) -> float:
+        return self._spacing
+
+    def _spacing_now(self) -> float:
+        total = len(self._recent)
+        if total < JUDGED_AFTER:
+            return 0.0
+        blocked_share = 1 - sum(self._recent) / total
+        if blocked_share <= 0.5:
+            return 0.0
+        steps = round((blocked_share - 0.5) * 10)  # 6 of 10 blocked: 1, ..., 10 of 10: 5
+        return float(min(self._max_s, self._base_s * 2 ** (steps - 1)))
