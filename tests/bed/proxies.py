@@ -30,9 +30,9 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import trustme
@@ -46,37 +46,87 @@ class _Refused(Exception):
     """A request the proxy will not carry out (unknown name, or an address outside loopback)."""
 
 
-@dataclass
-class FakeProxy:
-    """One running fake proxy; ``start`` it, ``stop`` it (or use it as a context manager)."""
+class TcpServer:
+    """A listening socket on ``address`` (free port) served by a thread; each connection goes to
+    ``handle(client, peer)`` in a thread of its own and is closed afterwards."""
 
-    kind: str  # socks5 | http | https
-    sources: Sequence[str]  # one address; several for a rotating proxy (one per connection, in turn)
-    hosts: Mapping[str, str] = field(default_factory=dict)
-    credentials: tuple[str, str] | None = None
-    tls_cert: trustme.LeafCert | None = None
-    listen: str = "127.0.0.1"
-    connections: int = 0
-    tunnels: Counter[str] = field(default_factory=Counter)
-    auth_failures: int = 0
-    refused: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("socks5", "http", "https"):
-            raise ValueError(f"unknown proxy kind {self.kind!r}")
-        if self.kind == "https" and self.tls_cert is None:
-            raise ValueError("an https proxy needs tls_cert")
-        self._lock = threading.Lock()
-        self._next_source = itertools.cycle(self.sources)
-        self._server = socket.create_server((self.listen, 0))
+    def __init__(self, address: str, name: str) -> None:
+        self._server = socket.create_server((address, 0))
         self._server.settimeout(0.2)
+        self.address = address
         self.port = self._server.getsockname()[1]
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name=f"fake-{self.kind}-proxy", daemon=True)
+        self._thread = threading.Thread(target=self._accept, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self._server.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def handle(self, client: socket.socket, peer: str) -> None:
+        raise NotImplementedError
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, address = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client, address[0]), daemon=True).start()
+
+    def _serve(self, client: socket.socket, peer: str) -> None:
+        client.settimeout(IDLE_TIMEOUT)
+        with client, contextlib.suppress(OSError, ValueError):  # a client that left or spoke nonsense
+            self.handle(client, peer)
+
+
+class FakeProxy(TcpServer):
+    """One fake proxy; ``start`` it, ``stop`` it (or use it as a context manager)."""
+
+    def __init__(
+        self,
+        kind: str,
+        sources: Sequence[str],
+        hosts: Mapping[str, str] | None = None,
+        *,
+        credentials: tuple[str, str] | None = None,
+        tls_cert: trustme.LeafCert | None = None,
+        listen: str = "127.0.0.1",
+    ) -> None:
+        """``sources``: one address, or several for a rotating proxy (one per connection, in turn)."""
+        if kind not in ("socks5", "http", "https"):
+            raise ValueError(f"unknown proxy kind {kind!r}")
+        if kind == "https" and tls_cert is None:
+            raise ValueError("an https proxy needs tls_cert")
+        super().__init__(listen, f"fake-{kind}-proxy")
+        self.kind = kind
+        self.sources = tuple(sources)
+        self.hosts = dict(hosts or {})
+        self.credentials = credentials
+        self.connections = 0
+        self.tunnels: Counter[str] = Counter()
+        self.auth_failures = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._next_source = itertools.cycle(self.sources)
         self._context: ssl.SSLContext | None = None
-        if self.tls_cert is not None:
+        if tls_cert is not None:
             self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.tls_cert.configure_cert(self._context)
+            tls_cert.configure_cert(self._context)
 
     @property
     def rotating(self) -> bool:
@@ -87,57 +137,24 @@ class FakeProxy:
         user = credentials or self.credentials
         auth = f"{quote(user[0], safe='')}:{quote(user[1], safe='')}@" if user else ""
         chosen = scheme or ("socks5h" if self.kind == "socks5" else self.kind)
-        return f"{chosen}://{auth}{self.listen}:{self.port}"
-
-    def start(self) -> FakeProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
-        self._server.close()
+        return f"{chosen}://{auth}{self.address}:{self.port}"
 
     def reset(self) -> None:
         with self._lock:
             self.connections = self.auth_failures = self.refused = 0
             self.tunnels.clear()
 
-    def __enter__(self) -> FakeProxy:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     # -- serving ---------------------------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        client.settimeout(IDLE_TIMEOUT)
-        try:
-            if self._context is not None:
-                client = self._context.wrap_socket(client, server_side=True)
-            if self.kind == "socks5":
-                self._socks5(client)
-            else:
-                self._http(client)
-        except (OSError, ValueError):
-            pass  # a client that went away or spoke nonsense
-        finally:
-            client.close()
+    def handle(self, client: socket.socket, peer: str) -> None:
+        with self._lock:
+            self.connections += 1
+        if self._context is not None:
+            client = self._context.wrap_socket(client, server_side=True)
+        if self.kind == "socks5":
+            self._socks5(client)
+        else:
+            self._http(client)
 
     def _open(self, host: str, port: int) -> socket.socket:
         """Connect from the next source address to `host` (resolved by `hosts`), loopback only."""
@@ -332,54 +349,23 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
                 key.data.sendall(data)
 
 
-class IpEcho:
+class IpEcho(TcpServer):
     """Plain HTTP on ``address``: every request is answered with the client's IP address (text/plain)."""
 
     def __init__(self, address: str = "127.0.0.10") -> None:
-        self._server = socket.create_server((address, 0))
-        self._server.settimeout(0.2)
-        self.address = address
-        self.port = self._server.getsockname()[1]
+        super().__init__(address, "ip-echo")
         self.url = f"http://{address}:{self.port}/"
         self.seen: list[str] = []
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="ip-echo", daemon=True)
 
-    def start(self) -> IpEcho:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
-        self._server.close()
-
-    def __enter__(self) -> IpEcho:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, (peer, _port) = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with client, contextlib.suppress(OSError, ValueError):
-                client.settimeout(IDLE_TIMEOUT)
-                _read_head(client)
-                self.seen.append(peer)
-                body = peer.encode()
-                client.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
+    def handle(self, client: socket.socket, peer: str) -> None:
+        _read_head(client)
+        self.seen.append(peer)
+        body = peer.encode()
+        client.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
 
 
 @dataclass
