@@ -171,7 +171,7 @@ def plan_videos(
     plan = Plan([], [])
     listed = 0
     if inputs.collections:
-        worker = Worker(0, settings=settings, proxy=worker_factory.proxy, run_id=worker_factory.run_id)
+        worker = worker_factory.make(0)
         expander = Expander(worker, pacer, stop, retry, limit=settings.limit, since=settings.since)
         try:
             for collection in inputs.collections:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .proxies import ProxySpec
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -27,7 +30,7 @@ DEFAULT_TIMEOUT = (20.0, 60.0)  # (connect, read) seconds: Tor circuits can be s
 
 @dataclass(frozen=True, slots=True)
 class ProxyEndpoint:
-    """A SOCKS5 proxy with remote DNS (`socks5h`): names resolve at the far end, never locally."""
+    """Tor's SOCKS5 port (`--tor-socks`), used with remote DNS (`socks5h`): names resolve at the exit."""
 
     host: str
     port: int
@@ -40,15 +43,15 @@ class ProxyEndpoint:
             candidate = f"socks5h://{candidate}"
         parts = urlsplit(candidate)
         if parts.scheme not in ("socks5h", "socks5"):
-            raise InputError(f"--proxy {text!r}: only socks5h://HOST:PORT proxies are supported")
+            raise InputError(f"--tor-socks {text!r}: expected HOST:PORT of Tor's SOCKS port")
         if parts.username or parts.password:
-            raise InputError(f"--proxy {text!r}: leave out credentials, every worker gets its own")
+            raise InputError(f"--tor-socks {text!r}: leave out credentials, every worker gets its own")
         try:
             port = parts.port
         except ValueError:
             port = None
         if not parts.hostname or port is None:
-            raise InputError(f"--proxy {text!r}: expected socks5h://HOST:PORT")
+            raise InputError(f"--tor-socks {text!r}: expected HOST:PORT of Tor's SOCKS port")
         return cls(parts.hostname, port)
 
     def __str__(self) -> str:
@@ -103,8 +106,10 @@ def new_session(
     identity: Identity | None = None,
     proxy: ProxyEndpoint | None = None,
     ca_bundle: str | None = None,
+    egress: ProxySpec | None = None,
 ) -> requests.Session:
-    """A session that ignores proxy variables and goes through `proxy` with `identity`'s credentials."""
+    """A session that ignores proxy variables and goes through Tor's `proxy` with `identity`'s credentials,
+    or through the user's proxy `egress` (with its own credentials)."""
     session = requests.Session()
     session.trust_env = False  # a stray HTTPS_PROXY must never bypass Tor
     session.headers["User-Agent"] = USER_AGENT
@@ -114,8 +119,10 @@ def new_session(
     if ca_bundle:
         session.verify = ca_bundle
     if proxy is not None:
-        if identity is None:
-            raise ValueError("a proxied session needs an identity")
+        if identity is None or egress is not None:
+            raise ValueError("a session through Tor needs an identity, and no other proxy")
         url = identity.proxy_url(proxy)
         session.proxies = {"http": url, "https": url}
+    elif egress is not None:
+        session.proxies = egress.requests_proxies()
     return session
