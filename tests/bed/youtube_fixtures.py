@@ -1,8 +1,10 @@
 """Pytest fixtures of the fake YouTube: list ``tests.bed.youtube_fixtures`` in ``pytest_plugins``.
 
 ``fake_youtube_server`` (session) listens on port 443 of 127.0.0.11 .. 127.0.0.14, where exits 1-4 of the
-private Tor network resolve ``www.youtube.com``; ``fake_youtube`` hands it to one test with zeroed stats, no
-latency and no limits.
+private Tor network resolve ``www.youtube.com``, and of 127.0.0.10, where the bed's proxies resolve it;
+``fake_youtube`` hands it to one test with zeroed stats, no latency and no limits. ``fake_proxies`` are the
+bed's proxies (``tests.bed.proxies.ProxyBed``; the https one's certificate from the fake YouTube's CA, so
+one ``--ca-bundle`` trusts both), ``fake_pot_provider`` a fresh fake bgutil PO token provider.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.bed.proxies import ProxyBed
 from tests.bed.tornet import exit_server_address
-from tests.bed.youtube_server import FakeYouTube
+from tests.bed.youtube_server import CERT_NAMES, FakeYouTube
+from tests.fakes.pot_provider import FakePotProvider
 
 EXIT_COUNT = 4  # as many as the tor_network fixture starts
 HTTPS_PORT = 443
+PROXY_TARGET = "127.0.0.10"  # where the bed's proxies resolve YouTube's names
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +28,38 @@ def fake_youtube_server(bed_lock: None, tmp_path_factory: pytest.TempPathFactory
     """The fake www.youtube.com on every exit address; skips the test when port 443 cannot be bound."""
     addresses = [exit_server_address(number) for number in range(1, EXIT_COUNT + 1)]
     try:
-        server = FakeYouTube.start(addresses, HTTPS_PORT, ca_dir=tmp_path_factory.mktemp("youtube-ca"))
+        server = FakeYouTube.start(
+            addresses,
+            HTTPS_PORT,
+            client_addresses=[PROXY_TARGET],
+            ca_dir=tmp_path_factory.mktemp("youtube-ca"),
+        )
     except PermissionError:
         pytest.skip(f"binding port {HTTPS_PORT} needs root")
     with server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def fake_proxies_server(fake_youtube_server: FakeYouTube) -> Iterator[ProxyBed]:
+    proxies = ProxyBed.start(PROXY_TARGET, CERT_NAMES, fake_youtube_server.ca)
+    try:
+        yield proxies
+    finally:
+        proxies.stop()
+
+
+@pytest.fixture
+def fake_proxies(fake_proxies_server: ProxyBed, fake_youtube: FakeYouTube) -> ProxyBed:
+    """The bed's proxies with zeroed counts (and the fake YouTube zeroed by ``fake_youtube``)."""
+    fake_proxies_server.reset()
+    return fake_proxies_server
+
+
+@pytest.fixture
+def fake_pot_provider() -> Iterator[FakePotProvider]:
+    with FakePotProvider() as provider:
+        yield provider
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """A fake HTTPS ``www.youtube.com`` for the test bed, with per-exit rate limits that block like YouTube.
 
 One TLS listener per address (127.0.0.11, 127.0.0.12, ...: where each Tor exit of ``tornet`` resolves
-``www.youtube.com``); a connection's exit is the local address it arrived on. The certificate covers
+``www.youtube.com``); a connection's exit is the local address it arrived on. On the clients' listener
+(127.0.0.10, where the bed's proxies resolve ``www.youtube.com``) each client is its own address instead: a
+proxy's source address is the "exit" the statistics and limits know it by. The certificate covers
 ``www.youtube.com``, ``youtube.com`` and ``m.youtube.com`` and comes from a ``trustme`` test CA written to
 ``ca_bundle`` (give it to the product with ``--ca-bundle``). What it serves (the catalogue, the request
 kinds watch/player/captions/oembed/other, every answer) is ``tests.bed.youtube_site``.
@@ -289,7 +291,8 @@ class _YouTubeHandler(_Handler):
 
     def _serve(self, body: bytes) -> None:
         state = self.server.state
-        exit_address = self.connection.getsockname()[0]  # where it arrived: the exit, not the peer
+        # an exit is told by where its connection arrived; a proxy (on the clients' listener) by its address
+        exit_address = self.client_address[0] if self.server.by_peer else self.connection.getsockname()[0]
         kind, video_id, query = classify_request(self.command, self.path, body)
         time.sleep(state.latency)
         block = state.admit(exit_address, kind)
@@ -323,10 +326,13 @@ class _ExitListener(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: str, port: int, context: ssl.SSLContext, state: ServerState) -> None:
+    def __init__(
+        self, address: str, port: int, context: ssl.SSLContext, state: ServerState, *, by_peer: bool = False
+    ) -> None:
         super().__init__((address, port), _YouTubeHandler)
         self.context = context
         self.state = state
+        self.by_peer = by_peer
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         peer, local = client_address[0], request.getsockname()[0]
@@ -353,10 +359,16 @@ class FakeYouTube:
     """A running fake YouTube: TLS listeners on each address, a control server, a CA bundle file."""
 
     def __init__(
-        self, state: ServerState, servers: list[ThreadingHTTPServer], ca_bundle: Path, own_dir: bool
+        self,
+        state: ServerState,
+        servers: list[ThreadingHTTPServer],
+        ca: trustme.CA,
+        ca_bundle: Path,
+        own_dir: bool,
     ) -> None:
         """Serve ``servers`` (the exit listeners, then the control server) in daemon threads."""
         self.state = state
+        self.ca = ca  # may sign other servers of the bed (the https proxy), trusted by the same bundle
         self.ca_bundle = str(ca_bundle)
         self.addresses = state.addresses
         self.port = int(servers[0].server_address[1])
@@ -377,6 +389,7 @@ class FakeYouTube:
         port: int = 443,
         *,
         catalogue: Catalogue | Path | None = None,
+        client_addresses: Iterable[str] = (),
         latency: float = 0.0,
         limit: Limit | None = None,
         exit_limits: Mapping[str, Limit | None] | None = None,
@@ -384,7 +397,10 @@ class FakeYouTube:
         ca_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> FakeYouTube:
-        """Listen on ``port`` of every address (0: one free port shared by all) and serve the catalogue."""
+        """Listen on ``port`` of every address (0: one free port shared by all) and serve the catalogue.
+
+        On ``client_addresses`` too, where each client is told apart by its own address (the bed's proxies
+        connect from their own source addresses) instead of by the address it arrived on (Tor exits)."""
         videos = catalogue if isinstance(catalogue, dict) else load_catalogue(catalogue or CATALOGUE_PATH)
         state = ServerState(addresses, videos, clock)
         state.configure(latency=latency, limit=limit, exit_limits=exit_limits or {})
@@ -395,12 +411,12 @@ class FakeYouTube:
         ca.cert_pem.write_to_path(ca_bundle)
         certificate = ca.issue_cert(*CERT_NAMES)
         try:
-            listeners = _bind_all(state, port, certificate)
+            listeners = _bind_all(state, port, certificate, tuple(client_addresses))
         except OSError:
             if own_dir:
                 shutil.rmtree(directory, ignore_errors=True)
             raise
-        return cls(state, [*listeners, _ControlServer(control_port, state)], ca_bundle, own_dir)
+        return cls(state, [*listeners, _ControlServer(control_port, state)], ca, ca_bundle, own_dir)
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
@@ -432,20 +448,25 @@ class FakeYouTube:
         self.stop()
 
 
-def _bind_all(state: ServerState, port: int, certificate: trustme.LeafCert) -> list[_ExitListener]:
+def _bind_all(
+    state: ServerState, port: int, certificate: trustme.LeafCert, by_peer: tuple[str, ...]
+) -> list[_ExitListener]:
     """One listener per address, all on one port (port 0: retried if another address has it taken)."""
     for _ in range(PORT_ATTEMPTS - 1 if port == 0 else 0):
         with contextlib.suppress(OSError):
-            return _bind_once(state, port, certificate)
-    return _bind_once(state, port, certificate)
+            return _bind_once(state, port, certificate, by_peer)
+    return _bind_once(state, port, certificate, by_peer)
 
 
-def _bind_once(state: ServerState, port: int, certificate: trustme.LeafCert) -> list[_ExitListener]:
+def _bind_once(
+    state: ServerState, port: int, certificate: trustme.LeafCert, by_peer: tuple[str, ...]
+) -> list[_ExitListener]:
     listeners: list[_ExitListener] = []
     try:
-        for address in state.addresses:
+        for address in (*state.addresses, *by_peer):
             chosen = listeners[0].server_address[1] if listeners else port
-            listeners.append(_ExitListener(address, int(chosen), _tls_context(certificate), state))
+            context = _tls_context(certificate)
+            listeners.append(_ExitListener(address, int(chosen), context, state, by_peer=address in by_peer))
     except OSError:
         for listener in listeners:
             listener.server_close()

@@ -6,7 +6,9 @@ run serves the same text. Every page body is built by ``tests.fakes.youtube_page
 (TLS listeners, limits, statistics) is ``tests.bed.youtube_server``.
 
 Request kinds: ``GET /watch?v=ID`` (watch), ``POST /youtubei/v1/player?key=..`` (player),
-``GET /api/timedtext?v=ID&lang=..[&tlang=..]`` (captions), ``GET /oembed?url=..&format=json`` (oembed),
+``GET /api/timedtext?v=ID&lang=..[&tlang=..][&fmt=json3|vtt]`` (captions: YouTube's XML, json3 or
+WebVTT; a track URL marked ``exp=xpe`` answers an empty body unless ``pot=`` carries a token of the fake PO
+token provider made for this video), ``GET /oembed?url=..&format=json`` (oembed),
 ``GET /playlist?list=ID``, a channel's ``/@handle/videos`` (also ``/channel/ID``, ``/c/``, ``/user/``) and
 ``POST /youtubei/v1/browse`` continuations (list: pages built by ``tests.fakes.youtube_lists``; the
 playlists, gone playlists and empty channels come from the catalogue file, and every channel of the
@@ -28,6 +30,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from tests.fakes import youtube_lists as yl
 from tests.fakes import youtube_pages as yt
+from tests.fakes.pot_provider import token_binding
 from tests.fakes.youtube_pages import FakeTrack, FakeVideo
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
@@ -74,6 +77,7 @@ _PHRASES = (
 
 Reply = tuple[int, str, str]  # status, content type, body
 _HTML, _JSON, _XML, _TEXT = "text/html; charset=utf-8", "application/json", "text/xml", "text/plain"
+_VTT = "text/vtt; charset=utf-8"
 _TOO_MANY: Reply = (429, _TEXT, "Too Many Requests")
 _NOT_FOUND: Reply = (404, _TEXT, "Not Found")
 # What a blocked exit still gets an answer to (a watch page or a player answer); the rest gets 429.
@@ -193,7 +197,7 @@ def youtube_answer(
             return 200, _HTML, yt.recaptcha_page()
         return 200, _HTML, _watch_page(known or _unknown_video(video_id), exit_address)
     if kind == "player" and video_id:
-        if query.get("key") != yt.API_KEY:
+        if query.get("key", yt.API_KEY) != yt.API_KEY:  # clients that send a key must send the right one
             return 400, _JSON, json.dumps({"error": {"code": 400, "message": "API key not valid."}})
         video = (known or _unknown_video(video_id)).for_exit(exit_address)
         if block == "bot_check":
@@ -202,7 +206,9 @@ def youtube_answer(
         return 200, _JSON, json.dumps(yt.player_response(video, with_details=details))
     tracks = known.for_exit(exit_address).tracks if known else ()
     if kind == "captions" and known and query.get("lang") in {t.language_code for t in tracks}:
-        return 200, _XML, _captions(known, query.get("tlang"))
+        if query.get("exp") == "xpe" and token_binding(query.get("pot", "")) != video_id:
+            return 200, _XML, ""  # what YouTube answers a caption URL that needs a PO token without one
+        return _captions(known, query)
     if kind == "oembed" and known and known.case != "unavailable":
         oembed = {"title": known.video.title, "author_name": known.video.channel, "type": "video"}
         return 200, _JSON, json.dumps(oembed)
@@ -221,13 +227,19 @@ def _watch_page(entry: CatalogueVideo, exit_address: str | None) -> str:
     return yt.watch_page(entry.for_exit(exit_address))
 
 
-def _captions(entry: CatalogueVideo, translate_to: str | None) -> str:
+def _captions(entry: CatalogueVideo, query: Mapping[str, str]) -> Reply:
+    """The track in the asked format (`fmt=json3`, `fmt=vtt`, else YouTube's XML), translated with `tlang`."""
     if entry.case == "empty_captions":
-        return ""
+        return 200, _XML, ""
     segments = entry.video.segments
+    translate_to = query.get("tlang")
     if translate_to:
         segments = tuple((start, duration, f"[{translate_to}] {text}") for start, duration, text in segments)
-    return yt.caption_xml(segments)
+    if query.get("fmt") == "json3":
+        return 200, _JSON, yt.caption_json3(segments, generated=query.get("kind") == "asr")
+    if query.get("fmt") == "vtt":
+        return 200, _VTT, yt.caption_vtt(segments)
+    return 200, _XML, yt.caption_xml(segments)
 
 
 @dataclass(frozen=True)
