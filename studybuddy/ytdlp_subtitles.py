@@ -9,7 +9,8 @@ extractor can make for them:
   the page is the only player request (the default clients would add two or three player API calls);
 - `player_skip=configs,js,initial_data`: no client configs, no player JavaScript (subtitles need no
   signature or n-challenge solving, so no JS runtime either), no `next` API call for chapters;
-- `skip=dash,hls,translated_subs`: no manifests; translations are built here from the track's URL (`tlang`).
+- `skip=dash,hls`: no manifests. Translations are built here from the track's URL (`tlang`); yt-dlp's list
+  of them only gives their names.
 
 That is the watch page and one caption request (json3; VTT when json3 is missing or unreadable): two
 YouTube requests per video, counted on every fetch (`Subtitles.requests`). The web client's caption URLs
@@ -28,6 +29,7 @@ runtime, should yt-dlp report one, is one line saying how to install deno or nod
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -59,6 +61,7 @@ __all__ = [
     "SubtitleFetcher",
     "SubtitleTrack",
     "Subtitles",
+    "classify",
     "parse_json3",
     "parse_vtt",
     "tracks_of",
@@ -70,7 +73,7 @@ EXTRACTOR_ARGS: dict[str, dict[str, list[str]]] = {
     "youtube": {
         "player_client": ["web"],
         "player_skip": ["configs", "js", "initial_data"],
-        "skip": ["dash", "hls", "translated_subs"],
+        "skip": ["dash", "hls"],
     }
 }
 JS_RUNTIMES: dict[str, dict[str, str]] = {"deno": {}, "node": {}}  # yt-dlp enables deno alone by default
@@ -79,11 +82,13 @@ JS_RUNTIME_HINT = (
     "(apt-get install nodejs)"
 )
 FORMATS = ("json3", "vtt")  # in order of preference
+_BLOCK_SIGNS = (*BLOCK_SIGNS, "http error 403")
 _JS_SIGNS = ("javascript runtime", "challenge solving failed", "signature solving failed")
 _POT_SIGNS = ("po token was not provided", "require a po token")
 _GONE_SIGNS = ("video unavailable", "is unavailable", "private video", "has been removed", "does not exist")
 _AGE_SIGNS = ("confirm your age", "age-restricted", "inappropriate for some users")
 _MAX_REASON = 160
+_VTT_BLINK_S = 0.05  # generated VTT repeats a line in a cue this short between two rolling captions
 _VTT_TIME = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{3})")
 _VTT_TAG = re.compile(r"<[^>]*>")
 
@@ -139,7 +144,7 @@ class SubtitleFetcher:
         except FetchError:
             raise
         except Exception as error:  # yt-dlp's errors, and network errors of the caption request
-            raise self._classified(video_id, error) from error
+            raise classify(video_id, error, self._logger) from error
         finally:
             log.debug("%s: yt-dlp made %d YouTube requests", video_id, self._requests)
         transcript = Transcript(
@@ -169,8 +174,10 @@ class SubtitleFetcher:
             "logger": self._logger,
             "extractor_args": extractor_args,
             "js_runtimes": {name: dict(config) for name, config in JS_RUNTIMES.items()},
-            "writesubtitles": True,  # nothing is written (no processing); it makes yt-dlp warn about
-            # subtitles it dropped for want of a PO token instead of only logging it at debug level
+            # Nothing is written (no processing). These make yt-dlp warn about subtitles it dropped for want
+            # of a PO token (instead of a debug line) and list the translations of manual tracks too.
+            "writesubtitles": True,
+            "writeautomaticsub": True,
         }
         ydl = yt_dlp.YoutubeDL(options)
         if isinstance(self._session.verify, str):
@@ -188,7 +195,10 @@ class SubtitleFetcher:
 
     def _download(self, video_id: str, track: SubtitleTrack, target: str | None) -> tuple[Segment, ...]:
         """The track's captions: json3, else VTT (when json3 is not offered, fails or is unreadable)."""
-        parsers: dict[str, Callable[[str], tuple[Segment, ...]]] = {"json3": parse_json3, "vtt": parse_vtt}
+        parsers: dict[str, Callable[[str], tuple[Segment, ...]]] = {
+            "json3": parse_json3,
+            "vtt": functools.partial(parse_vtt, rolling=track.generated),
+        }
         problem = "no json3 or VTT subtitles offered"
         for ext in FORMATS:
             url = track.urls.get(ext)
@@ -244,36 +254,39 @@ class SubtitleFetcher:
     def _language_name(info: Mapping[str, Any], track: SubtitleTrack, target: str | None) -> str:
         if target is None:
             return f"{track.name} (auto-generated)" if track.generated else track.name
-        for entries in (info.get("automatic_captions") or {}).values():
+        wanted = ([target], [f"{target}-{track.language_code}"])  # yt-dlp's tlang of a manual track's
+        for entries in (info.get("automatic_captions") or {}).values():  # translation is "de-en"
             for entry in entries:
-                if parse_qs(urlsplit(str(entry.get("url"))).query).get("tlang") == [target]:
+                if parse_qs(urlsplit(str(entry.get("url"))).query).get("tlang") in wanted:
                     return _base_name(str(entry.get("name") or target))
         return target
 
-    # -- errors ----------------------------------------------------------------------------------------
 
-    def _classified(self, video_id: str, error: BaseException) -> FetchError:
-        cause = root_cause(error)
-        status = error_status(cause)
-        message = self._logger.redact(error_message(cause))[:_MAX_REASON]
-        lowered = message.lower()
-        if status in (403, 429) or any(sign in lowered for sign in BLOCK_SIGNS):
-            return BlockedError(video_id, f"blocked by YouTube ({message})")
-        if status is not None and status >= 500:
-            return TransientError(video_id, f"YouTube answered HTTP {status}")
-        if status is None and is_network_error(cause):
-            return TransientError(video_id, f"network error ({type(cause).__name__})")
-        return PermanentError(video_id, self._permanent_reason(lowered, message, status))
+def classify(video_id: str, error: BaseException, logger: YtDlpLogger) -> FetchError:
+    """What a yt-dlp error (or a network error of a caption request) means for the video: a block, network
+    trouble, or a permanent reason; `logger` redacts the message and holds this extraction's warnings."""
+    cause = root_cause(error)
+    status = error_status(cause)
+    message = logger.redact(error_message(cause))[:_MAX_REASON]
+    lowered = message.lower()
+    said = " ".join(logger.warnings).lower()  # e.g. "Unable to download API page: HTTP Error 429"
+    if status in (403, 429) or any(sign in lowered or sign in said for sign in _BLOCK_SIGNS):
+        return BlockedError(video_id, f"blocked by YouTube ({message})")
+    if status is not None and status >= 500:
+        return TransientError(video_id, f"YouTube answered HTTP {status}")
+    if status is None and is_network_error(cause):
+        return TransientError(video_id, f"network error ({type(cause).__name__})")
+    return PermanentError(video_id, _permanent_reason(lowered, message, status, said))
 
-    def _permanent_reason(self, lowered: str, message: str, status: int | None) -> str:
-        warnings = " ".join(self._logger.warnings).lower()
-        if any(sign in lowered or sign in warnings for sign in _JS_SIGNS):
-            return JS_RUNTIME_HINT
-        if any(sign in lowered for sign in _AGE_SIGNS):
-            return "age restricted"
-        if any(sign in lowered for sign in _GONE_SIGNS):
-            return "video is unavailable"
-        return f"YouTube answered HTTP {status}" if status is not None else f"yt-dlp: {message}"
+
+def _permanent_reason(lowered: str, message: str, status: int | None, said: str) -> str:
+    if any(sign in lowered or sign in said for sign in _JS_SIGNS):
+        return JS_RUNTIME_HINT
+    if any(sign in lowered for sign in _AGE_SIGNS):
+        return "age restricted"
+    if any(sign in lowered for sign in _GONE_SIGNS):
+        return "video is unavailable"
+    return f"YouTube answered HTTP {status}" if status is not None else f"yt-dlp: {message}"
 
 
 def tracks_of(info: Mapping[str, Any]) -> list[SubtitleTrack]:
@@ -319,9 +332,10 @@ def parse_json3(text: str) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
-def parse_vtt(text: str) -> tuple[Segment, ...]:
-    """Captions from WebVTT: cue timings, text without tags and entities; the rolling lines of generated
-    captions (each cue repeating the previous cue's last line) are kept once. `ValueError` when not VTT."""
+def parse_vtt(text: str, *, rolling: bool = False) -> tuple[Segment, ...]:
+    """Captions from WebVTT: cue timings, text without tags and entities. Generated captions (`rolling`)
+    roll: a cue repeats the previous cue's last line above its new one, and a blink cue repeats it alone;
+    those repeats are left out. `ValueError` when it is not WebVTT."""
     if not text.lstrip("\ufeff").startswith("WEBVTT"):
         raise ValueError("not WebVTT")
     segments: list[Segment] = []
@@ -335,10 +349,11 @@ def parse_vtt(text: str) -> tuple[Segment, ...]:
         start, end = _vtt_seconds(start_text), _vtt_seconds(end_text)
         spoken = [html.unescape(_VTT_TAG.sub("", line)).strip() for line in lines[timing + 1 :]]
         spoken = [line for line in spoken if line]
-        if spoken and spoken[0] == previous_line:
+        repeats = rolling and bool(spoken) and spoken[0] == previous_line
+        if repeats and (len(spoken) > 1 or end - start < _VTT_BLINK_S):  # a rolling caption's old line
             spoken = spoken[1:]
         if spoken:
-            segments.append(Segment(start, max(0.0, end - start), "\n".join(spoken)))
+            segments.append(Segment(start, round(max(0.0, end - start), 3), "\n".join(spoken)))
             previous_line = spoken[-1]
     return tuple(segments)
 
@@ -352,8 +367,9 @@ def _vtt_seconds(text: str) -> float:
 
 
 def _base_name(name: object) -> str:
+    """A language's name without yt-dlp's additions: "English (Original)", "German from English"."""
     text = str(name or "").strip()
-    return text.removesuffix(" (Original)").removesuffix(" (auto-generated)")
+    return text.removesuffix(" (Original)").removesuffix(" (auto-generated)").split(" from ")[0]
 
 
 def _with_query(url: str, **changes: str) -> str:

@@ -16,6 +16,7 @@ import pytest
 from tests.bed.proxies import ProxyBed
 from tests.bed.tornet import exit_server_address
 from tests.bed.youtube_server import CERT_NAMES, FakeYouTube
+from tests.bed.youtube_site import SiteOptions
 from tests.fakes.pot_provider import FakePotProvider
 
 EXIT_COUNT = 4  # as many as the tor_network fixture starts
@@ -64,7 +65,7 @@ def fake_pot_provider() -> Iterator[FakePotProvider]:
 
 @pytest.fixture
 def fake_youtube(fake_youtube_server: FakeYouTube) -> FakeYouTube:
-    """The session's fake YouTube with zeroed stats, no latency and no limits."""
-    fake_youtube_server.configure(latency=0.0, limit=None, exit_limits={})
+    """The session's fake YouTube with zeroed stats, no latency, no limits and the site as catalogued."""
+    fake_youtube_server.configure(latency=0.0, limit=None, exit_limits={}, site=SiteOptions())
     fake_youtube_server.reset()
     return fake_youtube_server

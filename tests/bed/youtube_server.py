@@ -26,7 +26,8 @@ Control API: plain HTTP on 127.0.0.1 (``control_url``), never on the exits' addr
 own calls are not counted: ``GET /stats`` (the JSON of ``FakeYouTube.stats``), ``POST /reset`` (zero
 the stats and forget windows and blocks; settings stay), ``POST /configure`` with JSON
 ``{"latency": 0.1, "limit": {"videos": 3, "window": 60, "block_for": 30, "style": "cycle"},
-"exit_limits": {"127.0.0.12": null}}`` (keys left out stay as they are).
+"exit_limits": {"127.0.0.12": null}, "site": {"manual_po_tokens": true, "broken_formats": ["json3"]}}``
+(keys left out stay as they are; ``site``: ``tests.bed.youtube_site.SiteOptions``).
 
 Scripts: ``python -m tests.bed.youtube_server --addresses 127.0.0.11,127.0.0.12 --port 443 --ca-out DIR``
 prints one JSON line (``ca_bundle``, ``control_url``, ``addresses``, ``port``) when ready and serves until
@@ -62,6 +63,7 @@ from tests.bed.youtube_site import (
     KINDS,
     Catalogue,
     Reply,
+    SiteOptions,
     classify_request,
     load_catalogue,
     youtube_answer,
@@ -132,6 +134,7 @@ class ServerState:
         self.latency = 0.0
         self.limit: Limit | None = None
         self.exit_limits: dict[str, Limit | None] = {}
+        self.site = SiteOptions()
         self._clock = clock
         self._lock = threading.Lock()
         self.reset()
@@ -145,12 +148,20 @@ class ServerState:
             self._timeline: list[tuple[float, str, str, str | None, str]] = []
             self._connections: Counter[tuple[str, str]] = Counter()
             self._tls_failures: Counter[tuple[str, str]] = Counter()
+            self._cookies: Counter[tuple[str, str]] = Counter()
 
     def configure(
-        self, *, latency: float = _KEEP, limit: Limit | None = _KEEP, exit_limits: Any = _KEEP
+        self,
+        *,
+        latency: float = _KEEP,
+        limit: Limit | None = _KEEP,
+        exit_limits: Any = _KEEP,
+        site: SiteOptions = _KEEP,
     ) -> None:
         """Change settings: ``exit_limits`` (address -> Limit or None) replaces the previous map."""
         with self._lock:
+            if site is not _KEEP:
+                self.site = site
             if latency is not _KEEP:
                 self.latency = float(latency)
             if limit is not _KEEP:
@@ -159,7 +170,7 @@ class ServerState:
                 self.exit_limits = dict(exit_limits)
 
     def configure_json(self, data: Mapping[str, Any]) -> None:
-        unknown = set(data) - {"latency", "limit", "exit_limits"}
+        unknown = set(data) - {"latency", "limit", "exit_limits", "site"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         changes: dict[str, Any] = {}
@@ -167,6 +178,8 @@ class ServerState:
             changes["latency"] = float(data["latency"])
         if "limit" in data:
             changes["limit"] = Limit.from_json(data["limit"])
+        if "site" in data:
+            changes["site"] = SiteOptions.from_json(data["site"])
         if "exit_limits" in data:
             changes["exit_limits"] = {
                 address: Limit.from_json(v) for address, v in data["exit_limits"].items()
@@ -216,6 +229,10 @@ class ServerState:
                 (round(self._clock() - self._epoch, 3), exit_address, kind, video_id, outcome)
             )
 
+    def record_cookies(self, exit_address: str, names: Iterable[str]) -> None:
+        with self._lock:
+            self._cookies.update((exit_address, name) for name in names)
+
     def record_connection(self, peer: str, local: str, *, tls_ok: bool) -> None:
         with self._lock:
             (self._connections if tls_ok else self._tls_failures)[(peer, local)] += 1
@@ -229,6 +246,7 @@ class ServerState:
         - ``timeline``: ``[seconds since reset, exit, kind, video id or None, outcome]`` per request, the
           outcome being "ok", the block style, or the HTTP status;
         - ``connections`` / ``tls_failures``: ``{peer, local, count}`` per TLS handshake that worked / failed;
+        - ``cookies``: ``{exit, name, count}``: the cookies (names only) requests of each exit carried;
         - ``since`` (wall-clock time of the reset) and ``settings`` (latency, limit, exit_limits).
         """
         with self._lock:
@@ -240,7 +258,12 @@ class ServerState:
                 "timeline": [list(event) for event in self._timeline],
                 "connections": _pairs(self._connections),
                 "tls_failures": _pairs(self._tls_failures),
+                "cookies": [
+                    {"exit": exit_, "name": name, "count": count}
+                    for (exit_, name), count in sorted(self._cookies.items())
+                ],
                 "settings": {
+                    "site": self.site.as_json(),
                     "latency": self.latency,
                     "limit": _limit_json(self.limit),
                     "exit_limits": {address: _limit_json(lim) for address, lim in self.exit_limits.items()},
@@ -296,7 +319,10 @@ class _YouTubeHandler(_Handler):
         kind, video_id, query = classify_request(self.command, self.path, body)
         time.sleep(state.latency)
         block = state.admit(exit_address, kind)
-        reply = youtube_answer(state.catalogue, kind, video_id, query, block, exit_address)
+        reply = youtube_answer(state.catalogue, kind, video_id, query, block, exit_address, state.site)
+        cookies = self.headers.get("Cookie")
+        if cookies:
+            state.record_cookies(exit_address, (part.split("=")[0].strip() for part in cookies.split(";")))
         state.record(exit_address, kind, video_id, reply, block)
         self._send(reply)
 
@@ -425,10 +451,16 @@ class FakeYouTube:
         self.state.reset()
 
     def configure(
-        self, *, latency: float = _KEEP, limit: Limit | None = _KEEP, exit_limits: Any = _KEEP
+        self,
+        *,
+        latency: float = _KEEP,
+        limit: Limit | None = _KEEP,
+        exit_limits: Any = _KEEP,
+        site: SiteOptions = _KEEP,
     ) -> None:
-        """Change ``latency``, ``limit`` or ``exit_limits`` (address -> Limit or None; replaces the map)."""
-        self.state.configure(latency=latency, limit=limit, exit_limits=exit_limits)
+        """Change ``latency``, ``limit``, ``exit_limits`` (address -> Limit or None; replaces the map) or
+        the ``site`` switches."""
+        self.state.configure(latency=latency, limit=limit, exit_limits=exit_limits, site=site)
 
     def stop(self) -> None:
         for server in self._servers:
@@ -483,6 +515,11 @@ def _tls_context(certificate: trustme.LeafCert) -> ssl.SSLContext:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the fake www.youtube.com of the test bed.")
     parser.add_argument("--addresses", required=True, help="comma-separated listen addresses (one per exit)")
+    parser.add_argument(
+        "--client-addresses",
+        default="",
+        help="comma-separated addresses whose clients count by their address",
+    )
     parser.add_argument("--port", type=int, default=443, help="port on every address (0: a free one)")
     parser.add_argument("--ca-out", type=Path, required=True, help="directory for youtube-ca.pem")
     parser.add_argument("--control-port", type=int, default=0, help="control port on 127.0.0.1 (0: free)")
@@ -505,6 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     with FakeYouTube.start(
         addresses,
         args.port,
+        client_addresses=[address.strip() for address in args.client_addresses.split(",") if address.strip()],
         latency=args.latency,
         limit=limit,
         control_port=args.control_port,

@@ -177,6 +177,23 @@ def _chapters(count: int, duration: int) -> tuple[tuple[float, str], ...]:
     return tuple((float(duration * index // count), f"Part {index + 1}") for index in range(count))
 
 
+@dataclass(frozen=True)
+class SiteOptions:
+    """Switches of the whole site: ``manual_po_tokens`` marks every manual track ``exp=xpe`` (each needs a
+    PO token; generated tracks do not), ``broken_formats`` answers those caption formats (``json3``,
+    ``vtt``) with unreadable data."""
+
+    manual_po_tokens: bool = False
+    broken_formats: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SiteOptions:
+        return cls(bool(data.get("manual_po_tokens")), frozenset(data.get("broken_formats", ())))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"manual_po_tokens": self.manual_po_tokens, "broken_formats": sorted(self.broken_formats)}
+
+
 def youtube_answer(
     catalogue: Catalogue,
     kind: str,
@@ -184,10 +201,11 @@ def youtube_answer(
     query: Mapping[str, str],
     block: str | None,
     exit_address: str | None = None,
+    options: SiteOptions = SiteOptions(),
 ) -> Reply:
     """What www.youtube.com answers to a request of ``kind`` from ``exit_address`` (``block``: the exit's
-    block style)."""
-    known = catalogue.get(video_id or "")
+    block style; ``options``: the site's switches)."""
+    known = _as_configured(catalogue.get(video_id or ""), options)
     if block is not None and (kind, block) not in _ANSWERED_WHILE_BLOCKED:
         return _TOO_MANY
     if kind == "list":
@@ -208,11 +226,23 @@ def youtube_answer(
     if kind == "captions" and known and query.get("lang") in {t.language_code for t in tracks}:
         if query.get("exp") == "xpe" and token_binding(query.get("pot", "")) != video_id:
             return 200, _XML, ""  # what YouTube answers a caption URL that needs a PO token without one
+        if query.get("fmt") in options.broken_formats:
+            return 200, _JSON, '{"events": [{"tStartMs": 0, "segs": [{"utf8": "cut o'
         return _captions(known, query)
     if kind == "oembed" and known and known.case != "unavailable":
         oembed = {"title": known.video.title, "author_name": known.video.channel, "type": "video"}
         return 200, _JSON, json.dumps(oembed)
     return _NOT_FOUND
+
+
+def _as_configured(entry: CatalogueVideo | None, options: SiteOptions) -> CatalogueVideo | None:
+    if entry is None or not options.manual_po_tokens:
+        return entry
+    tracks = tuple(
+        track if track.generated else dataclasses.replace(track, po_token_required=True)
+        for track in entry.video.tracks
+    )
+    return dataclasses.replace(entry, video=dataclasses.replace(entry.video, tracks=tracks))
 
 
 def _unknown_video(video_id: str) -> CatalogueVideo:

@@ -140,7 +140,21 @@ def player_response(
 
 
 def initial_data(video: FakeVideo, chapter_style: str = "player_bar") -> dict[str, Any]:
-    """`ytInitialData` with the chapters as `chapterRenderer`s ("player_bar") or macro markers ("panel")."""
+    """`ytInitialData`: the watch results (title, and the channel as the video's owner) and the chapters as
+    `chapterRenderer`s ("player_bar") or macro markers ("panel")."""
+    return {"contents": _watch_results(video)} | _chapters_data(video, chapter_style)
+
+
+def _watch_results(video: FakeVideo) -> dict[str, Any]:
+    owner = {"videoOwnerRenderer": {"title": {"runs": [{"text": video.channel}]}}}
+    items = [
+        {"videoPrimaryInfoRenderer": {"title": {"runs": [{"text": video.title}]}}},
+        {"videoSecondaryInfoRenderer": {"owner": owner}},
+    ]
+    return {"twoColumnWatchNextResults": {"results": {"results": {"contents": items}}}}
+
+
+def _chapters_data(video: FakeVideo, chapter_style: str) -> dict[str, Any]:
     if chapter_style == "player_bar":
         chapters = [
             {"chapterRenderer": {"title": {"simpleText": title}, "timeRangeStartMillis": int(start * 1000)}}
