@@ -35,6 +35,7 @@ NOTE_FORMATS = ("md", "json")  # --format
 TRANSCRIPT_FORMATS = ("md", "txt", "srt", "vtt")  # --transcript-format
 EGRESS = ("auto", "tor", "proxies", "tor,proxies")  # --egress: where YouTube traffic leaves from
 TRANSCRIPT_PATHS = ("api", "ytdlp")  # --transcripts: which way in comes first
+DEFAULT_IP_ECHO = "https://api.ipify.org"  # doctor --ip-echo-url: answers with the caller's address
 DEFAULT_PER_EXIT = ExitBudget(8, 600.0)  # 8 videos per exit per 10 minutes: polite by default
 
 # `.env.debug` names -> the settings they stand for.

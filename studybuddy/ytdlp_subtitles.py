@@ -62,6 +62,7 @@ __all__ = [
     "SubtitleTrack",
     "Subtitles",
     "classify",
+    "js_runtimes",
     "parse_json3",
     "parse_vtt",
     "tracks_of",
@@ -287,6 +288,16 @@ def _permanent_reason(lowered: str, message: str, status: int | None, said: str)
     if any(sign in lowered for sign in _GONE_SIGNS):
         return "video is unavailable"
     return f"YouTube answered HTTP {status}" if status is not None else f"yt-dlp: {message}"
+
+
+def js_runtimes() -> dict[str, Any]:
+    """What yt-dlp finds of the JavaScript runtimes this path enables: name -> its info (name, version,
+    path, supported) or None when not installed. yt-dlp registers its runtimes when imported."""
+    import yt_dlp  # noqa: F401
+    from yt_dlp.globals import supported_js_runtimes
+
+    known = supported_js_runtimes.value
+    return {name: known[name](path=None).info for name in JS_RUNTIMES if name in known}
 
 
 def tracks_of(info: Mapping[str, Any]) -> list[SubtitleTrack]:
