@@ -63,14 +63,22 @@ class PageRecorder:
 
 
 def collect_metadata(
-    video_id: str, recorder: PageRecorder, session: requests.Session, *, use_ytdlp: bool
+    video_id: str,
+    recorder: PageRecorder,
+    session: requests.Session,
+    *,
+    use_ytdlp: bool,
+    known: VideoMeta | None = None,
 ) -> VideoMeta:
-    """What the recorded pages say about `video_id`; yt-dlp (if `use_ytdlp`) then oEmbed when no title."""
+    """What the recorded pages say about `video_id`, then what is `known` already (from yt-dlp's subtitle
+    path); yt-dlp (if `use_ytdlp`) then oEmbed only when there is still no title."""
     meta = VideoMeta(video_id)
     if recorder.player_response is not None:
         meta = fill_missing(meta, meta_from_player(video_id, _loads(recorder.player_response)))
     if recorder.watch_page is not None:
         meta = fill_missing(meta, meta_from_watch_page(video_id, recorder.watch_page))
+    if known is not None:
+        meta = fill_missing(meta, known)
     fallbacks: list[Callable[[str, requests.Session], VideoMeta | None]] = [meta_from_oembed]
     if use_ytdlp:
         fallbacks.insert(0, meta_from_ytdlp)

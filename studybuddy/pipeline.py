@@ -57,7 +57,7 @@ from .output import OutputTree, atomic_write_text
 from .progress import Outcome, ProgressMonitor, Stage, Summary
 from .sessions import Identity, ProxyEndpoint, new_run_id, new_session
 from .subjects import SubjectChooser, subject_of
-from .transcripts import FetchResult, TranscriptFetcher
+from .transcripts import FetchResult, SubtitleOptions, TranscriptFetcher
 
 if TYPE_CHECKING:
     from .proxies import ProxySpec
@@ -99,6 +99,9 @@ class Worker:
             translate_to=self._settings.translate_to,
             use_ytdlp=self._settings.use_ytdlp,
             debug_dir=self._settings.output / ".debug" if self._settings.keep_temp else None,
+            subtitles=SubtitleOptions(
+                self._settings.transcripts, self._settings.pot_provider, self._settings.cookies
+            ),
         )
         return session, fetcher
 

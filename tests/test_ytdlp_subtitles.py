@@ -3,6 +3,7 @@ fake YouTube, with the fake bgutil PO token provider reached through the real pl
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import logging
@@ -16,6 +17,7 @@ from studybuddy.errors import BlockedError, PermanentError, TransientError
 from studybuddy.models import Segment
 from studybuddy.proxies import ProxySpec, parse_proxy
 from studybuddy.sessions import new_session
+from studybuddy.transcripts import SubtitleOptions, TranscriptFetcher
 from studybuddy.ytdlp_common import YtDlpLogger
 from studybuddy.ytdlp_subtitles import (
     JS_RUNTIME_HINT,
@@ -310,3 +312,25 @@ def test_cookies_travel_only_with_the_workers_identity_and_the_file_stays_as_it_
     assert (proxies.socks.sources[0], "SID") in carried  # with yt-dlp's own consent cookies
     assert {exit_ for exit_, _name in carried} == {proxies.socks.sources[0]}
     assert cookies.read_bytes() == before
+
+
+def test_the_transcript_fetcher_falls_back_to_ytdlp_or_starts_with_it(
+    bed: tuple[FakeYouTube, ProxyBed], fake_pot_provider: FakePotProvider
+) -> None:
+    youtube, proxies = bed
+    youtube.configure(site=SiteOptions(manual_po_tokens=True))
+    entry = MANUAL[0]
+    options = SubtitleOptions("api", fake_pot_provider.url)
+    for first, requests in (("api", 4), ("ytdlp", 2)):
+        youtube.reset()
+        session = new_session(egress=parse_proxy(proxies.http.url()), ca_bundle=youtube.ca_bundle)
+        fetcher = TranscriptFetcher(session, subtitles=dataclasses.replace(options, first=first))
+        try:
+            result = fetcher.fetch(entry.video.video_id)
+        finally:
+            fetcher.close()
+        assert result.transcript.segments == expected(entry)
+        assert (result.meta.title, result.meta.channel) == (entry.video.title, entry.video.channel)
+        assert result.meta.duration == entry.video.length_seconds
+        counts = youtube.stats()["exits"][proxies.http.sources[0]]["requests"]
+        assert sum(counts.values()) == requests, counts  # api: watch + player; yt-dlp: watch + captions
