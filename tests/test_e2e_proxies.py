@@ -33,15 +33,15 @@ def test_proxies_from_a_file_with_a_bad_line_and_a_dead_proxy_the_others_still_r
         f"{fake_proxies.http.url(credentials=('alice', 'wrong-password'))}\n"
     )
     videos = NORMAL[:8]
-    result = run(
-        fake_youtube, tmp_path, "--parallel", "--workers", "4", "--proxy-file", str(proxy_file), "--", *videos
-    )
+    args = ["--parallel", "--workers", "4", "--proxy-file", str(proxy_file), "--debug", "--", *videos]
+    result = run(fake_youtube, tmp_path, *args)  # --debug: every log line is checked for secrets too
     output = result.stdout + result.stderr
     assert result.returncode == 1, output  # the bad line; every video is done
     assert f"{proxy_file}:4: bad port" in output and "hunter2" not in output
     assert "refused the credentials (HTTP 407); this proxy is dropped" in output
     assert "wrong-password" not in output and "s3cret" not in output and "r0tate" not in output
     assert {row["video_id"] for row in archive(tmp_path) if row["status"] == "done"} == set(videos)
+    assert "s3cret" not in (tmp_path / "notes" / ".study-buddy.sqlite3").read_bytes().decode("latin-1")
     stats = fake_youtube.stats()
     used = {address for address, data in stats["exits"].items() if any(data["requests"].values())}
     sources = {*fake_proxies.socks.sources, *fake_proxies.http.sources, *fake_proxies.https.sources}
