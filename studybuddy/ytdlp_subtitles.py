@@ -6,15 +6,18 @@ credentials and Tor circuit, or the same proxy), the same CA bundle. The fewest 
 extractor can make for them:
 
 - `player_client=web` only: the web client's answer is the watch page's own initial player response, so
-  the page is the only player request (the default clients would add two or three player API calls);
+  the page is the only player request (the default clients would add two or three player API calls).
+  After youtube-transcript-api fetched the watch page already (`watch_page=False`), the page is skipped
+  too (`player_skip=webpage`) and the web client's player API answers instead: YouTube sees one page
+  view per video either way;
 - `player_skip=configs,js,initial_data`: no client configs, no player JavaScript (subtitles need no
   signature or n-challenge solving, so no JS runtime either), no `next` API call for chapters;
 - `skip=dash,hls`: no manifests. Translations are built here from the track's URL (`tlang`); yt-dlp's list
   of them only gives their names.
 
-That is the watch page and one caption request (json3; VTT when json3 is missing or unreadable): two
-YouTube requests per video, counted on every fetch (`Subtitles.requests`). The web client's caption URLs
-carry `exp=xpe` and need a PO token (`pot=`); yt-dlp asks its PO token providers for it. With
+That is the watch page (or the player answer) and one caption request (json3; VTT when json3 is missing or
+unreadable): two YouTube requests per video, counted on every fetch (`Subtitles.requests`). The web
+client's caption URLs carry `exp=xpe` and need a PO token (`pot=`); yt-dlp asks its PO token providers. With
 `pot_provider` the bgutil HTTP plugin gets the provider's base URL (`youtubepot-bgutilhttp:base_url`).
 Without a token yt-dlp drops those tracks and says so in a warning, which becomes the reason here.
 
@@ -122,8 +125,11 @@ class SubtitleFetcher:
         translate_to: str | None = None,
         pot_provider: str | None = None,
         cookies: Path | None = None,
+        watch_page: bool = True,
     ) -> None:
+        """`watch_page`: False when the watch page was just fetched by the first way in (see above)."""
         self._session = session
+        self._watch_page = watch_page
         self._languages = tuple(languages)
         self._translate_to = translate_to
         self._pot_provider = pot_provider
@@ -168,7 +174,10 @@ class SubtitleFetcher:
     def _open(self) -> Any:
         import yt_dlp
 
-        extractor_args: dict[str, Any] = dict(EXTRACTOR_ARGS)
+        youtube = dict(EXTRACTOR_ARGS["youtube"])
+        if not self._watch_page:
+            youtube["player_skip"] = [*youtube["player_skip"], "webpage"]
+        extractor_args: dict[str, Any] = {"youtube": youtube}
         if self._pot_provider:
             extractor_args["youtubepot-bgutilhttp"] = {"base_url": [self._pot_provider]}
         options = ytdlp_base_options(self._session) | {

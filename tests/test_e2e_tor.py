@@ -147,7 +147,7 @@ def test_blocked_exits_cool_down_renew_and_every_video_still_gets_its_note(
     assert len(blocked_exits) >= 3, stats["exits"]  # the limits were low enough to block exits
     assert set(stats["videos"]) == set(normal) and set(stats["videos"].values()) == {1}  # never fetched twice
     answered = Counter(
-        vid for _t, _exit, kind, vid, outcome in stats["timeline"] if kind == "player" and outcome == "ok"
+        vid for _t, _exit, kind, vid, outcome in stats["timeline"] if kind == "watch" and outcome == "ok"
     )
     assert all(answered[vid] == 1 for vid in permanent), answered  # permanent failures are never retried
     notes = [p for p in (tmp_path / "notes").glob("*.md") if not p.name.endswith(".transcript.md")]

@@ -41,7 +41,7 @@ from tests.fakes.youtube_pages import FakeTrack, FakeVideo
 VIDEO = FakeVideo()
 UNREADABLE = "unreadable response from YouTube"
 CAPTIONS = re.compile(r"https://www\.youtube\.com/api/timedtext\?.*")
-PLAYER = re.compile(r"https://www\.youtube\.com/youtubei/v1/player\?key=.*")
+PLAYER = re.compile(r"https://www\.youtube\.com/youtubei/v1/player\?.*")  # yt-dlp sends no key
 OEMBED = "https://www.youtube.com/oembed"
 
 
@@ -398,7 +398,7 @@ def test_po_token_required_is_permanent_without_a_caption_request(mock: response
         "YouTube requires a PO token; run a PO token provider and pass --pot-provider URL"
     )
     youtube = [str(call.request.url) for call in mock.calls if "youtube.com" in str(call.request.url)]
-    assert len(youtube) == 3  # the library's watch page and player answer, yt-dlp's watch page
+    assert len(youtube) == 3  # the library's watch page and player answer, yt-dlp's player answer
     assert not any("/api/timedtext" in url for url in youtube)  # no caption request without a token
 
 
