@@ -61,9 +61,14 @@ DOCTOR_OPTIONS = frozenset(
 
 
 @click.command("doctor")
-@click.option("--json", "json_output", is_flag=True, help="Print the checks as JSON.")
 @click.option(
-    "--check-key", is_flag=True, help="Check the Anthropic key with a 1-token call (costs one token)."
+    "--json", "json_output", is_flag=True, envvar=env_name("DOCTOR_JSON"), help="Print the checks as JSON."
+)
+@click.option(
+    "--check-key",
+    is_flag=True,
+    envvar=env_name("CHECK_KEY"),
+    help="Check the Anthropic key with a 1-token call (costs one token).",
 )
 @click.option(
     "--ip-echo-url",
