@@ -203,6 +203,9 @@ class _ProxyWorkersUnpaced:
     def on_blocked(self, worker: Worker, error: BlockedError) -> None:
         self._for(worker).on_blocked(worker, error)
 
+    def move(self, worker: Worker) -> None:
+        self._for(worker).move(worker)
+
     def exit_of(self, worker: Worker) -> str | None:
         return self._for(worker).exit_of(worker)
 
