@@ -20,8 +20,11 @@ import click
 
 from .config import (
     DEFAULT_MODEL,
+    EGRESS,
     ENV_PREFIX,
     Settings,
+    check_egress,
+    check_pot_provider,
     parse_languages,
     parse_since,
     resolve_ca_bundle,
@@ -63,7 +66,7 @@ def tor_options(func: F) -> F:
             show_default=True,
             envvar=env_name("TOR"),
             help="auto: a Tor that answers, else launch one; system: the Tor at --tor-control; "
-            "embedded: launch a private tor; off: no Tor (direct, or --proxy).",
+            "embedded: launch a private tor; off: no Tor (direct, or through --proxy).",
         ),
         click.option(
             "--tor-socks",
@@ -84,6 +87,55 @@ def tor_options(func: F) -> F:
             type=click.Path(path_type=Path, dir_okay=False, exists=True),
             envvar=env_name("TOR_CONFIG"),
             help="Extra torrc lines for the embedded Tor (bridges, exit countries).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def egress_options(func: F) -> F:
+    """Proxies, and how yt-dlp gets in; shared by the process and doctor commands."""
+    decorators = [
+        click.option(
+            "--proxy",
+            "proxy",
+            multiple=True,
+            metavar="URL",
+            envvar=env_name("PROXY"),
+            help="A proxy, SCHEME://[USER:PASSWORD@]HOST:PORT with socks5h, socks5, http or https. "
+            "Repeatable (in STUDY_BUDDY_PROXY: separated by spaces).",
+        ),
+        click.option(
+            "--proxy-rotating",
+            multiple=True,
+            metavar="URL",
+            envvar=env_name("PROXY_ROTATING"),
+            help="A proxy whose exit IP changes per connection or session (e.g. a provider's -rotate "
+            "user name); paced as a pool. Repeatable.",
+        ),
+        click.option(
+            "--proxy-file",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            envvar=env_name("PROXY_FILE"),
+            help="Read proxies from a file: one URL a line (optionally followed by 'rotating'), # comments.",
+        ),
+        click.option(
+            "--egress",
+            type=click.Choice(EGRESS),
+            default="auto",
+            show_default=True,
+            envvar=env_name("EGRESS"),
+            help="Where YouTube traffic leaves from: Tor, the proxies, or both (auto: the proxies when any "
+            "is given, else Tor).",
+        ),
+        click.option(
+            "--pot-provider",
+            metavar="URL",
+            envvar=env_name("POT_PROVIDER"),
+            help="Base URL of a bgutil PO token provider (HTTP, e.g. http://127.0.0.1:4416) that yt-dlp "
+            "asks for the tokens YouTube's captions need (needs the 'pot' extra).",
         ),
     ]
     for decorator in reversed(decorators):
@@ -219,7 +271,10 @@ def settings_from(options: dict[str, Any]) -> Settings:
         transcript_format=options["transcript_format"],
         parallel=options["parallel"],
         workers=options["workers"],
-        proxy=options["proxy"],
+        **proxy_settings(options),
+        pot_provider=check_pot_provider(options["pot_provider"]),
+        transcripts=options["transcripts"],
+        cookies=check_cookies(options["cookies"]),
         ca_bundle=resolve_ca_bundle(options["ca_bundle"]),
         languages=parse_languages(options["languages"]),
         translate_to=options["translate_to"],
@@ -253,6 +308,25 @@ def settings_from(options: dict[str, Any]) -> Settings:
         log_tor_events=options["log_tor_events"],
         keep_temp=options["keep_temp"],
     )
+
+
+def proxy_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """`proxies`, `proxy_problems` and `egress` of Settings, from the egress options."""
+    from .proxies import load_proxies
+
+    loaded = load_proxies(options["proxy"], options["proxy_rotating"], options["proxy_file"])
+    egress = check_egress(options["egress"], loaded.proxies)
+    return {"proxies": loaded.proxies, "proxy_problems": loaded.bad, "egress": egress}
+
+
+def check_cookies(path: Path | None) -> Path | None:
+    """`--cookies`: a readable Netscape cookies file (checked without loading yt-dlp)."""
+    if path is None:
+        return None
+    from .cookiefile import check_cookie_file
+
+    check_cookie_file(path)
+    return path
 
 
 def run_and_report(

@@ -11,25 +11,30 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .admission import Admission
 from .archive import Archive
 from .batch import BatchNotes
 from .config import Settings, parse_host_port
-from .errors import ConfigError, InputError, StudyBuddyError
+from .errors import BlockedError, ConfigError, InputError, StudyBuddyError
 from .expand import plan_videos
 from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
 from .notes import AnthropicEngine, NoteEngine
 from .offline import OfflineEngine
 from .output import OutputTree
-from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
+from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, Worker, WorkerFactory
+from .preflight import check_before_run
 from .progress import ProgressMonitor, Summary
 from .progress_views import format_summary, make_view
 from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
 from .subjects import SubjectChooser
 from .torlaunch import TorKeeper, TorSetup, resolve_tor
+
+if TYPE_CHECKING:
+    from .proxies import ProxySpec
 
 log = logging.getLogger(__name__)
 Warn = Callable[[str], None]
@@ -110,8 +115,8 @@ def build_batch(settings: Settings, engine: NoteEngine | None, archive: Archive)
 
 
 def open_tor(settings: Settings, warn: Warn) -> TorSetup | None:
-    """The Tor of this run (None with `--tor off` or a plain `--proxy`); shows bootstrap progress."""
-    if settings.proxy:
+    """The Tor of this run (None with `--tor off` or proxies only); shows bootstrap progress."""
+    if not settings.uses_tor:
         return None
     shown: set[int] = set()
 
@@ -155,9 +160,52 @@ def _tor_pacer(
         on_event=archive.record_exit_event,
     )
     try:
-        yield pacer
+        yield _ProxyWorkersUnpaced(pacer) if settings.uses_proxies else pacer
     finally:
         pacer.close()
+
+
+def proxy_per_worker(settings: Settings) -> Callable[[int], ProxySpec | None] | None:
+    """Interim egress wiring until proxies are paced identities: worker i gets the i-th slot of
+    [Tor (with `--egress tor,proxies`), proxy 1, proxy 2, ...], round robin; None: every worker on Tor."""
+    if not settings.uses_proxies:
+        return None
+    slots: list[ProxySpec | None] = [None] if settings.uses_tor else []
+    slots += settings.proxies
+    return lambda index: slots[index % len(slots)]
+
+
+class _ProxyWorkersUnpaced:
+    """Interim: workers on Tor are paced per exit; workers on a proxy are not paced (a block renews a
+    rotating proxy's session and fails the video on a fixed one)."""
+
+    def __init__(self, tor: Pacer) -> None:
+        self._tor = tor
+        self._unpaced = RenewingPacer()
+
+    def _for(self, worker: Worker) -> Pacer:
+        return self._unpaced if worker.egress is not None else self._tor
+
+    def before_video(self, worker: Worker, stop: threading.Event) -> None:
+        self._for(worker).before_video(worker, stop)
+
+    def after_video(self, worker: Worker) -> None:
+        self._for(worker).after_video(worker)
+
+    def on_blocked(self, worker: Worker, error: BlockedError) -> bool:
+        return self._for(worker).on_blocked(worker, error)
+
+    def move(self, worker: Worker) -> None:
+        self._for(worker).move(worker)
+
+    def exit_of(self, worker: Worker) -> str | None:
+        return self._for(worker).exit_of(worker)
+
+    def release(self, worker: Worker) -> None:
+        self._for(worker).release(worker)
+
+    def close(self) -> None:
+        self._tor.close()
 
 
 def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bool:
@@ -194,21 +242,27 @@ def run(
         say(bad.message)
     output = OutputTree(settings.output)
     output.ensure_writable()
+    for bad in settings.proxy_problems:
+        say(bad.message)
     engine = build_engine(settings)
-    if settings.proxy and settings.tor not in ("auto", "off"):
-        raise InputError(f"--proxy and --tor {settings.tor}: choose one (--tor-socks sets Tor's SOCKS port)")
+    if settings.egress == "auto" and settings.proxies and settings.tor not in ("auto", "off"):
+        raise InputError(
+            f"proxies and --tor {settings.tor}: say which to use (--egress proxies, or --egress tor,proxies)"
+        )
     admission = admission or Admission(force=settings.force)
     with ExitStack() as stack:
         archive = stack.enter_context(Archive.open(settings.output))
         setup = None
         if _needs_youtube(inputs, archive, admission):
+            settings = check_before_run(settings, say)
             setup = tor.get() if tor is not None else open_tor(settings, say)
         if setup is not None and tor is None:
             stack.enter_context(setup)
-        proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
         monitor = ProgressMonitor(make_view(json_output=json_output), all_outcomes=json_output)
         pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
-        worker_factory = WorkerFactory(settings, proxy=proxy)
+        worker_factory = WorkerFactory(
+            settings, proxy=setup.socks if setup else None, egress_for=proxy_per_worker(settings)
+        )
         retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
         linker = Linker(output.root, write_links=settings.links)
         subjects = SubjectChooser(linker) if settings.auto_subject and not settings.subject else None
@@ -249,4 +303,5 @@ def run(
             if engine is not None:
                 engine.close()
     chosen = tuple(subjects.report_lines()) if subjects else ()
-    return RunOutcome(summary, (*inputs.bad, *plan.bad), fatal, chosen, plan.duplicates)
+    unusable = (*settings.proxy_problems, *inputs.bad, *plan.bad)
+    return RunOutcome(summary, unusable, fatal, chosen, plan.duplicates)

@@ -175,7 +175,7 @@ def test_a_bug_is_one_line_naming_the_library_the_traceback_comes_with_debug_and
         (["--file", "comments.txt"], "comments.txt: no video URLs in the file"),
         (["--workers", "0", "vid00000001"], "0 is not in the range 1<=x<=16"),
         (["--workers", "99", "vid00000001"], "99 is not in the range 1<=x<=16"),
-        (["--proxy", "http://127.0.0.1:3128", "vid00000001"], "only socks5h://HOST:PORT proxies"),
+        (["--proxy", "socks4://127.0.0.1:1080", "vid00000001"], "--proxy 'socks4://127.0.0.1:1080': unknown"),
         (["--output", "afile", "vid00000001"], "afile"),
         (["--ca-bundle", "nope.pem", "vid00000001"], "--ca-bundle 'nope.pem': no such CA bundle file"),
         (["--lang", ";;", "vid00000001"], "--lang ';;'"),

@@ -18,6 +18,7 @@ from studybuddy.inputs import BadInput
 from studybuddy.notes import AnthropicEngine, NoteEngine
 from studybuddy.offline import OfflineEngine
 from studybuddy.progress import Summary
+from studybuddy.proxies import parse_proxy
 from studybuddy.runner import RunOutcome
 from studybuddy.torlaunch import TorKeeper
 from tests.fakes import youtube_lists as yl
@@ -130,9 +131,9 @@ def test_nothing_to_fetch_starts_no_tor(tmp_path: Path, monkeypatch: pytest.Monk
     assert bad_only.exit_code == 1 and "not a YouTube video URL" in bad_only.report()
 
 
-def test_a_proxy_and_a_tor_of_its_own_are_refused(tmp_path: Path) -> None:
-    settings = Settings(output=tmp_path, tor="system", proxy="socks5h://127.0.0.1:9050")
-    with pytest.raises(InputError, match="--proxy and --tor system: choose one"):
+def test_proxies_and_a_named_tor_without_an_egress_are_refused(tmp_path: Path) -> None:
+    settings = Settings(output=tmp_path, tor="system", proxies=(parse_proxy("socks5h://127.0.0.1:9050"),))
+    with pytest.raises(InputError, match="proxies and --tor system: say which to use"):
         runner.run(settings, ["vid00000001"], [])
 
 
