@@ -30,7 +30,7 @@ from .cli_options import (
     user_errors,
     warn,
 )
-from .config import Settings
+from .config import Settings, parse_notes_lang
 from .errors import InputError
 from .exits import ExitBudget, parse_duration
 from .logs import SecretFilter, configure
@@ -80,6 +80,7 @@ def notes_regenerate(**options: Any) -> None:
             model=options["model"],
             api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
             assessment=options["assessment"],
+            notes_lang=parse_notes_lang(options["notes_lang"]),
             max_input_tokens=options["max_input_tokens"],
         )
         engine = build_engine(settings)

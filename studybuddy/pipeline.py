@@ -224,7 +224,7 @@ class Pipeline:
         self.retry = retry or RetryPolicy(settings.max_retries, backoff_s=settings.backoff_s)
         self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
         self.fatal: StudyBuddyError | None = None
-        self.started = False  # True once videos are being processed (the engine's check passed)
+        self.started = False  # True once videos are being processed
         self._local = threading.local()
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
@@ -236,8 +236,6 @@ class Pipeline:
         rows = self.archive.get_many(video_ids)
         self.monitor.start(video_ids, self.settings.thread_count)
         todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
-        if todo and self.engine is not None:
-            self.engine.check()  # a refused key or unknown model stops the run before any video
         self.started = True
         try:
             with self.claims:
@@ -463,7 +461,7 @@ class Pipeline:
     ) -> tuple[Path, Path | None]:
         meta, transcript = fetched.meta, fetched.transcript
         self.monitor.stage(meta.video_id, Stage.WRITING, worker.index if worker else None)
-        subject = self._subject(meta, body.markdown if body else transcript.text, row)
+        subject = self._subject(meta, body.note.text if body else transcript.text, row)
         as_json = body is not None and self.settings.note_format == "json"
         note_path = self.output.note_path(
             meta.video_id,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .admission import Admission
+from .anthropic_engine import AnthropicEngine
 from .archive import Archive
 from .batch import BatchNotes
 from .config import Settings, parse_host_port
@@ -21,7 +22,7 @@ from .exits import ExitLimiter
 from .expand import plan_videos
 from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
-from .notes import AnthropicEngine, NoteEngine
+from .notes import NoteEngine
 from .offline import OfflineEngine
 from .output import OutputTree
 from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
@@ -79,6 +80,10 @@ def build_engine(settings: Settings) -> NoteEngine | None:
         return None
     engine = settings.engine or ("anthropic" if settings.api_key else "offline")
     if engine == "offline":
+        if settings.notes_lang:
+            log.warning(
+                "offline notes are the speaker's own words: --notes-lang %s is ignored", settings.notes_lang
+            )
         return OfflineEngine()
     if not settings.api_key:
         raise ConfigError(
@@ -92,6 +97,7 @@ def build_engine(settings: Settings) -> NoteEngine | None:
         limiter=limiter,
         assessment=settings.assessment,
         max_input_tokens=settings.max_input_tokens,
+        notes_lang=settings.notes_lang,
     )
 
 
@@ -204,7 +210,12 @@ def run(
     admission = admission or Admission(force=settings.force)
     with ExitStack() as stack:
         archive = stack.enter_context(Archive.open(settings.output))
-        setup = open_tor(settings, say) if _needs_youtube(inputs, archive, admission) else None
+        needs_youtube = _needs_youtube(inputs, archive, admission)
+        if engine is not None:
+            stack.callback(engine.close)
+            if needs_youtube:
+                engine.check()  # a refused key or a model that cannot write notes: stop before YouTube
+        setup = open_tor(settings, say) if needs_youtube else None
         if setup is not None:
             stack.enter_context(setup)
         proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
@@ -244,11 +255,9 @@ def run(
             summary = pipeline.run(plan.video_ids)
         except StudyBuddyError as exc:
             if pipeline.started is False:
-                raise  # nothing ran yet (refused key, unknown model): one line is the whole story
+                raise  # nothing ran yet: one line is the whole story
             fatal, summary = str(exc), monitor.summary()
         finally:
             monitor.close()
-            if engine is not None:
-                engine.close()
     chosen = tuple(subjects.report_lines()) if subjects else ()
     return RunOutcome(summary, (*inputs.bad, *plan.bad), fatal, chosen, plan.duplicates)

@@ -25,6 +25,7 @@ from studybuddy.links import (
     tokenize,
 )
 from studybuddy.models import NoteBody, Transcript, VideoMeta
+from studybuddy.note_schema import StudyNote
 from studybuddy.output import OutputTree
 from studybuddy.pipeline import Pipeline, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Summary
@@ -272,7 +273,7 @@ class TopicEngine:
         """Always works."""
 
     def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
-        return NoteBody(markdown=f"## Summary\n{transcript.text}\n", model="topic-model")
+        return NoteBody(StudyNote(summary=transcript.text), model="topic-model")
 
     def close(self) -> None:
         """Nothing to close."""
