@@ -365,7 +365,8 @@ class Pipeline:
         if fetched.meta.title:
             attempt.title = fetched.meta.title
             self.monitor.set_title(video_id, attempt.title)
-        if self.batch is not None and self.batch.defer(fetched.meta, fetched.transcript):
+        if self.batch is not None:
+            self.batch.defer(fetched.meta, fetched.transcript)  # the note comes with a batch's results
             self.monitor.stage(video_id, Stage.NOTES, worker.index)
             return
         body = self._notes(worker, fetched)
