@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_INPUT_TOKENS = 60_000
 """Estimated tokens (`chunking.estimate_tokens`) one call may send; a longer transcript goes in sections."""
 REPAIR = "-r"
+"""The suffix of a repair call's key (`note-r`: the repair of `note`)."""
 _STATE_VERSION = 1
 _MAX_REVIEW_QUESTIONS = 10
 _SHOWN_PROBLEMS = 3
@@ -122,9 +123,8 @@ class NotePlan:
 
     def _sections(self) -> list[list[Any]]:
         """[first, last, may split] caption ranges of the sections a long transcript is cut into."""
-        overhead = estimate_request(
-            build_material(self.meta, self._part(0, 0), self.language), [Tool.SECTION], ""
-        )
+        empty = build_material(self.meta, self._part(0, 0), self.language, section=(0.0, 0.0))
+        overhead = estimate_request(empty, [Tool.SECTION], TASKS[Tool.SECTION])
         budget = max(self.settings.max_input_tokens - overhead - 50, self.settings.max_input_tokens // 4)
         ordered = replace(self.transcript, segments=tuple(self._captions))
         return [[first, last, True] for first, last in self._ranges(split_sections(ordered, budget), 0)]

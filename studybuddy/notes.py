@@ -20,14 +20,7 @@ import yaml
 from .models import NoteBody, Transcript, VideoMeta
 from .note_render import format_clock, render_body, timestamp_link
 
-__all__ = [
-    "NoteEngine",
-    "format_clock",
-    "render_note",
-    "render_transcript",
-    "timestamp_link",
-    "video_fields",
-]
+__all__ = ["NoteEngine", "render_note", "render_transcript", "video_fields"]
 
 _YAML_LINE_WIDTH = 1 << 16  # never fold a long title over several lines
 _LINE_BREAKS = frozenset("\n\r\x85\u2028\u2029")

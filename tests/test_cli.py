@@ -193,6 +193,27 @@ def test_a_model_that_cannot_use_tools_stops_the_run_before_any_youtube_request(
     assert check.body is not None and check.body["max_tokens"] == 1
 
 
+def test_a_note_that_fails_its_checks_twice_is_not_written_and_archive_retry_redoes_it(
+    tmp_path: Path, youtube: MockYouTube, fake_anthropic: FakeAnthropic
+) -> None:
+    env = {"ANTHROPIC_API_KEY": API_KEY}
+    fake_anthropic.breaks = ["missing_section", "missing_section"]  # the note call and its repair
+    result = invoke("--model", MODEL, "vid00000001", env=env)
+    assert result.exit_code == 1
+    assert "the note failed the checks again after a repair: the answer has no `outline`" in result.output
+    assert not (tmp_path / "notes" / "Lecture 1.md").exists()
+    with Archive.open(tmp_path / "notes") as archive:
+        row = archive.get("vid00000001")
+    assert row is not None and row.status is Status.FAILED and row.error_kind == "notes"
+    tools = [r.body["tool_choice"]["name"] for r in fake_anthropic.message_requests() if r.body]
+    assert tools == ["ready", "write_note", "write_note"]  # no assessment for a note that failed
+
+    retried = invoke("archive", "retry", "--kind", "notes", "--model", MODEL, env=env)
+    assert retried.exit_code == 0, retried.output
+    assert "## Outline" in (tmp_path / "notes" / "Lecture 1.md").read_text()
+    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE}
+
+
 def test_notes_in_another_language_than_the_transcript(
     tmp_path: Path, youtube: MockYouTube, fake_anthropic: FakeAnthropic
 ) -> None:

@@ -236,7 +236,7 @@ def fake_message(fake: FakeAnthropic, params: dict[str, Any]) -> dict[str, Any]:
     material = request_text(params)
     tool = (params.get("tool_choice") or {}).get("name", "")
     found = moments(material)
-    how = fake.next_break()
+    how = fake.next_break() if params.get("max_tokens", 0) > 1 else None  # the model check breaks nothing
     if fake.max_tokens_above is not None and len(transcript_lines(material)) > fake.max_tokens_above:
         how = "max_tokens"
     data = broken(tool, answer_input(tool, material), how or "", video_end(material, found))
