@@ -180,8 +180,7 @@ def test_a_model_that_cannot_use_tools_stops_the_run_before_any_youtube_request(
 ) -> None:
     fake_anthropic.models.add("claude-old-1")
     fake_anthropic.models_without_tools.add("claude-old-1")
-    playlist = "https://www.youtube.com/playlist?list=PLxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-    result = invoke("--model", "claude-old-1", playlist, "vid00000001", env={"ANTHROPIC_API_KEY": API_KEY})
+    result = invoke("--model", "claude-old-1", "vid00000001", env={"ANTHROPIC_API_KEY": API_KEY})
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [

@@ -182,7 +182,10 @@ def _seconds(value: Any) -> list[dict[str, Any]]:
 
 
 def broken(tool: str, data: dict[str, Any], how: str, end: int) -> dict[str, Any]:
-    """`data` broken in the way `how` names (one of `BREAKS`, except the ones that change the message)."""
+    """`data` broken in the way `how` names (one of `BREAKS`, except the ones that change the message;
+    an empty `how` breaks nothing)."""
+    if how and how not in BREAKS:
+        raise ValueError(f"no such way to break an answer: {how!r} (one of {', '.join(BREAKS)})")
     if how == "missing_section":
         data.pop(_FIRST_REQUIRED[tool])
     elif how == "all_past_end":
