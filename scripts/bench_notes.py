@@ -69,7 +69,9 @@ def coverage(body: NoteBody, duration: float) -> float:
 
 def passes(meta: VideoMeta, transcript: Transcript, body: NoteBody) -> list[str]:
     """What is wrong with a written note: its structure checked again, every link at a caption's start."""
-    checked = check_answer(body.note, Captions.of(transcript, meta.duration), ("summary", "outline"))
+    checked = check_answer(
+        body.note, Captions.of(transcript, meta.duration, meta.chapters), ("summary", "outline")
+    )
     wrong = checked.problems + checked.dropped
     starts = {int(segment.start) for segment in transcript.segments}
     note = render_note(meta, transcript, body)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Self
 
 from .archive import Archive, ArchiveRow, Claim, Status, iso_time
-from .errors import ArchiveError, ErrorKind
+from .errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
 
 log = logging.getLogger(__name__)
 
-RETRIED_KINDS = frozenset(ErrorKind) - {ErrorKind.PERMANENT}
+RETRIED_KINDS = frozenset(ErrorKind) - RETRIED_ONLY_WHEN_ASKED
 
 
 @dataclass(frozen=True, slots=True)

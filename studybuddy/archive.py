@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from .errors import ArchiveError, ErrorKind
+from .errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
 from .migrations import MIGRATIONS
 from .models import Usage
 
@@ -321,14 +321,16 @@ class Archive:
         """The attempt failed: its kind and a one-line error; a previous note path stays. Returns the status.
 
         `retry_delay(failures)` schedules the next automatic retry: seconds from `now`, or None to give up
-        (status `gave_up`). Without it, or for a permanent failure, nothing is scheduled.
+        (status `gave_up`). Without it, or for a kind retried only when asked (permanent, error), nothing is
+        scheduled.
         """
         at = time.time() if now is None else now
+        automatic = retry_delay is not None and kind not in RETRIED_ONLY_WHEN_ASKED
         with self._writing() as db:
             found = db.execute("SELECT failures FROM videos WHERE video_id = ?", (video_id,)).fetchone()
             failures = (0 if found is None else int(found[0])) + 1
-            delay = None if retry_delay is None or kind is ErrorKind.PERMANENT else retry_delay(failures)
-            gave_up = retry_delay is not None and kind is not ErrorKind.PERMANENT and delay is None
+            delay = retry_delay(failures) if automatic and retry_delay is not None else None
+            gave_up = automatic and delay is None
             status = Status.GAVE_UP if gave_up else Status.FAILED
             db.execute(
                 """

@@ -305,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: load env files (they must be in the environment before Click reads it), then run."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        load_env_files(env_files_for(args, Path.cwd()))
+        for warning in load_env_files(env_files_for(args, Path.cwd())):
+            click.echo(f"Warning: {warning}", err=True)
     except (InputError, ConfigError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

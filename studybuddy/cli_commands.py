@@ -112,8 +112,8 @@ def archive_group() -> None:
 )
 @click.option(
     "--kind",
-    type=click.Choice(["blocked", "transient", "permanent", "notes", "output"]),
-    help="Only failures of this kind.",
+    type=click.Choice(["blocked", "transient", "permanent", "notes", "output", "error"]),
+    help="Only failures of this kind (error: a bug to report, see README).",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print JSON lines instead of a table.")
 def archive_list(output: Path, status: str | None, kind: str | None, json_output: bool) -> None:
@@ -252,10 +252,10 @@ def watch_command(**options: Any) -> None:
 @archive_group.command("retry")
 @click.option(
     "--kind",
-    type=click.Choice(["all", "blocked", "transient", "notes", "output", "permanent"]),
+    type=click.Choice(["all", "blocked", "transient", "notes", "output", "permanent", "error"]),
     default="all",
     show_default=True,
-    help="Which failures to retry: one kind, or all but permanent ones (retried only when asked).",
+    help="Which failures to retry: one kind, or all but permanent and error ones (retried only when asked).",
 )
 def archive_retry(**options: Any) -> None:
     """Retry the failed videos of an output folder now, given-up ones included."""

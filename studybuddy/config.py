@@ -2,7 +2,10 @@
 
 Click reads the environment for every option (`envvar="STUDY_BUDDY_..."`), so an env file only has to put
 its values into `os.environ` *before* Click parses, without overriding what the environment already says.
-`.env.debug` may also use the short `DEBUG_*` names, which are translated here.
+`.env.debug` may also use the short `DEBUG_*` names, which are translated here. An env file sets only
+`STUDY_BUDDY_*`, `DEBUG_*` and `ANTHROPIC_API_KEY`: a `./.env` in a folder someone else controls must not
+send the key elsewhere (`ANTHROPIC_BASE_URL`), trust their CA or use their proxy; other keys are ignored
+with a warning that names them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from .exits import ExitBudget
 ENV_PREFIX = "STUDY_BUDDY_"
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEBUG_ENV_FILE = ".env.debug"
+ENV_FILE_PREFIXES = (ENV_PREFIX, "DEBUG_")  # what an env file may set, with ENV_FILE_KEYS
+ENV_FILE_KEYS = frozenset({"ANTHROPIC_API_KEY"})
 ORDERS = ("playlist", "shortest", "longest")  # --order: the order videos are taken in
 NOTE_FORMATS = ("md", "json")  # --format
 TRANSCRIPT_FORMATS = ("md", "txt", "srt", "vtt")  # --transcript-format
@@ -120,16 +125,27 @@ def _unquote(value: str) -> str:
     return value.split(" #", 1)[0].rstrip()
 
 
-def load_env_files(paths: Sequence[Path], environ: MutableMapping[str, str] | None = None) -> None:
-    """Put the files' values into the environment; what the environment already has wins.
+def load_env_files(paths: Sequence[Path], environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Put the files' values into the environment; what the environment already has wins. Returns one
+    warning per file that holds keys an env file may not set (they are ignored; the warning names them).
 
     An empty value (`KEY=`) means "not set" and is skipped.
     """
     env = os.environ if environ is None else environ
+    warnings = []
     for path in paths:
+        ignored = []
         for key, value in parse_env_file(path).items():
-            if value:
+            if not (key.startswith(ENV_FILE_PREFIXES) or key in ENV_FILE_KEYS):
+                ignored.append(key)
+            elif value:
                 env.setdefault(DEBUG_ALIASES.get(key, key), value)
+        if ignored:
+            warnings.append(
+                f"{path}: ignored {', '.join(sorted(ignored))} (env files may set only "
+                f"{ENV_PREFIX}*, DEBUG_* and {', '.join(sorted(ENV_FILE_KEYS))})"
+            )
+    return warnings
 
 
 def env_files_for(argv: Sequence[str], cwd: Path) -> list[Path]:

@@ -12,7 +12,9 @@
     └── FetchError                  a transcript or its metadata could not be fetched
         ├── BlockedError            YouTube blocked this exit: cool it down, renew, retry
         ├── TransientError          network trouble or 5xx: back off and retry
-        └── PermanentError          no transcript will ever come: record it, do not retry
+        ├── PermanentError          no transcript will ever come: record it, do not retry
+        │   └── GeoBlockedError     not in this exit's country: one more try through another exit
+        └── BugError                a programming error reading YouTube's answer: report it, do not retry
 
 Every `FetchError` carries `kind` (the `ErrorKind` stored in the archive) and `video_id`.
 """
@@ -30,6 +32,11 @@ class ErrorKind(StrEnum):
     PERMANENT = "permanent"
     NOTES = "notes"
     OUTPUT = "output"
+    ERROR = "error"  # a bug (ours or a library's), not trouble of the network or of YouTube
+
+
+# Failures of these kinds would only fail the same way again: retried when a user asks, never on their own.
+RETRIED_ONLY_WHEN_ASKED = frozenset({ErrorKind.PERMANENT, ErrorKind.ERROR})
 
 
 class StudyBuddyError(Exception):
@@ -95,3 +102,15 @@ class PermanentError(FetchError):
     """The video has no transcript we can get (disabled, unavailable, age restricted...)."""
 
     kind = ErrorKind.PERMANENT
+
+
+class GeoBlockedError(PermanentError):
+    """The uploader has not made the video available in the country of this exit: an exit elsewhere may
+    play it, so it is tried once more through another one before it is recorded as permanent."""
+
+
+class BugError(FetchError):
+    """A `TypeError`, `KeyError`... while reading YouTube's answer: the code (ours or a library's) no longer
+    fits what YouTube sends. Retrying would fail the same way, and a flaky network is not the cause."""
+
+    kind = ErrorKind.ERROR

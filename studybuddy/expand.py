@@ -30,7 +30,7 @@ import requests
 
 from .config import ORDERS, Settings
 from .errors import BlockedError, FetchError, InputError, TransientError
-from .inputs import BadInput, Collection, Inputs
+from .inputs import VIDEO_ID_PATTERN, BadInput, Collection, Inputs
 from .metadata import ytdlp_base_options
 from .pipeline import Pacer, RetryPolicy, RunStopped, Worker, WorkerFactory
 
@@ -85,7 +85,7 @@ def list_videos(
             info = ydl.extract_info(url, download=False, process=False)
             if not isinstance(info, dict) or info.get("_type") != "playlist":
                 raise ExpansionError(f"{url}: names a single video, not a playlist or channel")
-            videos = _select(_listed(info.get("entries") or ()), limit=limit, since=since)
+            videos = _select(_listed(url, info.get("entries") or ()), limit=limit, since=since)
     except yt_dlp.utils.YoutubeDLError as error:
         raise _classified(url, error) from None
     if not videos:
@@ -200,11 +200,15 @@ def order_videos(video_ids: Sequence[str], durations: Mapping[str, float | None]
     return sorted(known, key=lambda vid: sign * (durations[vid] or 0.0)) + unknown
 
 
-def _listed(entries: Iterable[Any]) -> Iterator[ListedVideo]:
-    """yt-dlp's flat entries as `ListedVideo`s; entries without a video id (e.g. nested lists) are skipped."""
+def _listed(url: str, entries: Iterable[Any]) -> Iterator[ListedVideo]:
+    """yt-dlp's flat entries as `ListedVideo`s; entries without a video id (e.g. nested lists) are skipped,
+    and so, with a warning, are ids that are not video ids (they would become parts of file names)."""
     for entry in entries:
         video_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(video_id, str) or entry.get("ie_key") not in (None, "Youtube"):
+            continue
+        if VIDEO_ID_PATTERN.fullmatch(video_id) is None:
+            log.warning("%s: left out an entry whose id %r is not a YouTube video id", url, video_id)
             continue
         yield ListedVideo(
             video_id,

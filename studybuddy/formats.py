@@ -20,6 +20,7 @@ from .errors import InputError
 from .models import Chapter, NoteBody, Segment, Transcript, VideoMeta
 from .note_render import note_json
 from .notes import render_transcript, video_fields
+from .output import id_in_path
 
 __all__ = [
     "NOTE_FORMATS",
@@ -89,8 +90,9 @@ def render_note_json(
 
 
 def saved_transcript_path(root: Path, video_id: str) -> Path:
-    """Where the machine-readable transcript of `video_id` is kept under the output root."""
-    return root / SAVED_TRANSCRIPTS / f"{video_id}.json"
+    """Where the machine-readable transcript of `video_id` is kept under the output root (OutputError for
+    an id that is not a video id)."""
+    return root / SAVED_TRANSCRIPTS / f"{id_in_path(video_id)}.json"
 
 
 def save_transcript_json(meta: VideoMeta, transcript: Transcript) -> str:

@@ -13,8 +13,9 @@ Links live in a marked block at the end of a note, rewritten in place; text outs
     <!-- /study-buddy:related -->
 
 A name shared by notes in two folders is written `[[folder/Note name|...]]` so the link stays unambiguous.
-The `Linker` serialises index updates and block rewrites between threads (a lock) and between processes (an
-advisory file lock); every block is re-read from disk right before it is rewritten.
+The `Linker` serialises index updates and block rewrites between threads and between processes with the
+tree's one note lock (`output.tree_lock`, which every note write holds too); every block is re-read from
+disk right before it is rewritten.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import heapq
 import logging
 import math
 import re
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import yaml
 
 from .errors import OutputError
-from .output import atomic_write_text
+from .output import atomic_write_text, tree_lock
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,6 @@ __all__ = [
 RELATED_START = "<!-- study-buddy:related -->"
 RELATED_END = "<!-- /study-buddy:related -->"
 RELATED_HEADING = "## Related notes"
-LOCK_FILENAME = ".study-buddy-links.lock"
 DEFAULT_TOP_K = 5
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_MAX_LINKS = 20  # a note linked from many others keeps only its closest backlinks
@@ -317,7 +315,7 @@ class Linker:
         a related note that cannot be updated is only logged.
         """
         path = note_path.resolve()
-        with self._lock, self._tree_lock():
+        with tree_lock(self.root), self._lock:  # the tree's lock first, as every note write takes it
             self._load()
             note = read_note(path)
             if note is None:
@@ -331,6 +329,16 @@ class Linker:
                 for other in related:
                     self._add_backlink(other, path)
             return related
+
+    def link_written(self, note_path: Path) -> None:
+        """`link` a note that is written and done: a failure to link it is logged, never raised (the note
+        stands without its related notes; failing its video would fetch it and pay for it again)."""
+        try:
+            self.link(note_path)
+        except (OutputError, OSError) as exc:
+            logger.warning(
+                "%s: the note is written, but its related notes could not be linked (%s)", note_path, exc
+            )
 
     def similar(self, text: str) -> list[tuple[IndexedNote, float]]:
         """The indexed notes most similar to `text` (at most `SIMILAR_LIMIT`), most similar first."""
@@ -420,22 +428,3 @@ class Linker:
             if strict:
                 raise OutputError(f"{path}: cannot write related notes ({exc})") from exc
             logger.warning("%s: cannot update related notes (%s)", path, exc)
-
-    @contextmanager
-    def _tree_lock(self) -> Iterator[None]:
-        """An advisory lock on the tree, so two processes never rewrite the same block at once."""
-        if sys.platform == "win32":
-            yield
-            return
-        import fcntl
-
-        try:
-            handle = (self.root / LOCK_FILENAME).open("a")
-        except OSError as exc:
-            raise OutputError(f"{self.root}: cannot lock the notes for linking ({exc.strerror})") from exc
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)

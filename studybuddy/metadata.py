@@ -82,6 +82,21 @@ def collect_metadata(
     return meta
 
 
+def translation_source(player_response: str | None) -> tuple[str, bool] | None:
+    """(language code, automatic?) of the caption track YouTube itself translates from, as its player answer
+    names it (`defaultTranslationSourceTrackIndices`), or None when the answer names none."""
+    renderer = _dig(_loads(player_response or ""), "captions", "playerCaptionsTracklistRenderer")
+    indices, tracks = _dig(renderer, "defaultTranslationSourceTrackIndices"), _dig(renderer, "captionTracks")
+    if not isinstance(indices, list) or not isinstance(tracks, list):
+        return None
+    for index in indices:
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(tracks):
+            code = _text(_dig(tracks[index], "languageCode"))
+            if code is not None:
+                return code, _dig(tracks[index], "kind") == "asr"
+    return None
+
+
 def fill_missing(meta: VideoMeta, fallback: VideoMeta) -> VideoMeta:
     """`meta` with its empty fields taken from `fallback`."""
     changes = {

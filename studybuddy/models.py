@@ -26,6 +26,9 @@ class Transcript:
     is_generated: bool
     segments: tuple[Segment, ...]
     translated_from: str | None = None
+    fallback_reason: str | None = (
+        None  # why these captions and not the preferred ones ("... need a PO token")
+    )
 
     @property
     def text(self) -> str:

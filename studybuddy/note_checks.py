@@ -6,6 +6,7 @@ just before a caption that holds speech. `Captions.place` decides where a second
 - on the first caption that starts at most `SNAP_S` (2 s) after it: the link then plays from just before
   the words (a link is a whole second, so it is at or just before the caption's exact start);
 - else on the caption it falls inside, moved back to that caption's start;
+- a chapter's start (its whole second) stays where it is, speech or not: the video says a part starts there;
 - else nowhere: past the end, before the start, or in a silence (music, a pause): the item cannot be
   placed and is dropped, counted in the log. No link to a bad second is ever written.
 
@@ -20,11 +21,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .models import Segment, Transcript
+from .models import Chapter, Segment, Transcript
 from .note_render import format_clock
 from .note_schema import Assessment, Concept, Example, OutlineItem, Point, Question, StudyNote, Tool
 
@@ -77,24 +78,31 @@ def has_speech(transcript: Transcript) -> bool:
 
 
 class Captions:
-    """The captions with speech of a video (or a section of one), to place the seconds of an answer on."""
+    """The captions with speech of a video (or a section of one), to place the seconds of an answer on,
+    and the starts of its chapters (`marks`): a chapter starts where the video says it does, speech or not."""
 
-    def __init__(self, segments: Sequence[Segment], end: float) -> None:
+    def __init__(self, segments: Sequence[Segment], end: float, marks: Iterable[float] = ()) -> None:
         spoken = sorted((s for s in segments if speaks(s.text)), key=lambda s: s.start)
         self._starts = [segment.start for segment in spoken]
         self._ends = [segment.start + max(segment.duration, 0.0) for segment in spoken]
+        self._marks = {int(mark) for mark in marks if 0 <= mark <= end}
         self.start = self._starts[0] if spoken else 0.0
         self.end = end
 
     @classmethod
-    def of(cls, transcript: Transcript, duration: float | None = None) -> Captions:
-        """The captions of `transcript` within `duration` (default: up to the last caption's end)."""
-        return cls(transcript.segments, duration if duration else transcript.end)
+    def of(
+        cls, transcript: Transcript, duration: float | None = None, chapters: Iterable[Chapter] = ()
+    ) -> Captions:
+        """The captions of `transcript` within `duration` (default: up to the last caption's end), and the
+        starts of `chapters`."""
+        return cls(transcript.segments, duration if duration else transcript.end, (c.start for c in chapters))
 
     def place(self, second: int) -> int | None:
         """The whole second a link to `second` should use, or None when it cannot be placed (see above)."""
         if second < 0 or second > self.end:
             return None
+        if second in self._marks:
+            return second
         after = bisect.bisect_left(self._starts, second)
         if after < len(self._starts) and self._starts[after] - second <= SNAP_S:
             return int(self._starts[after])

@@ -94,7 +94,7 @@ class NotePlan:
         self.transcript = transcript
         self.language = settings.language or transcript.language_code
         self._captions = sorted(transcript.segments, key=lambda segment: segment.start)
-        self._whole = Captions.of(transcript, meta.duration)
+        self._whole = Captions.of(transcript, meta.duration, meta.chapters)
         self.state: dict[str, Any] = state if state is not None else self._fresh_state()
         if self.state.get("version") != _STATE_VERSION:
             raise NotesError(f"{meta.video_id}: the saved progress of this note is from another version")
@@ -318,7 +318,10 @@ class NotePlan:
         if not base.startswith("s"):
             return self._whole
         first, last = self._range(base)
-        return Captions(self._captions[first:last], min(self._span(first, last)[1], self._whole.end))
+        start, end = self._span(first, last)
+        end = min(end, self._whole.end)
+        marks = [chapter.start for chapter in self.meta.chapters if start <= chapter.start <= end]
+        return Captions(self._captions[first:last], end, marks)
 
     def _what(self, base: str) -> str:
         if base.startswith("s"):

@@ -117,6 +117,8 @@ def _link_line(meta: VideoMeta, transcript: Transcript, transcript_link: str | N
     language = f"{transcript.language} {captions}"
     if transcript.translated_from:
         language += f" translated from {transcript.translated_from}"
+    if transcript.fallback_reason:
+        language += f" ({_one_line(transcript.fallback_reason)})"
     parts = [f"[Watch on YouTube]({meta.url})", _one_line(meta.channel or ""), language]
     if meta.duration is not None:
         parts.append(format_clock(meta.duration))

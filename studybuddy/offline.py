@@ -5,8 +5,8 @@
       │                   most central sentences, skipping near-duplicates
       ├── key concepts    1-3 word phrases of content words (frequency x spread), each with its
       │                   most defining sentence
-      ├── outline         the video's chapters, else TextTiling: dips in lexical cohesion between
-      │                   windows of sentences mark topic shifts
+      ├── outline         the video's chapters (one without captions says so), else TextTiling: dips
+      │                   in lexical cohesion between windows of sentences mark topic shifts
       └── review          cloze questions: a key term blanked out of a central sentence
 
 Every sentence shown is the transcript's own words, timestamps never go backwards and never past the
@@ -30,6 +30,7 @@ from .offline_text import PhraseIndex, Sentence, split_sentences, tfidf_vectors
 
 __all__ = [
     "BLANK",
+    "NO_SPEECH",
     "OFFLINE_MODEL",
     "Cloze",
     "KeyTerm",
@@ -42,6 +43,7 @@ __all__ = [
 
 OFFLINE_MODEL = "offline-extractive-v1"
 BLANK = "_____"
+NO_SPEECH = "_No speech in this chapter._"
 
 _GRAPH_WINDOW = 400  # sentences ranked together: bounds the cost of a 10-hour video
 _NEIGHBOURS = 10  # strongest links kept per sentence in the centrality graph
@@ -96,9 +98,8 @@ class OfflineEngine:
 
     def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
         """The extracted note, checked against the transcript like any engine's (no link to a bad second)."""
-        checked = check_answer(
-            study_note(extract_note(meta, transcript)), Captions.of(transcript, meta.duration), _REQUIRED
-        )
+        captions = Captions.of(transcript, meta.duration, meta.chapters)
+        checked = check_answer(study_note(extract_note(meta, transcript)), captions, _REQUIRED)
         if not checked.ok:
             raise NotesError(f"{meta.video_id}: the extracted note failed its checks: {checked.problems[0]}")
         return NoteBody(checked.note, OFFLINE_MODEL, language=transcript.language_code)
@@ -213,9 +214,12 @@ def _summary(
 ) -> tuple[Sentence, ...]:
     count = min(8, max(3, round(math.sqrt(len(sentences)) / 2)))
     picked = _pick_diverse(_ranked(range(len(sentences)), centrality, phrases), vectors, count)
-    if not picked:  # only short sentences: the most central of them still say something
-        picked = [max(range(len(sentences)), key=lambda i: (centrality[i], -i))]
-    return tuple(sentences[i] for i in picked)
+    return tuple(sentences[i] for i in picked or _most_central(range(len(sentences)), centrality))
+
+
+def _most_central(indices: range, centrality: Sequence[float]) -> list[int]:
+    """Only short sentences: the most central of them still says something (none for no sentences)."""
+    return [max(indices, key=lambda i: (centrality[i], -i))] if indices else []
 
 
 def _key_terms(
@@ -267,6 +271,7 @@ def _outline(
         members = range(first, last)
         point_count = min(4, max(1, len(members) // 6))
         points = _pick_diverse(_ranked(members, centrality, phrases), vectors, point_count)
+        points = points or _most_central(members, centrality)  # a chapter without speech keeps none
         name = title or phrases.title_for(members) or f"Part {number}"
         sections.append(Section(start, name, tuple(sentences[i] for i in points)))
     return tuple(sections)
@@ -367,14 +372,15 @@ def _term_words(term: str) -> str:
 def study_note(note: OfflineNote) -> StudyNote:
     """The extracted note in the structure every engine writes (rendered by the one renderer).
 
-    Every text is the speaker's words, escaped; an outline part starts where its first sentence does (a
-    chapter may start in a pause, where no link is placed).
+    Every text is the speaker's words, escaped; an outline part starts where its first sentence does, and
+    a chapter without captions says so (`NO_SPEECH`, at the chapter's start) instead of an empty heading.
     """
     outline = fold_outline(
         OutlineItem(
             int(section.points[0].start if section.points else section.start),
             _escape(section.title),
-            tuple(Point(int(point.start), _escape(point.text)) for point in section.points),
+            tuple(Point(int(point.start), _escape(point.text)) for point in section.points)
+            or (Point(int(section.start), NO_SPEECH),),
         )
         for section in note.outline
     )

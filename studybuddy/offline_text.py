@@ -31,6 +31,7 @@ _NEW_THOUGHT = frozenset({"so", "now", "okay", "ok", "alright", "next", "finally
 _MAX_WORDS = 60  # no sentence is longer, punctuation or not
 _MAX_PHRASE_WORDS = 3
 _COMMON_SHARE = 0.2  # without a stopword list, words in more sentences than this carry no topic
+_COMMON_MIN_SENTENCES = 3  # ... and in at least this many: a short clip's words are not "common"
 
 _NOISE = re.compile(
     r"\[[^\]]*\]|>>|[♪♫]+|\([^)]*\b(?:music|applause|laughter|laughs|laughing|inaudible|silence|noise|"
@@ -156,11 +157,12 @@ class PhraseIndex:
     """
 
     def __init__(self, sentences: Sequence[Sentence], language_code: str) -> None:
-        runs_per_sentence = [_word_runs(sentence.text) for sentence in sentences]
-        stopwords = _stopwords(language_code, runs_per_sentence)
-        runs_per_sentence = [
-            [run for run in _content_runs(runs, stopwords) if run] for runs in runs_per_sentence
-        ]
+        words_per_sentence = [_word_runs(sentence.text) for sentence in sentences]
+        runs_per_sentence = _content_runs_of(
+            words_per_sentence, _stopwords(language_code, words_per_sentence)
+        )
+        if not any(runs_per_sentence):  # only stopwords ("thank you so much"): its words are all it has
+            runs_per_sentence = _content_runs_of(words_per_sentence, frozenset())
         vocabulary = {word for runs in runs_per_sentence for run in runs for word in run}
         self.sentence_count = len(sentences)
         self.words: list[tuple[str, ...]] = []
@@ -257,13 +259,25 @@ def _word_runs(text: str) -> list[list[str]]:
 
 
 def _stopwords(language_code: str, runs_per_sentence: Sequence[Sequence[Sequence[str]]]) -> frozenset[str]:
-    """English stopwords; in other languages, also the words found in a large share of sentences."""
+    """English stopwords; in other languages, also the words found in a large share of sentences (and in
+    several: in a clip of four sentences or fewer, every word is in a large share of them)."""
     if language_code.lower().startswith("en"):
         return ENGLISH_STOPWORDS
     sentence_count = max(len(runs_per_sentence), 1)
     frequency = Counter(word for runs in runs_per_sentence for word in {w for run in runs for w in run})
-    common = {word for word, seen in frequency.items() if seen > _COMMON_SHARE * sentence_count}
+    common = {
+        word
+        for word, seen in frequency.items()
+        if seen > _COMMON_SHARE * sentence_count and seen >= _COMMON_MIN_SENTENCES
+    }
     return ENGLISH_STOPWORDS | common
+
+
+def _content_runs_of(
+    words_per_sentence: Sequence[Sequence[Sequence[str]]], stopwords: frozenset[str]
+) -> list[list[list[str]]]:
+    """Each sentence's runs of content words (none empty)."""
+    return [[run for run in _content_runs(runs, stopwords) if run] for runs in words_per_sentence]
 
 
 def _content_runs(runs: Iterable[Sequence[str]], stopwords: frozenset[str]) -> list[list[str]]:

@@ -158,6 +158,10 @@ class TorPacer:
             log.warning("exit %s blocked (%s): cooling down", relay.label, error.reason)
         self._renew(worker)
 
+    def move(self, worker: Worker) -> None:
+        """A new circuit for this worker; its exit is not blamed (the video is unplayable in its country)."""
+        self._renew(worker)
+
     def _taken_by_others(self, worker: Worker) -> set[str]:
         with self._lock:
             return {relay.fingerprint for index, relay in self._exits.items() if index != worker.index}

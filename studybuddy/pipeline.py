@@ -35,6 +35,7 @@ from .errors import (
     DiskFullError,
     ErrorKind,
     FetchError,
+    GeoBlockedError,
     NotesError,
     NotesFatalError,
     OutputError,
@@ -145,6 +146,9 @@ class Pacer(Protocol):
 
     def on_blocked(self, worker: Worker, error: BlockedError) -> None: ...
 
+    def move(self, worker: Worker) -> None:
+        """Give the worker another circuit (another egress) without charging its exit with a block."""
+
     def exit_of(self, worker: Worker) -> str | None: ...
 
 
@@ -159,6 +163,9 @@ class RenewingPacer:
         return None
 
     def on_blocked(self, worker: Worker, error: BlockedError) -> None:
+        worker.renew()
+
+    def move(self, worker: Worker) -> None:
         worker.renew()
 
     def exit_of(self, worker: Worker) -> str | None:
@@ -429,6 +436,7 @@ class Pipeline:
 
     def _fetch(self, worker: Worker, video_id: str) -> FetchResult:
         transient_tries = rotations = 0
+        moved = False
         while True:
             self.pacer.before_video(worker, self.stop_event)
             try:
@@ -441,6 +449,12 @@ class Pipeline:
                 rotations += 1
                 log.info("%s: blocked (%s); renewing worker %d's circuit", video_id, exc.reason, worker.index)
                 self.pacer.on_blocked(worker, exc)
+            except GeoBlockedError as exc:
+                if moved or not worker.can_renew:
+                    raise
+                moved = True  # an exit in another country may play it: one more try, no blame
+                log.info("%s: %s; trying once more through another exit", video_id, exc.reason)
+                self.pacer.move(worker)
             except TransientError as exc:
                 if transient_tries >= self.retry.max_retries:
                     raise
@@ -473,7 +487,7 @@ class Pipeline:
         )
         if body is not None:  # for `notes regenerate`: the note can be written again without YouTube
             saved = saved_transcript_path(self.output.root, meta.video_id)
-            atomic_write_text(saved, save_transcript_json(meta, transcript))
+            atomic_write_text(saved, save_transcript_json(meta, transcript))  # hidden, never a note
         transcript_path = None
         if self.settings.save_transcript:
             transcript_format = self.settings.transcript_format
@@ -484,10 +498,10 @@ class Pipeline:
                 previous=row.transcript_path if row else None,
                 suffix=transcript_suffix(transcript_format),
             )
-            atomic_write_text(transcript_path, render_transcript_as(meta, transcript, transcript_format))
+            self.output.write(transcript_path, render_transcript_as(meta, transcript, transcript_format))
         if as_json:
             assert body is not None  # as_json is only True with a body
-            atomic_write_text(note_path, render_note_json(meta, transcript, body))
+            self.output.write(note_path, render_note_json(meta, transcript, body))
             return note_path, transcript_path
         note = render_note(
             meta,
@@ -497,9 +511,9 @@ class Pipeline:
             transcript_path=transcript_path,
             subject=subject_of(self.output.root, note_path),
         )
-        atomic_write_text(note_path, note)
+        self.output.write(note_path, note)  # under the tree's lock, as a backlink rewrite is
         if self.linker is not None:
-            self.linker.link(note_path)
+            self.linker.link_written(note_path)
         return note_path, transcript_path
 
     def _subject(self, meta: VideoMeta, text: str, row: ArchiveRow | None) -> str | None:

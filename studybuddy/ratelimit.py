@@ -2,7 +2,8 @@
 
 Two limits apply together: at most `max_concurrent` calls in flight (a semaphore) and at most
 `per_minute` calls started in any sliding 60-second window. Both are global: eight workers share
-one budget, they do not get eight. The clock and the sleep are injectable so tests run instantly.
+one budget, they do not get eight. The clock, the sleep and the semaphore are injectable, so tests run
+instantly and can tell when calls wait for a slot.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RequestLimiter:
         per_minute: int,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        semaphore: Callable[[int], threading.Semaphore] = threading.BoundedSemaphore,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
@@ -37,7 +39,7 @@ class RequestLimiter:
         self.per_minute = per_minute
         self._clock = clock
         self._sleep = sleep
-        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._slots = semaphore(max_concurrent)
         self._lock = threading.Lock()
         self._recent_starts: deque[float] = deque()
 

@@ -4,7 +4,8 @@ Nothing is fetched from YouTube: every done video's transcript and metadata come
 `<output>/.transcripts/<video_id>.json` (saved with each written note). Each note keeps its path and format
 (`.md` or `.json`); with `older_than_prompt` only notes written by other prompts than the current ones
 (`PROMPT_VERSION`, recorded in the archive) are redone. A refused key or unknown model stops before any note
-is touched; a note that fails keeps its old file.
+is touched; a note that fails keeps its old file. A recorded note path that is not a note file inside the
+output folder (outside it, through a symbolic link, in a hidden folder) is refused before anything is paid.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .formats import load_saved_transcript, render_note_json, saved_transcript_p
 from .links import Linker
 from .note_prompts import PROMPT_VERSION
 from .notes import NoteEngine, render_note
-from .output import atomic_write_text
+from .output import OutputTree
 
 __all__ = ["RegenerateOutcome", "regenerate"]
 
@@ -67,9 +68,10 @@ def regenerate(
         if rows:
             engine.check()
         linker = Linker(archive.root) if settings.links else None
+        tree = OutputTree(archive.root)
         for row in rows:
             try:
-                _regenerate_one(archive, engine, row, linker)
+                _regenerate_one(archive, tree, engine, row, linker)
             except NotesFatalError:
                 raise
             except (InputError, NotesError, OutputError) as exc:
@@ -82,14 +84,20 @@ def regenerate(
     return outcome
 
 
-def _regenerate_one(archive: Archive, engine: NoteEngine, row: ArchiveRow, linker: Linker | None) -> None:
+def _regenerate_one(
+    archive: Archive, tree: OutputTree, engine: NoteEngine, row: ArchiveRow, linker: Linker | None
+) -> None:
     started = time.monotonic()
-    note_path = row.note_path
-    assert note_path is not None  # only rows with a written note are regenerated
+    assert row.note_path is not None  # only rows with a written note are regenerated
+    note_path = tree.inside(row.note_path)
+    if note_path is None or note_path.suffix not in (".md", ".json"):
+        raise OutputError(
+            f"{row.note_path}: not a note file inside the output folder {tree.root}; not written"
+        )
     meta, transcript = load_saved_transcript(saved_transcript_path(archive.root, row.video_id))
     body = engine.generate(meta, transcript)
     if note_path.suffix == ".json":
-        atomic_write_text(note_path, render_note_json(meta, transcript, body))
+        tree.write(note_path, render_note_json(meta, transcript, body))
     else:
         note = render_note(
             meta,
@@ -99,9 +107,9 @@ def _regenerate_one(archive: Archive, engine: NoteEngine, row: ArchiveRow, linke
             transcript_path=row.transcript_path,
             subject=row.subject,
         )
-        atomic_write_text(note_path, note)
+        tree.write(note_path, note)  # under the tree's lock, as a backlink rewrite is
         if linker is not None:
-            linker.link(note_path)
+            linker.link_written(note_path)
     archive.record_done(
         row.video_id,
         title=row.title,

@@ -5,25 +5,35 @@ session, so every request goes through the worker's Tor circuit. A fetch costs t
 page, innertube player POST, caption track); the metadata is parsed from the first two (see `metadata`).
 
 Which transcript: with `translate_to` set, an original in that language comes first, then `languages` in
-order (manual before generated within a language). When none of them exists, a transcript that can be
-translated to `translate_to` (else to the first of `languages`) is translated. With `translate_to` set, a
-transcript chosen in another language is translated to it.
+order (manual before generated within a language). When none of them exists, a transcript is translated to
+`translate_to` (else to the first of `languages`): the track YouTube translates from itself (its player
+answer names it), else the automatic track (it is in the spoken language), else the first track that can
+be translated. With `translate_to` set, a transcript chosen in another language is translated to it. A
+manual track that YouTube serves only with a PO token gives way to the automatic track of its language
+(translated alike); the transcript says so (`fallback_reason`), and so does the note's link line.
 
-Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of three kinds:
+Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`), to one of four kinds:
 
-    BlockedError    RequestBlocked, IpBlocked (429, reCAPTCHA), HTTP 429, a "not a bot" check, and a cookie
-                    consent page that cannot be passed (it depends on the exit's country: another exit helps)
+    BlockedError    RequestBlocked, IpBlocked (429, reCAPTCHA), HTTP 429, HTTP 403 (YouTube refuses an exit
+                    with it, as it does when listing playlists), a "not a bot" check, and a cookie consent
+                    page that cannot be passed (it depends on the exit's country: another exit helps)
     TransientError  connection, TLS, proxy/SOCKS and timeout errors, HTTP 5xx, data that cannot be parsed
     PermanentError  transcripts disabled, no transcript, unavailable, unplayable, age restricted, invalid id,
-                    not translatable, PO token required, other HTTP 4xx
+                    not translatable, PO token required, other HTTP 4xx; geo-blocked ("not made this video
+                    available in your country") is its `GeoBlockedError`: another exit may play it
+    BugError        TypeError, AttributeError, KeyError, IndexError...: the library (or this code) no longer
+                    reads what YouTube sends. Named with the library versions, the traceback logged at debug
+                    level, recorded as `error` and not retried: a flaky network is not the cause
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
@@ -33,6 +43,7 @@ import urllib3
 from youtube_transcript_api import (
     AgeRestricted,
     FailedToCreateConsentCookie,
+    FetchedTranscript,
     InvalidVideoId,
     IpBlocked,
     NoTranscriptFound,
@@ -51,10 +62,11 @@ from youtube_transcript_api import (
 )
 from youtube_transcript_api import Transcript as TrackHandle
 
-from .errors import BlockedError, FetchError, PermanentError, TransientError
-from .metadata import PageRecorder, collect_metadata
+from .errors import BlockedError, BugError, FetchError, GeoBlockedError, PermanentError, TransientError
+from .inputs import VIDEO_ID_PATTERN
+from .metadata import PageRecorder, collect_metadata, translation_source
 from .models import Segment, Transcript, VideoMeta
-from .output import atomic_write_text
+from .output import atomic_write_text, id_in_path
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +106,22 @@ class TranscriptFetcher:
 
     def fetch(self, video_id: str) -> FetchResult:
         """Transcript and metadata of `video_id`; raises BlockedError, TransientError or PermanentError."""
+        if VIDEO_ID_PATTERN.fullmatch(video_id) is None:  # it goes into URLs and, with debug_dir, a path
+            raise PermanentError(video_id, "not a YouTube video id")
         self._recorder.reset(video_id)
         try:
             transcript = self._fetch_transcript(video_id)
             meta = collect_metadata(video_id, self._recorder, self._session, use_ytdlp=self._use_ytdlp)
+        except Exception as error:
+            mapped = classify(video_id, error)
+            if mapped is None:  # our own FetchError from _choose, or an error we do not know: unchanged
+                raise
+            if isinstance(mapped, BugError):
+                logger.debug("%s: %s", video_id, mapped.reason, exc_info=error)
+            raise mapped from error
         finally:
             if self._debug_dir is not None:
-                self._keep_pages(self._debug_dir / video_id)
+                self._keep_pages(self._debug_dir / id_in_path(video_id))
             self._recorder.reset()
         return FetchResult(transcript, meta)
 
@@ -117,25 +138,31 @@ class TranscriptFetcher:
             hooks.remove(self._recorder)
 
     def _fetch_transcript(self, video_id: str) -> Transcript:
+        listing = self._api.list(video_id)
+        track, translate_to = self._choose(video_id, listing)
+        fallback_reason = None
         try:
-            track, translated_from = self._choose(video_id, self._api.list(video_id))
-            fetched = track.fetch()
-        except Exception as error:
-            mapped = classify(video_id, error)
-            if mapped is None:  # our own FetchError from _choose, or a bug: let it through unchanged
+            fetched = _fetch_track(track, translate_to)
+        except PoTokenRequired:
+            automatic = _automatic_twin(listing, track)
+            if automatic is None:
                 raise
-            raise mapped from error
+            fallback_reason = f"the {track.language} captions need a PO token"
+            logger.info("%s: %s; using the automatic ones", video_id, fallback_reason)
+            track = automatic
+            fetched = _fetch_track(track, translate_to)
         return Transcript(
             video_id=video_id,
             language=fetched.language,
             language_code=fetched.language_code,
             is_generated=fetched.is_generated,
             segments=tuple(Segment(s.start, s.duration, s.text) for s in fetched.snippets),
-            translated_from=translated_from,
+            translated_from=track.language_code if translate_to else None,
+            fallback_reason=fallback_reason,
         )
 
     def _choose(self, video_id: str, listing: TranscriptList) -> tuple[TrackHandle, str | None]:
-        """The track to fetch and, when it is a translation, the code of the language it comes from."""
+        """The track to fetch and the language to translate it to (None: as it is)."""
         target = self._translate_to
         preferred = tuple(dict.fromkeys((target, *self._languages) if target else self._languages))
         try:
@@ -144,17 +171,46 @@ class TranscriptFetcher:
             return self._translate_any(video_id, listing, preferred, target or self._languages[0])
         if target is None or chosen.language_code == target:
             return chosen, None
-        return chosen.translate(target), chosen.language_code
+        return chosen, target
 
-    @staticmethod
     def _translate_any(
-        video_id: str, listing: TranscriptList, preferred: tuple[str, ...], target: str
+        self, video_id: str, listing: TranscriptList, preferred: tuple[str, ...], target: str
     ) -> tuple[TrackHandle, str | None]:
-        for track in listing:  # manually created tracks come first
+        for track in self._translation_sources(listing):
             if any(language.language_code == target for language in track.translation_languages):
-                return track.translate(target), track.language_code
+                return track, target
         available = ", ".join(dict.fromkeys(track.language_code for track in listing)) or "none"
         raise PermanentError(video_id, f"no transcript in {', '.join(preferred)} (available: {available})")
+
+    def _translation_sources(self, listing: TranscriptList) -> Iterator[TrackHandle]:
+        """Tracks to translate from, best first: the one YouTube names, the automatic ones (they are in the
+        spoken language), then all as listed (manual ones first, in whatever language YouTube lists first)."""
+        named = translation_source(self._recorder.player_response)
+        if named is not None:
+            code, generated = named
+            find = (
+                listing.find_generated_transcript if generated else listing.find_manually_created_transcript
+            )
+            try:
+                yield find([code])
+            except NoTranscriptFound:
+                logger.debug("%s: YouTube's translation source %s is not listed", listing.video_id, code)
+        yield from (track for track in listing if track.is_generated)
+        yield from listing
+
+
+def _fetch_track(track: TrackHandle, translate_to: str | None) -> FetchedTranscript:
+    return (track.translate(translate_to) if translate_to else track).fetch()
+
+
+def _automatic_twin(listing: TranscriptList, track: TrackHandle) -> TrackHandle | None:
+    """The automatic track in the language of the manual `track`, or None."""
+    if track.is_generated:
+        return None
+    try:
+        return listing.find_generated_transcript([track.language_code])
+    except NoTranscriptFound:
+        return None
 
 
 def classify(video_id: str, error: BaseException) -> FetchError | None:
@@ -197,12 +253,55 @@ def _is_bot_check(error: BaseException) -> bool:
     return reason is not None and "not a bot" in reason.replace("\u2019", "'").lower()
 
 
+def _unplayable_text(error: BaseException) -> str:
+    """YouTube's reason and sub-reasons, one line ("Video unavailable. The uploader has not made...")."""
+    if not isinstance(error, VideoUnplayable):
+        return ""
+    parts = (" ".join(part.split()).rstrip(".") for part in (error.reason or "", *error.sub_reasons))
+    return ". ".join(part for part in parts if part)
+
+
 def _unplayable_reason(error: BaseException) -> str:
-    reason = error.reason if isinstance(error, VideoUnplayable) else None
-    if not reason:
-        return "video is unplayable"
-    first_line = " ".join(reason.split())
-    return f"video is unplayable: {first_line[:_MAX_REASON_LENGTH]}"
+    text = _unplayable_text(error)
+    return f"video is unplayable: {text[: _MAX_REASON_LENGTH * 2]}" if text else "video is unplayable"
+
+
+def _is_geo_block(error: BaseException) -> bool:
+    """ "The uploader has not made this video available in your country": the exit's country is the cause."""
+    return "available in your country" in _unplayable_text(error).lower()
+
+
+def _bug_reason(error: BaseException) -> str:
+    detail = " ".join(str(error).split())[:_MAX_REASON_LENGTH]
+    where = _raised_in(error)
+    return (
+        f"a bug, not a network problem: {type(error).__name__}"
+        + (f" ({detail})" if detail else "")
+        + (f" in {where}" if where else "")
+        + f" ({library_versions()}); please report it (--debug shows the traceback)"
+    )
+
+
+def _raised_in(error: BaseException) -> str | None:
+    """The module whose code raised `error` (the innermost frame of its traceback)."""
+    module = None
+    frame = error.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__", module)
+        frame = frame.tb_next
+    return module
+
+
+@functools.cache
+def library_versions() -> str:
+    """The versions of the libraries that read YouTube's answers, for a bug report."""
+    versions = []
+    for name in ("youtube-transcript-api", "yt-dlp"):
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    return ", ".join(versions)
 
 
 def _always(_error: BaseException) -> bool:
@@ -218,15 +317,8 @@ class _Rule:
 
 
 _HTTP_ERRORS = (YouTubeRequestFailed, requests.HTTPError)
-_UNREADABLE = (
-    requests.exceptions.JSONDecodeError,
-    ParseError,
-    ValueError,
-    KeyError,
-    IndexError,
-    TypeError,
-    AttributeError,
-)
+_UNREADABLE = (requests.exceptions.JSONDecodeError, ParseError, ValueError)  # data, not code, is broken
+_BUGS = (TypeError, AttributeError, LookupError, NameError, AssertionError)
 
 # First match wins: specific types and conditions before their base classes.
 _RULES: tuple[_Rule, ...] = (
@@ -235,6 +327,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(VideoUnplayable, BlockedError, "blocked by YouTube (bot check)", _is_bot_check),
     _Rule(FailedToCreateConsentCookie, BlockedError, "stuck on YouTube's cookie consent page"),
     _Rule(_HTTP_ERRORS, BlockedError, "rate limited by YouTube (HTTP 429)", _status_between(429, 429)),
+    _Rule(_HTTP_ERRORS, BlockedError, "refused by YouTube (HTTP 403)", _status_between(403, 403)),
     _Rule(_HTTP_ERRORS, TransientError, _http_reason, _status_between(500, 599)),
     _Rule(_HTTP_ERRORS, PermanentError, _http_reason, _status_between(400, 499)),
     _Rule(_HTTP_ERRORS, TransientError, "YouTube request failed"),
@@ -243,6 +336,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(NoTranscriptFound, PermanentError, "no transcript in the requested languages"),
     _Rule(VideoUnavailable, PermanentError, "video is unavailable"),
     _Rule(AgeRestricted, PermanentError, "age restricted"),
+    _Rule(VideoUnplayable, GeoBlockedError, _unplayable_reason, _is_geo_block),
     _Rule(VideoUnplayable, PermanentError, _unplayable_reason),
     _Rule(InvalidVideoId, PermanentError, "invalid video id"),
     _Rule(NotTranslatable, PermanentError, "transcript cannot be translated"),
@@ -254,6 +348,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(requests.Timeout, TransientError, "timed out"),
     _Rule(requests.ConnectionError, TransientError, "connection failed"),
     _Rule(socks.ProxyError, TransientError, "SOCKS proxy error"),
+    _Rule(_BUGS, BugError, _bug_reason),
     _Rule(_UNREADABLE, TransientError, "unreadable response from YouTube"),
     _Rule((requests.RequestException, urllib3.exceptions.HTTPError), TransientError, "network error"),
 )

@@ -3,7 +3,8 @@
 - The front matter is valid YAML (a mapping with the title and video id), whatever the title holds.
 - Every `[[target]]` / `[[target|alias]]` wiki link names a file that exists in the notes tree.
 - Every timestamp link (`https://youtu.be/ID?t=SECONDS`) is for this video and within its length, and,
-  when the video's transcript is saved beside it (`.transcripts/ID.json`), at the start of a caption.
+  when the video's transcript is saved beside it (`.transcripts/ID.json`), at the start of a caption or
+  of a chapter.
 
 A `.json` note (`--format json`) is checked the same way: its `meta` stands for the front matter, the texts
 of its `note` for the body and every `second` in it for a timestamp link.
@@ -85,12 +86,12 @@ def _check_timestamps(path: Path, links: list[tuple[str, int]], meta: dict[str, 
     saved = root / ".transcripts" / f"{meta['video_id']}.json"
     starts = None
     if saved.is_file():
-        starts = {
-            int(start) for start, _duration, _text in json.loads(saved.read_text())["transcript"]["segments"]
-        }
+        video = json.loads(saved.read_text())
+        starts = {int(start) for start, _duration, _text in video["transcript"]["segments"]}
+        starts |= {int(chapter["start"]) for chapter in video["meta"]["chapters"]}
     for video_id, second in links:
         assert video_id == meta["video_id"], f"{path}: timestamp link to another video {video_id}"
         if duration is not None:
             assert second <= duration + 1, f"{path}: ?t={second} is past the video's end ({duration}s)"
         if starts is not None:
-            assert second in starts, f"{path}: ?t={second} is at no caption's start"
+            assert second in starts, f"{path}: ?t={second} is at no caption's or chapter's start"

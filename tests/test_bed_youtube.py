@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pytest
 import urllib3.util.connection
 
-from studybuddy.errors import BlockedError, FetchError, PermanentError, TransientError
+from studybuddy.errors import BlockedError, FetchError, GeoBlockedError, PermanentError, TransientError
 from studybuddy.models import Chapter, Segment
 from studybuddy.sessions import new_session
 from studybuddy.transcripts import FetchResult, TranscriptFetcher
@@ -93,10 +93,12 @@ def route(server: FakeYouTube, monkeypatch: pytest.MonkeyPatch) -> Route:
     return route
 
 
-def fetch(server: FakeYouTube, video_id: str, *, ca_bundle: str | None = "") -> FetchResult:
+def fetch(
+    server: FakeYouTube, video_id: str, *, ca_bundle: str | None = "", languages: tuple[str, ...] = ("en",)
+) -> FetchResult:
     session = new_session(ca_bundle=server.ca_bundle if ca_bundle == "" else ca_bundle)
     with session:
-        return TranscriptFetcher(session, languages=("en",)).fetch(video_id)
+        return TranscriptFetcher(session, languages=languages).fetch(video_id)
 
 
 def failure(server: FakeYouTube, video_id: str) -> FetchError:
@@ -186,6 +188,39 @@ def test_a_german_only_video_is_translated_to_english(server: FakeYouTube, route
     result = fetch(server, entry.video.video_id)
     assert (result.transcript.language_code, result.transcript.translated_from) == ("en", "de")
     assert result.transcript.segments == expected_segments(entry, "[en] ")
+
+
+def test_a_translation_comes_from_the_track_youtube_names(server: FakeYouTube, route: Route) -> None:
+    entry = of_case("multi_track")
+    assert entry.video.tracks[0].language_code == "zh-Hans"  # listed first
+    result = fetch(server, entry.video.video_id, languages=("nl",))
+    assert (result.transcript.language_code, result.transcript.translated_from) == ("nl", "en")
+    assert result.transcript.segments == expected_segments(entry, "[nl] ")
+
+
+def test_a_manual_track_behind_a_po_token_gives_way_to_the_automatic_one(
+    server: FakeYouTube, route: Route
+) -> None:
+    entry = of_case("po_token_manual_only")
+    result = fetch(server, entry.video.video_id)
+    assert (result.transcript.language_code, result.transcript.is_generated) == ("en", True)
+    assert result.transcript.fallback_reason == "the English captions need a PO token"
+    assert result.transcript.segments == expected_segments(entry)
+    assert server.stats()["videos"] == {entry.video.video_id: 1}
+
+
+def test_a_geo_blocked_video_is_unplayable_only_through_the_exits_it_is_blocked_on(
+    server: FakeYouTube, route: Route
+) -> None:
+    everywhere, one_exit = (entry for entry in CATALOGUE.values() if entry.case == "geo_blocked")
+    assert (everywhere.blocked_on, one_exit.blocked_on) == (None, frozenset({EXIT_A}))
+    for entry in (everywhere, one_exit):
+        caught = failure(server, entry.video.video_id)
+        assert type(caught) is GeoBlockedError
+        assert "The uploader has not made this video available in your country" in caught.reason
+    route.exit = EXIT_B
+    assert type(failure(server, everywhere.video.video_id)) is GeoBlockedError
+    assert fetch(server, one_exit.video.video_id).transcript.segments == expected_segments(one_exit)
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,29 @@ def test_failed_video_gives_exit_code_1_and_is_listed(tmp_path: Path, youtube: M
     assert [(r["video_id"], r["error_kind"]) for r in rows] == [("zzzzzzzzzzz", "permanent")]
 
 
+def test_a_bug_is_one_line_naming_the_library_the_traceback_comes_with_debug_and_retry_takes_it(
+    youtube: MockYouTube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    youtube.players["vid00000001"] = [{"videoDetails": {}}]  # an answer the library cannot read
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--no-notes", "vid00000001"])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 1
+    assert "failed  vid00000001: a bug, not a network problem: AttributeError" in out
+    assert "youtube-transcript-api " in out and "Traceback" not in out + err
+    with pytest.raises(SystemExit):
+        main(["--no-notes", "--force", "--debug", "vid00000001"])
+    out, err = capsys.readouterr()
+    assert "Traceback" in err and "youtube_transcript_api" in err
+    listing = invoke("archive", "list", "--kind", "error")
+    assert "vid00000001  failed:error" in listing.output
+    del youtube.players["vid00000001"]  # the library was fixed
+    assert "Nothing to retry" in invoke("archive", "retry", "--kind", "transient").output
+    retried = invoke("archive", "retry", "--kind", "error", "--no-notes")
+    assert retried.exit_code == 0, retried.output
+    assert "1 done" in retried.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -243,6 +266,23 @@ def test_env_file_and_environment_layering(
     with pytest.raises(SystemExit):
         main(["--env-file", "settings.env", "vid00000002"])
     assert archive_rows(tmp_path / "from-env") == {"vid00000002": Status.DONE}
+
+
+def test_a_dot_env_in_the_current_folder_cannot_send_the_key_elsewhere(
+    tmp_path: Path, youtube: MockYouTube, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    (tmp_path / ".env").write_text(
+        "ANTHROPIC_BASE_URL=http://127.0.0.1:9/steal\nSTUDY_BUDDY_NOTES=false\nSSL_CERT_FILE=/dev/null\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["vid00000001"])
+    _out, err = capsys.readouterr()
+    assert exit_info.value.code == 0, err
+    assert "ANTHROPIC_BASE_URL" not in os.environ and "SSL_CERT_FILE" not in os.environ
+    assert f"Warning: {tmp_path / '.env'}: ignored ANTHROPIC_BASE_URL, SSL_CERT_FILE" in err
+    assert "steal" not in err
+    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE}  # STUDY_BUDDY_NOTES was loaded
 
 
 @pytest.mark.parametrize(

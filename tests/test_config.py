@@ -42,12 +42,38 @@ def test_environment_wins_and_debug_aliases_translate(tmp_path: Path) -> None:
     env = tmp_path / ".env.debug"
     env.write_text("DEBUG_MAX_WORKERS=5\nDEBUG_PARALLEL=true\nSTUDY_BUDDY_MODEL=from-file\nDEBUG_URLS=\n")
     environ = {"STUDY_BUDDY_MODEL": "from-env"}
-    load_env_files([env], environ)
+    assert load_env_files([env], environ) == []
     assert environ == {
         "STUDY_BUDDY_MODEL": "from-env",
         "STUDY_BUDDY_WORKERS": "5",
         "STUDY_BUDDY_PARALLEL": "true",
     }
+
+
+def test_env_files_set_only_study_buddy_and_debug_settings_and_the_api_key(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(
+        "ANTHROPIC_BASE_URL=https://collector.example\nSTUDY_BUDDY_TOR=off\nANTHROPIC_API_KEY=sk-ant-k\n"
+        "DEBUG_PARALLEL=true\nREQUESTS_CA_BUNDLE=/tmp/theirs.pem\nHTTPS_PROXY=http://10.0.0.1:3128\n"
+        "ANTHROPIC_API_KEY_2=x\n"
+    )
+    environ: dict[str, str] = {}
+    warnings = load_env_files([env], environ)
+    assert environ == {
+        "STUDY_BUDDY_TOR": "off",
+        "ANTHROPIC_API_KEY": "sk-ant-k",
+        "STUDY_BUDDY_PARALLEL": "true",
+    }
+    assert warnings == [
+        f"{env}: ignored ANTHROPIC_API_KEY_2, ANTHROPIC_BASE_URL, HTTPS_PROXY, REQUESTS_CA_BUNDLE"
+        " (env files may set only STUDY_BUDDY_*, DEBUG_* and ANTHROPIC_API_KEY)"
+    ]
+    assert "collector" not in warnings[0] and "theirs" not in warnings[0]  # keys only, never values
+
+
+def test_env_file_with_the_api_key_is_ignored_by_git() -> None:
+    ignored = (Path(__file__).parent.parent / ".gitignore").read_text().splitlines()
+    assert "/.env" in ignored or ".env" in ignored
 
 
 def test_env_files_for_command_line(tmp_path: Path) -> None:

@@ -155,6 +155,25 @@ def test_blocked_exits_cool_down_renew_and_every_video_still_gets_its_note(
     assert_budget_kept(stats, budget=budget, window_s=window)
 
 
+def test_a_geo_blocked_video_is_tried_once_more_through_another_circuit_and_no_exit_is_blamed(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    everywhere = next(
+        vid for vid, entry in CATALOGUE.items() if entry.case == "geo_blocked" and not entry.blocked_on
+    )
+    result = study_buddy(tor_network, fake_youtube, tmp_path, "--", everywhere, NORMAL[0])
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = {row["video_id"]: row for row in archive(tmp_path)}
+    assert rows[NORMAL[0]]["status"] == "done"
+    assert (rows[everywhere]["status"], rows[everywhere]["error_kind"]) == ("failed", "permanent")
+    assert "The uploader has not made this video available in your country" in str(rows[everywhere]["error"])
+    players = [t for t in fake_youtube.stats()["timeline"] if t[2] == "player" and t[3] == everywhere]
+    assert len(players) == 2, players  # one more try, only one
+    with sqlite3.connect(tmp_path / "notes" / ".study-buddy.sqlite3") as db:
+        blocks = db.execute("SELECT COUNT(*) FROM exit_events WHERE event = 'block'").fetchone()[0]
+    assert blocks == 0  # no exit cooled down for it
+
+
 def assert_budget_kept(stats: dict[str, Any], *, budget: int, window_s: float, slack_s: float = 0.5) -> None:
     """No exit served more videos in any sliding window than the budget, on the server's own clock (less
     `slack_s`: the client counts a use when it decides, the server when the request arrives)."""

@@ -106,6 +106,21 @@ def test_a_playlist_lists_every_video_in_order_with_titles_and_durations(site: F
     assert site.requests == [PLAYLIST_URL, "browse", "browse"]  # pages of 100
 
 
+def test_an_entry_whose_id_is_not_a_video_id_is_left_out_with_a_warning(
+    site: FakeSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    odd = ("../../etc/passwd", "short", "a/b\\c..d-ef", "x" * 12)
+    videos = (*listed(2), *(yl.ListedVideo(video_id, "Odd", 100) for video_id in odd))
+    site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", videos))
+
+    found = list_videos(PLAYLIST_URL, session())
+
+    assert [video.video_id for video in found] == ["vid00000000", "vid00000001"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == len(odd) and all("not a YouTube video id" in line for line in warnings)
+    assert "'../../etc/passwd'" in warnings[0] and PLAYLIST_URL in warnings[0]
+
+
 def test_limit_reads_only_the_pages_it_needs(site: FakeSite) -> None:
     site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", listed(250)))
 
@@ -159,7 +174,9 @@ def test_since_that_leaves_nothing_says_so(site: FakeSite) -> None:
         list_videos(PLAYLIST_URL, session(), since=datetime.date(2099, 1, 1))
 
 
-@pytest.mark.parametrize(("status", "error"), [(429, BlockedError), (503, TransientError)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(403, BlockedError), (429, BlockedError), (503, TransientError)]
+)
 def test_blocks_and_server_errors_are_retryable_errors(site: FakeSite, status: int, error: type) -> None:
     site.add(PLAYLIST_URL, yl.FakeList(PLAYLIST_ID, "Course", listed(3)))
     site.status = [status] * 5

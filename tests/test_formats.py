@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.errors import InputError
+from studybuddy.errors import InputError, OutputError
 from studybuddy.formats import (
     load_saved_transcript,
     render_note_json,
@@ -101,3 +101,8 @@ def test_a_missing_or_damaged_saved_transcript_is_one_clear_error(tmp_path: Path
     damaged.write_text('{"meta": {}}')
     with pytest.raises(InputError, match="not a saved transcript"):
         load_saved_transcript(damaged)
+
+
+def test_the_saved_transcript_of_an_id_that_is_not_a_video_id_has_no_path(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="not a YouTube video id"):
+        saved_transcript_path(tmp_path, "../../outside")

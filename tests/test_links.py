@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 import responses
 import yaml
 
+from studybuddy import links as links_module
 from studybuddy.archive import Archive
 from studybuddy.config import Settings
 from studybuddy.links import (
@@ -26,7 +28,7 @@ from studybuddy.links import (
 )
 from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.note_schema import StudyNote
-from studybuddy.output import OutputTree
+from studybuddy.output import TREE_LOCK_FILENAME, OutputTree
 from studybuddy.pipeline import Pipeline, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Summary
 from studybuddy.subjects import SubjectChooser
@@ -259,6 +261,57 @@ def test_concurrent_writers_never_lose_or_duplicate_a_backlink(tree: Path) -> No
         assert all(f"[[{path.stem}|" in (tree / f"{other}.md").read_text() for other in others)  # both ways
     assert assert_links_resolve(tree) > 0
     assert not list(tree.glob(".*.tmp"))
+
+
+def write_in_another_process(root: str, path: str, text: str) -> None:
+    """A note write of another run (or of `notes regenerate`), as the pipeline does it."""
+    OutputTree(Path(root)).write(Path(path), text)
+
+
+def flock_waiters(path: Path) -> set[int]:
+    """The processes waiting for an flock on `path`: Linux lists them in /proc/locks, marked `->`."""
+    inode = path.stat().st_ino
+    waiting = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1:3] == ["->", "FLOCK"] and int(fields[6].rsplit(":", 1)[1]) == inode:
+            waiting.add(int(fields[5]))
+    return waiting
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="needs Linux's /proc/locks")
+def test_a_note_written_while_a_backlink_goes_in_is_never_overwritten_by_the_old_note(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = tree / "Tor 0.md"
+    rewritten = old.read_text().replace("# Tor 0", "# Tor 0, written again")  # --force, or regenerate
+    read_it, go_on = threading.Event(), threading.Event()
+    real_write = links_module.atomic_write_text
+
+    def write_after_a_pause(path: Path, text: str) -> None:
+        if path == old:  # the backlink: Tor 0 was read, its new text is ready, not yet written
+            read_it.set()
+            go_on.wait(timeout=30)
+        real_write(path, text)
+
+    monkeypatch.setattr(links_module, "atomic_write_text", write_after_a_pause)
+    new = write_note(tree / "Tor 9.md", "tor00000009", "Tor 9", topic_text("tor", 9))
+    linking = threading.Thread(target=Linker(tree).link, args=(new,))
+    linking.start()
+    assert read_it.wait(timeout=30)
+    writer = multiprocessing.get_context("spawn").Process(
+        target=write_in_another_process, args=(str(tree), str(old), rewritten)
+    )
+    writer.start()
+    lock_file = tree / TREE_LOCK_FILENAME
+    while writer.is_alive() and writer.pid not in flock_waiters(lock_file):
+        writer.join(timeout=0.01)
+    assert writer.is_alive() and old.read_text() != rewritten  # the other write waits for the backlink...
+    go_on.set()
+    linking.join(timeout=30)
+    writer.join(timeout=30)
+    assert writer.exitcode == 0
+    assert old.read_text() == rewritten  # ... and then replaces the note: nothing puts the old one back
 
 
 # -- through the pipeline ------------------------------------------------------------------------------

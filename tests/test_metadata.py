@@ -18,6 +18,7 @@ from studybuddy.metadata import (
     meta_from_player,
     meta_from_watch_page,
     meta_from_ytdlp,
+    translation_source,
     ytdlp_options,
 )
 from studybuddy.models import Chapter, VideoMeta
@@ -243,3 +244,24 @@ def test_ytdlp_log_hides_the_proxy_password(caplog: pytest.LogCaptureFixture) ->
     assert "refused" in caplog.text
     assert "s3cret-pass" not in caplog.text
     assert all(record.levelno == logging.DEBUG for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("renderer", "expected"),
+    [
+        ({"defaultTranslationSourceTrackIndices": [1]}, ("en", True)),
+        ({"defaultTranslationSourceTrackIndices": [0]}, ("zh-Hans", False)),
+        ({"defaultTranslationSourceTrackIndices": [7, 1]}, ("en", True)),  # the first index that exists
+        ({"defaultTranslationSourceTrackIndices": [True]}, None),
+        ({"defaultTranslationSourceTrackIndices": "1"}, None),
+        ({}, None),
+    ],
+)
+def test_translation_source_is_the_track_the_player_answer_names(
+    renderer: dict[str, Any], expected: tuple[str, bool] | None
+) -> None:
+    tracks = [{"languageCode": "zh-Hans"}, {"languageCode": "en", "kind": "asr"}]
+    answer = {"captions": {"playerCaptionsTracklistRenderer": {"captionTracks": tracks, **renderer}}}
+    assert translation_source(json.dumps(answer)) == expected
+    assert translation_source("not json") is None
+    assert translation_source(None) is None

@@ -49,6 +49,13 @@ def test_a_second_past_the_end_in_a_silence_or_at_a_sound_is_not_placed() -> Non
     assert CAPTIONS.place(36) is None  # after the last caption's end, before the video's
 
 
+def test_a_chapters_start_is_a_place_speech_or_not() -> None:
+    with_chapter = Captions(SEGMENTS, end=40.0, marks=[12.4, 99.0])  # the second is past the end
+    assert with_chapter.place(12) == 12  # in the [Music] break, where the chapter starts
+    assert with_chapter.place(13) is None
+    assert with_chapter.place(99) is None
+
+
 def test_speech_is_words_not_sound_tags() -> None:
     def transcript(*texts: str) -> Transcript:
         return Transcript("x", "English", "en", True, tuple(Segment(i, 1, t) for i, t in enumerate(texts)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +86,13 @@ def test_notes_in_another_language_name_the_transcripts_in_the_front_matter() ->
     assert (fields["language"], fields["source_language"]) == ("de", "en")
     same = NoteBody(StudyNote(summary="Eigen things."), model=MODEL, language="en")
     assert "source_language" not in front_matter(render_note(META, TRANSCRIPT, same))
+
+
+def test_the_link_line_says_why_other_captions_than_the_preferred_ones_were_used() -> None:
+    transcript = dataclasses.replace(TRANSCRIPT, fallback_reason="the English captions need a PO token")
+    note = render_note(META, transcript, None)
+    assert "English automatic captions (the English captions need a PO token) · 1:02:05" in note
+    assert "(the English captions need a PO token)" in render_transcript(META, transcript)
 
 
 def test_transcript_only_note_links_to_the_transcript_file_beside_it() -> None:

@@ -150,6 +150,24 @@ def test_speech_before_the_first_chapter_gets_its_own_section() -> None:
     assert note.outline[0].start == 0 and note.outline[0].title not in {c.title for c in late.chapters}
 
 
+def test_no_chapter_heading_is_left_empty() -> None:
+    meta, transcript = lecture("markets")
+    end = meta.duration or transcript.end
+    silent_start = transcript.segments[-1].start + transcript.segments[-1].duration + 1
+    short = Segment(silent_start + 20, 2.0, "Okay, thanks!")
+    chapters = (*meta.chapters, Chapter(silent_start, "Music break"), Chapter(silent_start + 20, "Goodbye"))
+    longer = replace(meta, duration=max(end, silent_start + 60), chapters=chapters)
+    note = extract_note(longer, replace(transcript, segments=(*transcript.segments, short)))
+    parts = {part.title: part for part in note.outline}
+    assert parts["Music break"].points == ()
+    assert [point.text for point in parts["Goodbye"].points] == ["Okay, thanks!"]  # short, but what is said
+    markdown = markdown_of(longer, replace(transcript, segments=(*transcript.segments, short)))
+    outline = section(markdown, "Outline")
+    blocks = re.split(r"^### .+$", outline, flags=re.M)[1:]
+    assert len(blocks) == len(chapters) and all(block.strip() for block in blocks)
+    assert re.search(r"^### \[.+\) Music break\n\n- \[.+\) _No speech in this chapter\._$", outline, re.M)
+
+
 def test_topic_shifts_split_a_video_without_chapters_where_the_topic_changes() -> None:
     """Three lectures back to back: the outline starts new sections close to where each lecture begins."""
     segments: list[Segment] = []
@@ -191,6 +209,40 @@ def test_a_transcript_without_speech_is_a_clear_error(texts: list[str]) -> None:
     transcript = Transcript("noSpeech001", "English", "en", True, segments)
     with pytest.raises(NotesError, match=r"^noSpeech001: transcript has no speech"):
         OfflineEngine().generate(VideoMeta("noSpeech001"), transcript)
+
+
+@pytest.mark.parametrize(
+    ("language_code", "texts", "term"),
+    [
+        (
+            "de",
+            [
+                "Die Photosynthese wandelt Licht in Energie um.",
+                "Die Pflanze nutzt dafür das Chlorophyll.",
+                "Die Energie wird als Zucker gespeichert.",
+            ],
+            "energie",
+        ),
+        ("es", ["La fotosíntesis convierte la luz en energía química."], "fotosíntesis"),
+        ("ja", ["光合成は光をエネルギーに変えます。", "葉緑素が光を集めます。"], "葉緑素が光を集めます"),
+        ("fr", ["Bonjour!", "La cellule.", "La cellule a un noyau.", "La cellule se divise."], "cellule"),
+        ("en", ["Thank you so much."], "thank"),  # nothing but stopwords: its words are all it has
+    ],
+    ids=["german-3", "spanish-1", "japanese-2", "french-4", "english-stopwords-only"],
+)
+def test_a_short_transcript_in_any_language_gets_a_note(
+    language_code: str, texts: list[str], term: str
+) -> None:
+    segments = tuple(Segment(3.0 * i, 3.0, text) for i, text in enumerate(texts))
+    transcript = Transcript("shortClip01", language_code, language_code, False, segments)
+    meta = VideoMeta("shortClip01", title="a short", duration=3.0 * len(texts))
+
+    note = extract_note(meta, transcript)
+
+    assert note.summary and note.outline
+    assert all(sentence.text in " ".join(texts) for sentence in note.summary)
+    markdown = markdown_of(meta, transcript)
+    assert "## Summary" in markdown and term in markdown.lower()
 
 
 def test_a_ten_hour_video_still_gets_a_bounded_note() -> None:

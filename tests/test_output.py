@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import errno
+import json
+import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import threading
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from studybuddy.errors import OutputError
-from studybuddy.output import OutputTree, atomic_write_text, safe_filename
+from studybuddy.output import CLAIMS_FOLDER, OutputTree, atomic_write_text, id_in_path, safe_filename
 
 FORBIDDEN = set('/\\:*?"<>|')
 INVISIBLE = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
@@ -230,6 +236,17 @@ def test_note_path_from_title_and_subject(tmp_path: Path) -> None:
     assert tree.note_path("vid00000004", "///", None, None) == tmp_path / "vid00000004.md"
 
 
+@pytest.mark.parametrize("video_id", ["../../../etc/x", "a/b", "..", "vid0000000\x00", "short", "x" * 12])
+def test_an_id_that_is_not_a_video_id_never_becomes_part_of_a_path(tmp_path: Path, video_id: str) -> None:
+    tree = OutputTree(tmp_path)
+    for title in ("Intro", None):
+        with pytest.raises(OutputError, match="not a YouTube video id"):
+            tree.note_path(video_id, title, None, None)
+    with pytest.raises(OutputError, match="not a YouTube video id"):
+        id_in_path(video_id)
+    assert id_in_path("-Ab_9cD0eF1") == "-Ab_9cD0eF1"
+
+
 def test_same_video_gets_the_same_path_again(tmp_path: Path) -> None:
     tree = OutputTree(tmp_path)
     first = tree.note_path("vid00000001", "Intro", None, None)
@@ -297,6 +314,77 @@ def test_threads_with_the_same_title_get_different_paths(tmp_path: Path) -> None
     assert len(paths) == 8
     assert len(set(paths.values())) == 8
     assert sum(path.name == "Same Title.md" for path in paths.values()) == 1
+
+
+def choose_and_write(root: str, video_id: str, chosen: Any, barrier: Any) -> None:
+    """One run (another process): choose a note's path, wait until the other run has chosen too, write."""
+    tree = OutputTree(Path(root))
+    path = tree.note_path(video_id, "Same Title", None, None)
+    barrier.wait(timeout=60)
+    tree.write(path, f"---\nvideo_id: {video_id}\n---\n\n# Same Title\n")
+    tree.release(path)
+    chosen.put((video_id, path.name))
+
+
+def test_two_processes_with_the_same_title_never_pick_the_same_file(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier, chosen = context.Barrier(2), context.Queue()
+    runs = [
+        context.Process(target=choose_and_write, args=(str(tmp_path), video_id, chosen, barrier))
+        for video_id in ("vid00000001", "vid00000002")
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=120)
+    assert [run.exitcode for run in runs] == [0, 0]
+    names = dict(chosen.get(timeout=5) for _ in runs)
+    first = min(names, key=lambda video_id: len(names[video_id]))  # whichever chose first
+    second = next(video_id for video_id in names if video_id != first)
+    assert names == {first: "Same Title.md", second: f"Same Title [{second}].md"}
+    for video_id, name in names.items():
+        assert f"video_id: {video_id}\n" in (tmp_path / name).read_text()  # neither replaced the other
+    assert list((tmp_path / CLAIMS_FOLDER).iterdir()) == []  # written and released: no claim left
+
+
+def test_a_file_system_without_locks_still_gets_its_notes_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import fcntl
+
+    def refuse(_file: object, _operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    tree = OutputTree(tmp_path)
+    path = tree.note_path("vid00000001", "Intro", None, None)
+    tree.write(path, "---\nvideo_id: vid00000001\n---\n")
+    assert path.read_text().startswith("---\n")
+    assert caplog.text.count("runs sharing it are not kept apart") == 1  # said once, not at every write
+
+
+def test_a_name_another_run_has_chosen_is_not_taken_until_it_is_released(tmp_path: Path) -> None:
+    other_run, this_run = OutputTree(tmp_path), OutputTree(tmp_path)  # two runs: nothing shared in memory
+    taken = other_run.note_path("vid00000001", "Intro", None, None)
+    assert this_run.note_path("vid00000002", "Intro", None, None) == tmp_path / "Intro [vid00000002].md"
+    assert this_run.note_path("vid00000001", "Intro", None, previous=taken) == taken  # its own claim
+    other_run.write(taken, "---\nvideo_id: vid00000001\n---\n")
+    other_run.release(taken)
+    assert this_run.note_path("vid00000003", "Intro", None, None) == tmp_path / "Intro [vid00000003].md"
+
+
+def test_a_claim_of_a_run_that_died_is_kept_for_its_video_and_stale_for_others(tmp_path: Path) -> None:
+    OutputTree(tmp_path).note_path("vid00000001", "Intro", None, None)  # the run dies before writing
+    (claim,) = (tmp_path / CLAIMS_FOLDER).iterdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    data = json.loads(claim.read_text())
+    data["by"] = f"{socket.gethostname()}:{int(dead.stdout)}:notes"  # a process that has ended
+    claim.write_text(json.dumps(data))
+    assert OutputTree(tmp_path).note_path("vid00000001", "Intro", None, None) == tmp_path / "Intro.md"
+    claim.write_text(json.dumps(data))
+    assert OutputTree(tmp_path).note_path("vid00000002", "Intro", None, None) == tmp_path / "Intro.md"
 
 
 def test_previous_path_is_reused_even_if_the_title_changed(tmp_path: Path) -> None:

@@ -176,6 +176,19 @@ def test_block_cools_the_exit_excludes_it_and_renews(monkeypatch: pytest.MonkeyP
     assert events == [("A", "use"), ("A", "block"), ("C", "use")]
 
 
+def test_a_move_gives_a_new_circuit_without_blaming_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer, tor, factory, events, _ = setup(monkeypatch, {(0, 0): A, (0, 1): C}, budget="5/60s")
+    worker = factory()
+    pacer.before_video(worker, threading.Event())
+    pacer.move(worker)  # e.g. the video is not available in the exit's country
+    assert worker.identity is not None and worker.identity.generation == 1
+    assert tor.closed == ["sb-run-w0-g0"]
+    assert tor.excluded == [] and pacer.limiter.cooling() == {}
+    pacer.before_video(worker, threading.Event())
+    assert pacer.exit_of(worker) == C.fingerprint
+    assert events == [("A", "use"), ("C", "use")]
+
+
 def test_never_excludes_every_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     script = {(0, g): relay for g, relay in enumerate([A, B, C, C])}
     pacer, tor, factory, _, _ = setup(monkeypatch, script, budget="5/60s")

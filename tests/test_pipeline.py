@@ -15,19 +15,25 @@ import requests
 import responses
 import yaml
 
-from studybuddy import pipeline as pipeline_module
+from studybuddy import output as output_module
+from studybuddy.admission import Admission
 from studybuddy.anthropic_engine import AnthropicEngine
 from studybuddy.archive import Archive, Status
 from studybuddy.config import Settings
-from studybuddy.errors import ErrorKind, NotesFatalError, OutputError
+from studybuddy.errors import BlockedError, ErrorKind, NotesFatalError, OutputError
+from studybuddy.links import RELATED_START, Linker
+from studybuddy.models import NoteBody, Transcript, VideoMeta
+from studybuddy.note_schema import StudyNote
 from studybuddy.notes import NoteEngine
 from studybuddy.output import OutputTree
-from studybuddy.pipeline import Pipeline, Worker, WorkerFactory
+from studybuddy.pipeline import Pacer, Pipeline, RenewingPacer, Worker, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Stage, Summary
 from studybuddy.ratelimit import RequestLimiter
 from studybuddy.sessions import ProxyEndpoint
+from tests.fakes import youtube_pages as yt
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
+from tests.fakes.youtube_pages import FakeTrack
 
 FAST = Settings(backoff_s=0.001, notes=False)
 
@@ -45,6 +51,9 @@ def run(
     *,
     engine: NoteEngine | None = None,
     factory: WorkerFactory | None = None,
+    admission: Admission | None = None,
+    pacer: Pacer | None = None,
+    linker: Linker | None = None,
 ) -> Summary:
     settings = dataclasses.replace(settings, output=tmp_path / "notes")
     proxy = ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
@@ -56,6 +65,9 @@ def run(
             engine=engine,
             monitor=ProgressMonitor(),
             worker_factory=factory or WorkerFactory(settings, proxy=proxy),
+            admission=admission,
+            pacer=pacer,
+            linker=linker,
         )
         return pipeline.run(ids)
 
@@ -124,6 +136,20 @@ def test_permanent_failure_is_recorded_and_not_refetched(
     assert rows(tmp_path)["vid00000001"] == (Status.FAILED, ErrorKind.PERMANENT, 1)
 
 
+def test_a_note_from_automatic_captions_instead_of_protected_manual_ones_says_so(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    tracks = (
+        FakeTrack("en", "English", po_token_required=True),
+        FakeTrack("en", "English (auto-generated)", generated=True),
+    )
+    youtube = MockYouTube.of([video(1, tracks=tracks)])
+    youtube.install(mock)
+    assert run(tmp_path, ["vid00000001"]).done == 1
+    note = (tmp_path / "notes" / "Lecture 1.md").read_text()
+    assert "automatic captions (the English captions need a PO token)" in note
+
+
 def test_transient_errors_are_retried_with_backoff(tmp_path: Path, mock: responses.RequestsMock) -> None:
     youtube = MockYouTube.of([video(1)])
     youtube.install(mock)
@@ -142,6 +168,35 @@ def test_transient_errors_give_up_after_max_retries(tmp_path: Path, mock: respon
     assert youtube.requests_for("vid00000001") == 3  # first try + 2 retries
     assert rows(tmp_path)["vid00000001"][:2] == (Status.FAILED, ErrorKind.TRANSIENT)
     assert run(tmp_path, ["vid00000001"]).done == 1  # a rerun retries transient failures
+
+
+def test_a_bug_in_reading_youtubes_answer_is_recorded_as_error_and_retried_only_when_asked(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1), video(2)])
+    youtube.players["vid00000001"] = [{"videoDetails": {}}]  # a shape the library cannot read
+    youtube.install(mock)
+    summary = run(tmp_path, ["vid00000001", "vid00000002"], dataclasses.replace(FAST, max_retries=3))
+    assert (summary.done, summary.failed_by_kind) == (1, {"error": 1})
+    failed = next(o for o in summary.outcomes if o.stage is Stage.FAILED)
+    assert failed.reason is not None and failed.reason.startswith(
+        "a bug, not a network problem: AttributeError"
+    )
+    assert youtube.requests_for("vid00000001") == 2  # watch page and player once: no retry
+    with Archive.open(tmp_path / "notes") as archive:
+        row = archive.get("vid00000001")
+    assert row is not None and (row.status, row.error_kind, row.next_retry_at) == (
+        Status.FAILED,
+        ErrorKind.ERROR,
+        None,  # watch does not come back to it on its own
+    )
+    again = run(tmp_path, ["vid00000001"])
+    assert again.skipped == 1 and "failed before (error)" in (again.outcomes[0].reason or "")
+    assert youtube.requests_for("vid00000001") == 2
+    del youtube.players["vid00000001"]  # a fixed library: `archive retry --kind error` takes it again
+    retried = run(tmp_path, ["vid00000001"], admission=Admission(kinds=frozenset({ErrorKind.ERROR})))
+    assert retried.done == 1
+    assert rows(tmp_path)["vid00000001"][:2] == (Status.DONE, None)
 
 
 def test_block_without_proxy_fails_at_once(tmp_path: Path, mock: responses.RequestsMock) -> None:
@@ -167,6 +222,63 @@ def test_block_with_proxy_renews_only_that_workers_identity(
     assert worker.identity is not None and worker.identity.generation == 2
     assert worker.next_identity is not None and worker.next_identity.generation == 3  # known ahead
     assert len({name for name, _ in factory.requests}) == 3  # each generation had its own credentials
+
+
+class RecordingPacer(RenewingPacer):
+    """The pacer of a run without Tor, counting what the pipeline asks of it."""
+
+    def __init__(self) -> None:
+        self.moves = 0
+        self.blocks = 0
+
+    def move(self, worker: Worker) -> None:
+        self.moves += 1
+        super().move(worker)
+
+    def on_blocked(self, worker: Worker, error: BlockedError) -> None:
+        self.blocks += 1
+        super().on_blocked(worker, error)
+
+
+GEO_BLOCKED = yt.player_response(dataclasses.replace(video(1), tracks=(), playability=yt.GEO_BLOCKED))
+
+
+@pytest.mark.parametrize("elsewhere", ["playable", "geo-blocked"])
+def test_a_geo_blocked_video_tries_another_exit_once_without_blaming_this_one(
+    tmp_path: Path, mock: responses.RequestsMock, elsewhere: str
+) -> None:
+    youtube = MockYouTube.of([video(1)])
+    second = yt.player_response(youtube.videos["vid00000001"]) if elsewhere == "playable" else GEO_BLOCKED
+    youtube.players["vid00000001"] = [GEO_BLOCKED, second]
+    youtube.install(mock)
+    settings = dataclasses.replace(FAST, proxy="socks5h://127.0.0.1:9")
+    factory = RecordingFactory(settings, proxy=ProxyEndpoint.parse("socks5h://127.0.0.1:9"))
+    pacer = RecordingPacer()
+    summary = run(tmp_path, ["vid00000001"], settings, factory=factory, pacer=pacer)
+    assert (pacer.moves, pacer.blocks) == (1, 0)  # another exit, and this one is not cooled down
+    assert [kind for _, kind in youtube.calls].count("player") == 2  # once more, only once
+    (worker,) = factory.workers
+    assert worker.identity is not None and worker.identity.generation == 1
+    if elsewhere == "playable":
+        assert summary.done == 1
+        return
+    assert summary.failed_by_kind == {"permanent": 1}
+    with Archive.open(tmp_path / "notes") as archive:
+        row = archive.get("vid00000001")
+    assert row is not None and row.error_kind is ErrorKind.PERMANENT
+    assert row.error == f"video is unplayable: Video unavailable. {yt.GEO_BLOCK_REASON}"
+
+
+def test_a_geo_blocked_video_without_another_exit_fails_at_once(
+    tmp_path: Path, mock: responses.RequestsMock
+) -> None:
+    youtube = MockYouTube.of([video(1)])
+    youtube.players["vid00000001"] = [GEO_BLOCKED, yt.player_response(youtube.videos["vid00000001"])]
+    youtube.install(mock)
+    pacer = RecordingPacer()
+    summary = run(tmp_path, ["vid00000001"], pacer=pacer)
+    assert summary.failed_by_kind == {"permanent": 1}
+    assert pacer.moves == 0 and youtube.requests_for("vid00000001") == 2  # watch page and player, once
 
 
 class RecordingFactory(WorkerFactory):
@@ -275,19 +387,52 @@ def test_a_key_refused_during_a_run_stops_it_without_failing_the_video(
     assert rows(tmp_path)["vid00000001"][:2] == (Status.RUNNING, None)  # left for the next run, not failed
 
 
+class StrayMarkerEngine:
+    """Writes notes whose body holds a related-notes start marker without its end (a model echoed one)."""
+
+    name = "stray-marker"
+
+    def check(self) -> None:
+        """Always works."""
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        return NoteBody(StudyNote(summary=f"{transcript.text} {RELATED_START}"), "stray-model")
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_note_whose_related_notes_cannot_be_linked_is_still_done_and_not_fetched_again(
+    tmp_path: Path, mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    youtube = MockYouTube.of([video(1), video(2)])
+    youtube.install(mock)
+    settings = dataclasses.replace(FAST, notes=True)
+    linker = Linker(tmp_path / "notes")
+    summary = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine(), linker=linker)
+    assert (summary.done, summary.failed) == (2, 0)
+    assert rows(tmp_path) == dict.fromkeys(youtube.videos, (Status.DONE, None, 1))
+    assert (tmp_path / "notes" / "Lecture 1.md").read_text().count(RELATED_START) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("could not be linked" in line for line in warnings) == 2
+    again = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine(), linker=linker)
+    assert again.skipped == 2
+    assert youtube.per_video() == dict.fromkeys(youtube.videos, 3)  # nothing fetched, nothing paid twice
+
+
 def test_unwritable_note_fails_only_that_video(
     tmp_path: Path, mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     youtube = MockYouTube.of([video(1), video(2)])
     youtube.install(mock)
-    real_write = pipeline_module.atomic_write_text
+    real_write = output_module.atomic_write_text
 
     def write(path: Path, text: str) -> None:
         if "Lecture 1" in path.name:
             raise OutputError(f"{path}: No space left on device")
         real_write(path, text)
 
-    monkeypatch.setattr(pipeline_module, "atomic_write_text", write)
+    monkeypatch.setattr(output_module, "atomic_write_text", write)
     summary = run(tmp_path, ["vid00000001", "vid00000002"])
     assert summary.done == 1
     assert summary.failed_by_kind == {"output": 1}

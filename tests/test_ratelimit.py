@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -46,36 +45,60 @@ def run_in_threads(target: Callable[[], None], count: int) -> None:
         assert not thread.is_alive()
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
+class WatchedSemaphore(threading.BoundedSemaphore):
+    """The limiter's slots, telling how many threads are inside `acquire` (waiting for a slot)."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.changed = threading.Condition()
+        self.waiting = 0
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        self._count(+1)
+        try:
+            return super().acquire(blocking, timeout)
+        finally:
+            self._count(-1)
+
+    def _count(self, change: int) -> None:
+        with self.changed:
+            self.waiting += change
+            self.changed.notify_all()
 
 
 def test_concurrent_calls_never_exceed_the_cap() -> None:
-    limiter = limiter_with(FakeClock(), max_concurrent=3, per_minute=1000)
-    lock = threading.Lock()
+    slots: list[WatchedSemaphore] = []
+
+    def watched(value: int) -> WatchedSemaphore:
+        slots.append(WatchedSemaphore(value))
+        return slots[-1]
+
+    clock = FakeClock()
+    limiter = RequestLimiter(3, 1000, clock=clock.now, sleep=clock.sleep, semaphore=watched)
+    state = threading.Condition()
     release = threading.Event()
     active, peak, finished = 0, 0, 0
 
     def call() -> None:
         nonlocal active, peak, finished
         with limiter:
-            with lock:
+            with state:
                 active += 1
                 peak = max(peak, active)
+                state.notify_all()
             release.wait(timeout=5)
-            with lock:
+            with state:
                 active -= 1
                 finished += 1
 
     threads = [threading.Thread(target=call, daemon=True) for _ in range(8)]
     for thread in threads:
         thread.start()
-    wait_until(lambda: active == 3)
-    time.sleep(0.05)  # give the five waiting threads every chance to get in
-    assert active == 3
+    (semaphore,) = slots
+    with semaphore.changed:  # every thread is accounted for: five wait for a slot...
+        assert semaphore.changed.wait_for(lambda: semaphore.waiting == 5, timeout=5)
+    with state:  # ... while three hold one
+        assert state.wait_for(lambda: active == 3, timeout=5)
     release.set()
     for thread in threads:
         thread.join(timeout=5)

@@ -11,11 +11,14 @@ from click.testing import CliRunner
 
 from studybuddy.archive import Archive
 from studybuddy.cli import cli
+from studybuddy.config import Settings
 from studybuddy.formats import save_transcript_json, saved_transcript_path
+from studybuddy.links import RELATED_START
 from studybuddy.models import NoteBody, Segment, Transcript, VideoMeta
 from studybuddy.note_prompts import PROMPT_VERSION
 from studybuddy.note_schema import StudyNote
 from studybuddy.notes import render_note
+from studybuddy.regenerate import regenerate
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.notecheck import check_note
@@ -102,6 +105,87 @@ def test_regenerate_writes_the_notes_in_another_language(
     assert (meta["language"], meta["source_language"]) == ("de", "en")
     [_check, request] = fake_anthropic.message_requests()
     assert request.body is not None and "notes_language: de" in request.body["system"][1]["text"]
+
+
+class StrayMarkerEngine:
+    """Writes notes whose body holds a related-notes start marker without its end: they cannot be linked."""
+
+    name = "stray-marker"
+
+    def check(self) -> None:
+        """Always works."""
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        return NoteBody(StudyNote(summary=f"New note. {RELATED_START}"), MODEL, prompt_version=PROMPT_VERSION)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_regenerated_note_that_cannot_be_linked_is_recorded_all_the_same(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Archive.open(tmp_path) as archive:
+        note = done_video(tmp_path, archive, "oldPrompt01", "notes-000000000000")
+
+    outcome = regenerate(Settings(output=tmp_path), StrayMarkerEngine(), older_than_prompt=True)
+
+    assert (outcome.regenerated, outcome.failed) == (["oldPrompt01"], [])
+    assert "New note." in note.read_text()
+    assert any("could not be linked" in record.getMessage() for record in caplog.records)
+    with Archive.open(tmp_path) as archive:
+        row = archive.get("oldPrompt01")
+    assert row is not None and row.prompt_version == PROMPT_VERSION  # not paid for again next time
+
+
+class CountingEngine(StrayMarkerEngine):
+    """Writes a plain new note and counts what it wrote (what it would have been paid for)."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        self.written.append(meta.video_id)
+        return NoteBody(StudyNote(summary="New note."), MODEL, prompt_version=PROMPT_VERSION)
+
+
+def test_a_recorded_note_path_outside_the_output_folder_is_refused_and_the_others_regenerate(
+    tmp_path: Path,
+) -> None:
+    root, elsewhere = tmp_path / "notes", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "target.md").write_text("someone else's file\n")
+    with Archive.open(root) as archive:
+        inside = done_video(root, archive, "inside00001", "notes-000000000000")
+        for video_id, note_path in [
+            ("absolute001", elsewhere / "absolute.md"),
+            ("relative001", Path("../elsewhere/relative.md")),
+            ("hidden00001", Path(".study-buddy.sqlite3")),
+        ]:
+            moved = done_video(root, archive, video_id, "notes-000000000000")
+            archive.record_done(
+                video_id, note_path=note_path, model=MODEL, prompt_version="notes-000000000000"
+            )
+            moved.unlink()
+        done_video(root, archive, "symlink0001", "notes-000000000000").unlink()
+        (root / "Lecture symlink0001.md").symlink_to(elsewhere / "target.md")
+    engine = CountingEngine()
+
+    outcome = regenerate(Settings(output=root, links=False), engine, older_than_prompt=True)
+
+    assert outcome.regenerated == ["inside00001"] and engine.written == ["inside00001"]  # nothing paid for
+    assert {video_id for video_id, _ in outcome.failed} == {
+        "absolute001",
+        "relative001",
+        "hidden00001",
+        "symlink0001",
+    }
+    assert all("not a note file inside the output folder" in reason for _, reason in outcome.failed)
+    assert "\n" not in "".join(reason for _, reason in outcome.failed)
+    assert "New note." in inside.read_text()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["target.md"]
+    assert (elsewhere / "target.md").read_text() == "someone else's file\n"
+    assert outcome.exit_code == 1
 
 
 def test_regenerate_without_an_archive_is_one_clear_error(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +23,15 @@ from youtube_transcript_api import (
     YouTubeRequestFailed,
 )
 
-from studybuddy.errors import BlockedError, ErrorKind, FetchError, PermanentError, TransientError
+from studybuddy.errors import (
+    BlockedError,
+    BugError,
+    ErrorKind,
+    FetchError,
+    GeoBlockedError,
+    PermanentError,
+    TransientError,
+)
 from studybuddy.models import Chapter, Segment
 from studybuddy.sessions import new_session
 from studybuddy.transcripts import TranscriptFetcher, classify
@@ -28,6 +39,7 @@ from tests.fakes import youtube_pages as yt
 from tests.fakes.youtube_pages import FakeTrack, FakeVideo
 
 VIDEO = FakeVideo()
+UNREADABLE = "unreadable response from YouTube"
 CAPTIONS = re.compile(r"https://www\.youtube\.com/api/timedtext\?.*")
 PLAYER = re.compile(r"https://www\.youtube\.com/youtubei/v1/player\?key=.*")
 OEMBED = "https://www.youtube.com/oembed"
@@ -145,6 +157,18 @@ def test_close_detaches_the_response_hook() -> None:
     assert session.hooks["response"] == []
 
 
+def test_an_id_that_is_not_a_video_id_is_refused_before_any_request_or_file(
+    mock: responses.RequestsMock, tmp_path: Path
+) -> None:
+    fetcher = TranscriptFetcher(new_session(), use_ytdlp=False, debug_dir=tmp_path / "debug")
+
+    with pytest.raises(PermanentError, match=r"^\.\./\.\./x: not a YouTube video id$"):
+        fetcher.fetch("../../x")
+
+    assert len(mock.calls) == 0
+    assert list(tmp_path.rglob("*")) == []
+
+
 def test_a_single_language_string_is_one_language(mock: responses.RequestsMock) -> None:
     video = dataclasses.replace(VIDEO, tracks=(FakeTrack("de", "Deutsch"),))
     register(mock, video)
@@ -237,6 +261,54 @@ def test_missing_language_is_translated_from_an_available_track(mock: responses.
     assert caption_query(mock)["tlang"] == ["en"]
 
 
+SPOKEN_ENGLISH = dataclasses.replace(
+    VIDEO,
+    tracks=(
+        FakeTrack("zh-Hans", "Chinese (Simplified)"),
+        FakeTrack("de", "Deutsch"),
+        FakeTrack("en", "English (auto-generated)", generated=True),
+    ),
+    translation_languages=(("en", "English"), ("de", "German"), ("nl", "Dutch")),
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected_query"),
+    [
+        (2, {"lang": ["en"], "kind": ["asr"], "tlang": ["nl"]}),  # YouTube's choice: the spoken language
+        (1, {"lang": ["de"], "tlang": ["nl"]}),  # whatever YouTube names
+        (None, {"lang": ["en"], "kind": ["asr"], "tlang": ["nl"]}),  # not named: the automatic track
+    ],
+    ids=["named-automatic", "named-manual", "not-named"],
+)
+def test_a_translation_comes_from_the_track_youtube_names_else_the_spoken_language(
+    mock: responses.RequestsMock, source: int | None, expected_query: dict[str, list[str]]
+) -> None:
+    video = dataclasses.replace(SPOKEN_ENGLISH, translation_source=source)
+    register(mock, video)
+
+    transcript = fetch(video, languages=("nl",)).transcript
+
+    assert (transcript.language_code, transcript.translated_from) == ("nl", expected_query["lang"][0])
+    query = caption_query(mock)
+    assert {key: query[key] for key in ("lang", "kind", "tlang") if key in query} == expected_query
+
+
+def test_without_youtubes_choice_or_a_translatable_automatic_track_the_first_translatable_one_is_used(
+    mock: responses.RequestsMock,
+) -> None:
+    tracks = (
+        *SPOKEN_ENGLISH.tracks[:2],
+        FakeTrack("en", "English (auto)", generated=True, translatable=False),
+    )
+    video = dataclasses.replace(SPOKEN_ENGLISH, tracks=tracks, translation_source=None)
+    register(mock, video)
+
+    transcript = fetch(video, languages=("nl",)).transcript
+
+    assert transcript.translated_from == "zh-Hans"
+
+
 def test_no_transcript_names_wanted_and_available_languages(mock: responses.RequestsMock) -> None:
     video = dataclasses.replace(VIDEO, tracks=(FakeTrack("fr", "Français", translatable=False),))
     register(mock, video)
@@ -281,8 +353,27 @@ def playing(playability: dict[str, Any], **changes: Any) -> FakeVideo:
             "video is unplayable: Private video",
         ),
         (playing(yt.PLAYABLE, tracks=()), PermanentError, "transcripts are disabled"),
+        (
+            playing(yt.GEO_BLOCKED, tracks=()),
+            GeoBlockedError,
+            f"video is unplayable: Video unavailable. {yt.GEO_BLOCK_REASON}",
+        ),
+        (
+            playing({"status": "UNPLAYABLE", "reason": f"{yt.GEO_BLOCK_REASON}."}, tracks=()),
+            GeoBlockedError,
+            f"video is unplayable: {yt.GEO_BLOCK_REASON}",
+        ),
     ],
-    ids=["bot-check", "bot-check-ascii-apostrophe", "age", "unavailable", "unplayable", "disabled"],
+    ids=[
+        "bot-check",
+        "bot-check-ascii-apostrophe",
+        "age",
+        "unavailable",
+        "unplayable",
+        "disabled",
+        "geo-blocked",
+        "geo-blocked-in-the-reason",
+    ],
 )
 def test_playability_errors(
     mock: responses.RequestsMock, video: FakeVideo, error_type: type[FetchError], reason: str
@@ -304,6 +395,50 @@ def test_po_token_required_is_permanent_without_a_caption_request(mock: response
 
     assert isinstance(error, PermanentError)
     assert "PO token" in error.reason
+    assert len(mock.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "translate_to", "expected"),
+    [
+        ("en", "English", None, {"lang": ["en"], "kind": ["asr"]}),
+        ("fr", "Français", "de", {"lang": ["fr"], "kind": ["asr"], "tlang": ["de"]}),  # translated alike
+    ],
+)
+def test_po_token_on_the_manual_track_falls_back_to_the_automatic_track_of_its_language(
+    mock: responses.RequestsMock,
+    code: str,
+    name: str,
+    translate_to: str | None,
+    expected: dict[str, list[str]],
+) -> None:
+    tracks = (
+        FakeTrack(code, name, po_token_required=True),
+        FakeTrack(code, f"{name} (auto)", generated=True),
+    )
+    video = dataclasses.replace(VIDEO, tracks=tracks)
+    register(mock, video)
+
+    transcript = fetch(video, languages=(code,), translate_to=translate_to).transcript
+
+    assert (transcript.language_code, transcript.is_generated) == (translate_to or code, True)
+    assert transcript.translated_from == (code if translate_to else None)
+    assert transcript.fallback_reason == f"the {name} captions need a PO token"
+    query = caption_query(mock)
+    assert {key: query[key] for key in ("lang", "kind", "tlang", "exp") if key in query} == expected
+
+
+def test_po_token_on_both_tracks_of_a_language_is_permanent(mock: responses.RequestsMock) -> None:
+    tracks = (
+        FakeTrack("en", "English", po_token_required=True),
+        FakeTrack("en", "English (auto-generated)", generated=True, po_token_required=True),
+    )
+    video = dataclasses.replace(VIDEO, tracks=tracks)
+    register(mock, video)
+
+    error = fetch_error(video)
+
+    assert isinstance(error, PermanentError) and "PO token" in error.reason
     assert len(mock.calls) == 2
 
 
@@ -335,6 +470,9 @@ def test_watch_page_errors(
         ("watch", 500, TransientError, "YouTube answered HTTP 500"),
         ("player", 503, TransientError, "YouTube answered HTTP 503"),
         ("captions", 502, TransientError, "YouTube answered HTTP 502"),
+        ("watch", 403, BlockedError, "refused by YouTube (HTTP 403)"),
+        ("player", 403, BlockedError, "refused by YouTube (HTTP 403)"),
+        ("captions", 403, BlockedError, "refused by YouTube (HTTP 403)"),
         ("watch", 404, PermanentError, "YouTube answered HTTP 404"),
         ("player", 400, PermanentError, "YouTube answered HTTP 400"),
     ],
@@ -393,10 +531,10 @@ def test_network_errors_are_transient(mock: responses.RequestsMock, raised: Exce
     ("player", "captions"),
     [
         ("not json at all", yt.caption_xml(VIDEO.segments)),
-        ({"videoDetails": {}}, yt.caption_xml(VIDEO.segments)),  # no playabilityStatus at all
         (yt.player_response(VIDEO), "<transcript><text start="),
+        (yt.player_response(VIDEO), '<transcript><text start="soon">hi</text></transcript>'),
     ],
-    ids=["player-not-json", "player-without-status", "broken-caption-xml"],
+    ids=["player-not-json", "broken-caption-xml", "caption-start-not-a-number"],
 )
 def test_unreadable_data_is_transient(mock: responses.RequestsMock, player: Any, captions: str) -> None:
     mock.get("https://www.youtube.com/watch", body=yt.watch_page(VIDEO))
@@ -408,7 +546,47 @@ def test_unreadable_data_is_transient(mock: responses.RequestsMock, player: Any,
 
     error = fetch_error()
 
-    assert (type(error), error.reason) == (TransientError, "unreadable response from YouTube")
+    assert (type(error), error.reason) == (TransientError, UNREADABLE)
+
+
+def track_answer(**changes: Any) -> dict[str, Any]:
+    """A player answer whose one caption track has `changes` (None: the key left out)."""
+    answer = yt.player_response(VIDEO)
+    track = answer["captions"]["playerCaptionsTracklistRenderer"]["captionTracks"][0]
+    for key, value in changes.items():
+        if value is None:
+            del track[key]
+        else:
+            track[key] = value
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("player", "error_name"),
+    [
+        ({"videoDetails": {}}, "AttributeError"),  # no playabilityStatus: the library calls .get on None
+        (track_answer(name=None), "KeyError"),
+        (track_answer(name={"runs": []}), "IndexError"),
+        (track_answer(baseUrl=7), "AttributeError"),
+    ],
+    ids=["no-playability-status", "track-without-name", "track-name-without-runs", "url-not-a-string"],
+)
+def test_a_library_that_cannot_read_youtubes_answer_is_reported_as_a_bug(
+    mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture, player: dict[str, Any], error_name: str
+) -> None:
+    register(mock, player=player)
+    caplog.set_level(logging.DEBUG, logger="studybuddy")
+
+    error = fetch_error()
+
+    assert (type(error), error.kind) == (BugError, ErrorKind.ERROR)
+    assert error_name in error.reason
+    assert f"youtube-transcript-api {metadata.version('youtube-transcript-api')}" in error.reason
+    assert f"yt-dlp {metadata.version('yt-dlp')}" in error.reason
+    assert "report" in error.reason and "--debug" in error.reason
+    assert len(mock.calls) == 2  # no caption request: nothing was retried either
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert [record.levelno for record in tracebacks] == [logging.DEBUG]  # shown with --debug only
 
 
 # --- the mapping table for what is hard to provoke --------------------------------------------------------
@@ -432,9 +610,11 @@ def http_failure(status: int | None) -> YouTubeRequestFailed:
             "translation to that language is not available",
         ),
         (http_failure(429), ErrorKind.BLOCKED, "rate limited by YouTube (HTTP 429)"),
+        (http_failure(403), ErrorKind.BLOCKED, "refused by YouTube (HTTP 403)"),
         (http_failure(503), ErrorKind.TRANSIENT, "YouTube answered HTTP 503"),
         (http_failure(410), ErrorKind.PERMANENT, "YouTube answered HTTP 410"),
         (http_failure(None), ErrorKind.TRANSIENT, "YouTube request failed"),
+        (ValueError("could not convert string to float: 'x'"), ErrorKind.TRANSIENT, UNREADABLE),
     ],
 )
 def test_classify_table(error: Exception, kind: ErrorKind, reason: str) -> None:
@@ -461,6 +641,15 @@ def test_raw_http_429_is_blocked() -> None:
 
     assert mapped is not None
     assert mapped.kind == ErrorKind.BLOCKED
+
+
+@pytest.mark.parametrize("error", [TypeError("x"), KeyError("x"), IndexError("x"), AttributeError("x")])
+def test_programming_errors_are_bugs_not_network_trouble(error: Exception) -> None:
+    mapped = classify("vid", error)
+
+    assert isinstance(mapped, BugError)
+    assert mapped.kind is ErrorKind.ERROR
+    assert mapped.reason.startswith(f"a bug, not a network problem: {type(error).__name__}")
 
 
 def test_unknown_errors_are_not_mapped() -> None:

@@ -293,7 +293,7 @@ class _YouTubeHandler(_Handler):
         kind, video_id, query = classify_request(self.command, self.path, body)
         time.sleep(state.latency)
         block = state.admit(exit_address, kind)
-        reply = youtube_answer(state.catalogue, kind, video_id, query, block)
+        reply = youtube_answer(state.catalogue, kind, video_id, query, block, exit_address)
         state.record(exit_address, kind, video_id, reply, block)
         self._send(reply)
 

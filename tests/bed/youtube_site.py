@@ -41,8 +41,19 @@ CASES = (
     "po_token_required",
     "empty_captions",
     "oembed_only",
+    "multi_track",
+    "po_token_manual_only",
+    "geo_blocked",
 )
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "ja": "Japanese"}
+LANGUAGE_NAMES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "ja": "Japanese",
+    "zh-Hans": "Chinese (Simplified)",
+    "nl": "Dutch",
+}
 _PHRASES = (
     "so today we are going to talk about the basics",
     "the key idea here is surprisingly simple",
@@ -75,6 +86,15 @@ class CatalogueVideo:
 
     video: FakeVideo
     case: str = "normal"
+    blocked_on: frozenset[str] | None = None  # geo_blocked: the exits it is unplayable on (None: all)
+
+    def for_exit(self, exit_address: str | None) -> FakeVideo:
+        """The video as an exit sees it: a geo-blocked one is unplayable there, with no captions."""
+        if self.case != "geo_blocked" or (
+            self.blocked_on is not None and exit_address not in self.blocked_on
+        ):
+            return self.video
+        return dataclasses.replace(self.video, tracks=(), playability=dict(yt.GEO_BLOCKED))
 
 
 Catalogue = dict[str, CatalogueVideo]
@@ -94,15 +114,7 @@ def catalogue_video(entry: Mapping[str, Any], seed: int) -> CatalogueVideo:
         raise ValueError(f"catalogue video {entry['id']}: unknown case {case!r}")
     rng = random.Random(f"{seed}:{entry['id']}")
     duration = int(entry["duration"])
-    tracks = tuple(
-        FakeTrack(
-            code,
-            LANGUAGE_NAMES.get(code, code),
-            generated=bool(entry.get("generated", False)),
-            po_token_required=case == "po_token_required",
-        )
-        for code in entry["languages"]
-    )
+    tracks = _tracks(entry, case)
     playability = {"unavailable": yt.UNAVAILABLE, "age_restricted": yt.AGE_RESTRICTED}.get(case, yt.PLAYABLE)
     video = FakeVideo(
         video_id=entry["id"],
@@ -117,8 +129,31 @@ def catalogue_video(entry: Mapping[str, Any], seed: int) -> CatalogueVideo:
         translation_languages=tuple(LANGUAGE_NAMES.items()),
         segments=transcript_segments(rng, int(entry["segments"]), duration),
         playability=dict(playability),
+        translation_source=int(entry.get("translation_source", 0)),
     )
-    return CatalogueVideo(video, case)
+    blocked_on = entry.get("blocked_on")
+    return CatalogueVideo(video, case, None if blocked_on is None else frozenset(blocked_on))
+
+
+def _tracks(entry: Mapping[str, Any], case: str) -> tuple[FakeTrack, ...]:
+    """The entry's ``tracks`` (``language``, ``generated``, ``po_token``), else one per ``languages`` code."""
+    described = entry.get("tracks") or [
+        {
+            "language": code,
+            "generated": entry.get("generated", False),
+            "po_token": case == "po_token_required",
+        }
+        for code in entry["languages"]
+    ]
+    return tuple(
+        FakeTrack(
+            track["language"],
+            LANGUAGE_NAMES.get(track["language"], track["language"]),
+            generated=bool(track.get("generated", False)),
+            po_token_required=bool(track.get("po_token", False)),
+        )
+        for track in described
+    )
 
 
 def transcript_segments(
@@ -139,9 +174,15 @@ def _chapters(count: int, duration: int) -> tuple[tuple[float, str], ...]:
 
 
 def youtube_answer(
-    catalogue: Catalogue, kind: str, video_id: str | None, query: Mapping[str, str], block: str | None
+    catalogue: Catalogue,
+    kind: str,
+    video_id: str | None,
+    query: Mapping[str, str],
+    block: str | None,
+    exit_address: str | None = None,
 ) -> Reply:
-    """What www.youtube.com answers to a request of ``kind`` (``block``: the exit's block style)."""
+    """What www.youtube.com answers to a request of ``kind`` from ``exit_address`` (``block``: the exit's
+    block style)."""
     known = catalogue.get(video_id or "")
     if block is not None and (kind, block) not in _ANSWERED_WHILE_BLOCKED:
         return _TOO_MANY
@@ -150,16 +191,17 @@ def youtube_answer(
     if kind == "watch" and video_id:
         if block == "recaptcha":
             return 200, _HTML, yt.recaptcha_page()
-        return 200, _HTML, _watch_page(known or _unknown_video(video_id))
+        return 200, _HTML, _watch_page(known or _unknown_video(video_id), exit_address)
     if kind == "player" and video_id:
         if query.get("key") != yt.API_KEY:
             return 400, _JSON, json.dumps({"error": {"code": 400, "message": "API key not valid."}})
-        video = known.video if known else _unknown_video(video_id).video
+        video = (known or _unknown_video(video_id)).for_exit(exit_address)
         if block == "bot_check":
             video = dataclasses.replace(video, tracks=(), playability=dict(yt.BOT_CHECK))
         details = not (known and known.case == "oembed_only")
         return 200, _JSON, json.dumps(yt.player_response(video, with_details=details))
-    if kind == "captions" and known and query.get("lang") in {t.language_code for t in known.video.tracks}:
+    tracks = known.for_exit(exit_address).tracks if known else ()
+    if kind == "captions" and known and query.get("lang") in {t.language_code for t in tracks}:
         return 200, _XML, _captions(known, query.get("tlang"))
     if kind == "oembed" and known and known.case != "unavailable":
         oembed = {"title": known.video.title, "author_name": known.video.channel, "type": "video"}
@@ -173,10 +215,10 @@ def _unknown_video(video_id: str) -> CatalogueVideo:
     return CatalogueVideo(video, "unavailable")
 
 
-def _watch_page(entry: CatalogueVideo) -> str:
+def _watch_page(entry: CatalogueVideo, exit_address: str | None) -> str:
     if entry.case == "oembed_only":
         return yt.watch_page(entry.video, embed_player_response=False, meta_titles=False)
-    return yt.watch_page(entry.video)
+    return yt.watch_page(entry.for_exit(exit_address))
 
 
 def _captions(entry: CatalogueVideo, translate_to: str | None) -> str:

@@ -40,6 +40,8 @@ class MockYouTube:
     videos: dict[str, FakeVideo]
     calls: list[tuple[str, str]] = field(default_factory=list)  # (video id, "watch"|"player"|"captions")
     failures: dict[str, list[int]] = field(default_factory=dict)  # video id -> statuses for next watch GETs
+    # video id -> player answers to send instead, in turn (the last one stays)
+    players: dict[str, list[Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -86,11 +88,12 @@ class MockYouTube:
     def _player(self, request: requests.PreparedRequest) -> Reply:
         video_id = json.loads(request.body or b"{}")["videoId"]
         self._record(video_id, "player")
-        body = (
-            yt.player_response(self.videos[video_id])
-            if video_id in self.videos
-            else {"playabilityStatus": yt.UNAVAILABLE}
-        )
+        with self.lock:
+            answers = self.players.get(video_id)
+            body = (answers.pop(0) if len(answers) > 1 else answers[0]) if answers else None
+        if body is None:
+            known = self.videos.get(video_id)
+            body = yt.player_response(known) if known else {"playabilityStatus": yt.UNAVAILABLE}
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def _captions(self, request: requests.PreparedRequest) -> Reply:

@@ -1,7 +1,8 @@
 """Fake YouTube responses built from plain video data: watch page, innertube player JSON, caption XML.
 
 They follow what youtube-transcript-api 1.2.5 reads (the `INNERTUBE_API_KEY` in the watch page, the player
-response's `playabilityStatus` and `captions.playerCaptionsTracklistRenderer`, `<transcript><text>` XML) and
+response's `playabilityStatus` and `captions.playerCaptionsTracklistRenderer`, `<transcript><text>` XML),
+what YouTube adds there (`defaultTranslationSourceTrackIndices`: the track it translates from), and
 what `studybuddy.metadata` parses (`videoDetails`, `microformat`, `ytInitialPlayerResponse`, `ytInitialData`
 chapters, `<meta>` titles). Used by the unit tests (through `responses`) and by the fake YouTube server.
 """
@@ -25,6 +26,18 @@ AGE_RESTRICTED: dict[str, Any] = {
     "reason": "This video may be inappropriate for some users.",
 }
 UNAVAILABLE: dict[str, Any] = {"status": "ERROR", "reason": "This video is unavailable"}
+GEO_BLOCK_REASON = "The uploader has not made this video available in your country"
+# What YouTube answers an exit in a country the uploader left out: its reason is in the error screen.
+GEO_BLOCKED: dict[str, Any] = {
+    "status": "UNPLAYABLE",
+    "reason": "Video unavailable",
+    "errorScreen": {
+        "playerErrorMessageRenderer": {
+            "reason": {"simpleText": "Video unavailable"},
+            "subreason": {"runs": [{"text": GEO_BLOCK_REASON}]},
+        }
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,7 @@ class FakeVideo:
         (1.5, 2.25, "to &lt;b&gt;onion&lt;/b&gt; routing"),
     )
     playability: dict[str, Any] = field(default_factory=lambda: dict(PLAYABLE))
+    translation_source: int | None = 0  # YouTube's choice of track to translate from (None: not sent)
 
 
 def watch_url(video_id: str) -> str:
@@ -83,15 +97,16 @@ def player_response(
     """The innertube player JSON (the ANDROID client's answer has no microformat)."""
     data: dict[str, Any] = {"playabilityStatus": video.playability}
     if video.tracks:
-        data["captions"] = {
-            "playerCaptionsTracklistRenderer": {
-                "captionTracks": [_caption_track(video, track, origin) for track in video.tracks],
-                "translationLanguages": [
-                    {"languageCode": code, "languageName": {"runs": [{"text": name}]}}
-                    for code, name in video.translation_languages
-                ],
-            }
+        renderer: dict[str, Any] = {
+            "captionTracks": [_caption_track(video, track, origin) for track in video.tracks],
+            "translationLanguages": [
+                {"languageCode": code, "languageName": {"runs": [{"text": name}]}}
+                for code, name in video.translation_languages
+            ],
         }
+        if video.translation_source is not None:
+            renderer["defaultTranslationSourceTrackIndices"] = [video.translation_source]
+        data["captions"] = {"playerCaptionsTracklistRenderer": renderer}
     if with_details:
         data["videoDetails"] = {
             "videoId": video.video_id,
