@@ -82,7 +82,8 @@ class Captions:
     and the starts of its chapters (`marks`): a chapter starts where the video says it does, speech or not."""
 
     def __init__(self, segments: Sequence[Segment], end: float, marks: Iterable[float] = ()) -> None:
-        spoken = sorted((s for s in segments if speaks(s.text)), key=lambda s: s.start)
+        within = (s for s in segments if 0 <= s.start <= end and speaks(s.text))
+        spoken = sorted(within, key=lambda s: s.start)
         self._starts = [segment.start for segment in spoken]
         self._ends = [segment.start + max(segment.duration, 0.0) for segment in spoken]
         self._marks = {int(mark) for mark in marks if 0 <= mark <= end}

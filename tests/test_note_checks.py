@@ -49,6 +49,11 @@ def test_a_second_past_the_end_in_a_silence_or_at_a_sound_is_not_placed() -> Non
     assert CAPTIONS.place(36) is None  # after the last caption's end, before the video's
 
 
+def test_no_second_is_moved_past_the_end() -> None:
+    late = Captions((Segment(0.0, 1.0, "early"), Segment(41.0, 2.0, "after the end")), end=40.0)
+    assert late.place(39) is None  # the next caption starts within 2 s, but past the video's end
+
+
 def test_a_chapters_start_is_a_place_speech_or_not() -> None:
     with_chapter = Captions(SEGMENTS, end=40.0, marks=[12.4, 99.0])  # the second is past the end
     assert with_chapter.place(12) == 12  # in the [Music] break, where the chapter starts
