@@ -32,7 +32,7 @@ from .cli_options import (
     user_errors,
     warn,
 )
-from .config import DEFAULT_IP_ECHO, Settings, check_pot_provider, resolve_ca_bundle
+from .config import DEFAULT_IP_ECHO, Settings, check_pot_provider, parse_notes_lang, resolve_ca_bundle
 from .errors import InputError
 from .logs import SecretFilter, configure
 from .units import ExitBudget, parse_duration
@@ -137,6 +137,7 @@ def notes_regenerate(**options: Any) -> None:
             model=options["model"],
             api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
             assessment=options["assessment"],
+            notes_lang=parse_notes_lang(options["notes_lang"]),
             max_input_tokens=options["max_input_tokens"],
         )
         engine = build_engine(settings)

@@ -26,6 +26,7 @@ from .config import (
     check_egress,
     check_pot_provider,
     parse_languages,
+    parse_notes_lang,
     parse_since,
     resolve_ca_bundle,
 )
@@ -191,6 +192,12 @@ def note_writing_options(func: F) -> F:
             help="Add an assessment (questions with hidden answers) written by a second, cached call.",
         ),
         click.option(
+            "--notes-lang",
+            envvar=env_name("NOTES_LANG"),
+            help="Write the notes in this language (a code like en or de), whatever the transcript's; "
+            "default: the transcript's language.",
+        ),
+        click.option(
             "--max-input-tokens",
             type=click.IntRange(2000, 190_000),
             default=60_000,
@@ -266,6 +273,7 @@ def settings_from(options: dict[str, Any]) -> Settings:
         auto_subject=options["auto_subject"],
         links=options["links"],
         assessment=options["assessment"],
+        notes_lang=parse_notes_lang(options["notes_lang"]),
         max_input_tokens=options["max_input_tokens"],
         note_format=options["note_format"],
         transcript_format=options["transcript_format"],

@@ -76,6 +76,7 @@ class Settings:
     batch_poll_s: float = 30.0  # seconds between two looks at a pending batch
     batch_max_wait_s: float = 25 * 3600.0  # stop waiting (the batch stays open for the next run)
     assessment: bool = True  # a second call: questions with answers in collapsed callouts
+    notes_lang: str | None = None  # the language notes are written in; None: the transcript's
     max_input_tokens: int = 60_000  # estimated tokens one call may send; longer transcripts go in sections
     note_format: str = "md"  # md | json
     transcript_format: str = "md"  # md | txt | srt | vtt
@@ -218,11 +219,14 @@ def parse_since(text: str) -> datetime.date:
     raise InputError(f"--since {text!r}: expected a date like 2024-01-31")
 
 
+def _is_language_code(code: str) -> bool:
+    return code.replace("-", "").isalnum() and len(code) <= 12
+
+
 def parse_languages(text: str) -> tuple[str, ...]:
     """`en,de` -> ("en", "de"), in preference order."""
     codes = tuple(code.strip() for code in text.split(",") if code.strip())
-    bad = [code for code in codes if not code.replace("-", "").isalnum() or len(code) > 12]
-    if not codes or bad:
+    if not codes or not all(_is_language_code(code) for code in codes):
         raise InputError(f"--lang {text!r}: expected language codes like en,de")
     return codes
 
@@ -252,3 +256,13 @@ def check_pot_provider(url: str | None) -> str | None:
             f"--pot-provider {url!r}: expected the provider's base URL, like http://127.0.0.1:4416"
         )
     return url.strip().rstrip("/")
+
+
+def parse_notes_lang(text: str | None) -> str | None:
+    """`--notes-lang de` -> "de"; None or empty: notes in the transcript's language."""
+    code = (text or "").strip()
+    if not code:
+        return None
+    if not _is_language_code(code):
+        raise InputError(f"--notes-lang {text!r}: expected one language code like en, de or pt-BR")
+    return code

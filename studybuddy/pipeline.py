@@ -290,7 +290,7 @@ class Pipeline:
         self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
         self.hurry = threading.Event()  # set (a second Ctrl-C): also start no notes call for a fetched video
         self.fatal: StudyBuddyError | None = None
-        self.started = False  # True once videos are being processed (the engine's check passed)
+        self.started = False  # True once videos are being processed
         self._local = threading.local()
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
@@ -309,8 +309,6 @@ class Pipeline:
         rows = self.archive.get_many(video_ids)
         self.monitor.start(video_ids, self.settings.thread_count)
         todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
-        if todo and self.engine is not None and not self.stop_event.is_set():
-            self.engine.check()  # a refused key or unknown model stops the run before any video
         self.started = True
         try:
             with self.claims:
@@ -484,7 +482,8 @@ class Pipeline:
         if fetched.meta.title:
             attempt.title = fetched.meta.title
             self.monitor.set_title(video_id, attempt.title)
-        if self.batch is not None and self.batch.defer(fetched.meta, fetched.transcript):
+        if self.batch is not None:
+            self.batch.defer(fetched.meta, fetched.transcript)  # the note comes with a batch's results
             self.monitor.stage(video_id, Stage.NOTES, worker.index)
             return
         body = self._notes(worker, fetched)
@@ -586,7 +585,7 @@ class Pipeline:
     ) -> tuple[Path, Path | None]:
         meta, transcript = fetched.meta, fetched.transcript
         self.monitor.stage(meta.video_id, Stage.WRITING, worker.index if worker else None)
-        subject = self._subject(meta, body.markdown if body else transcript.text, row)
+        subject = self._subject(meta, body.note.text if body else transcript.text, row)
         as_json = body is not None and self.settings.note_format == "json"
         note_path = self.output.note_path(
             meta.video_id,

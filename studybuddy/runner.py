@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .admission import Admission
+from .anthropic_engine import AnthropicEngine
 from .archive import Archive
 from .batch import BatchNotes
 from .config import Settings, parse_host_port
@@ -21,7 +22,7 @@ from .errors import BlockedError, ConfigError, InputError, StudyBuddyError
 from .expand import plan_videos
 from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
-from .notes import AnthropicEngine, NoteEngine
+from .notes import NoteEngine
 from .offline import OfflineEngine
 from .output import OutputTree
 from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, Worker, WorkerFactory
@@ -83,6 +84,10 @@ def build_engine(settings: Settings) -> NoteEngine | None:
         return None
     engine = settings.engine or ("anthropic" if settings.api_key else "offline")
     if engine == "offline":
+        if settings.notes_lang:
+            log.warning(
+                "offline notes are the speaker's own words: --notes-lang %s is ignored", settings.notes_lang
+            )
         return OfflineEngine()
     if not settings.api_key:
         raise ConfigError(
@@ -96,6 +101,7 @@ def build_engine(settings: Settings) -> NoteEngine | None:
         limiter=limiter,
         assessment=settings.assessment,
         max_input_tokens=settings.max_input_tokens,
+        notes_lang=settings.notes_lang,
     )
 
 
@@ -252,8 +258,13 @@ def run(
     admission = admission or Admission(force=settings.force)
     with ExitStack() as stack:
         archive = stack.enter_context(Archive.open(settings.output))
+        needs_youtube = _needs_youtube(inputs, archive, admission)
+        if engine is not None:
+            stack.callback(engine.close)
+            if needs_youtube:
+                engine.check()  # a refused key or a model that cannot write notes: stop before YouTube
         setup = None
-        if _needs_youtube(inputs, archive, admission):
+        if needs_youtube:
             settings = check_before_run(settings, say)
             setup = tor.get() if tor is not None else open_tor(settings, say)
         if setup is not None and tor is None:
@@ -296,12 +307,10 @@ def run(
             summary = pipeline.run(plan.video_ids, unavailable=plan.unavailable)
         except StudyBuddyError as exc:
             if pipeline.started is False:
-                raise  # nothing ran yet (refused key, unknown model): one line is the whole story
+                raise  # nothing ran yet: one line is the whole story
             fatal, summary = str(exc), monitor.summary()
         finally:
             monitor.close()
-            if engine is not None:
-                engine.close()
     chosen = tuple(subjects.report_lines()) if subjects else ()
     unusable = (*settings.proxy_problems, *inputs.bad, *plan.bad)
     return RunOutcome(summary, unusable, fatal, chosen, plan.duplicates)

@@ -11,11 +11,13 @@ import pytest
 import responses
 
 from studybuddy import runner
+from studybuddy.anthropic_engine import AnthropicEngine
 from studybuddy.archive import Archive
 from studybuddy.config import Settings
-from studybuddy.errors import ConfigError, InputError
+from studybuddy.errors import ConfigError, InputError, NotesFatalError
 from studybuddy.inputs import BadInput
-from studybuddy.notes import AnthropicEngine, NoteEngine
+from studybuddy.models import NoteBody, Transcript, VideoMeta
+from studybuddy.notes import NoteEngine
 from studybuddy.offline import OfflineEngine
 from studybuddy.progress import Summary
 from studybuddy.proxies import parse_proxy
@@ -82,7 +84,8 @@ def test_a_stop_while_listing_ends_the_run_cleanly(
     assert (outcome.summary.done, outcome.summary.failed, outcome.fatal) == (0, 0, None)
     assert outcome.bad_inputs == ()  # the list left unread is not reported as bad
     assert spy.closed == 1  # the note engine is closed
-    assert fake_anthropic.requests == []  # not even the key and model check: the run is stopping
+    notes_asked = [r for r in fake_anthropic.requests if (r.body or {}).get("max_tokens") != 1]
+    assert notes_asked == []  # at most the key and model check, made before anything was listed
     with Archive.open(settings.output) as archive:
         assert archive.rows() == []  # nothing marked failed, nothing started
 
@@ -171,3 +174,42 @@ def test_the_report_and_the_json_tell_the_same_story() -> None:
         1,
     )
     assert (data["done"], data["failed"], data["failed_by_kind"]) == (2, 1, {"permanent": 1})
+
+
+# the note engine is checked first
+
+PLAYLIST = "https://www.youtube.com/playlist?list=PLxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+
+class RefusingEngine:
+    """A note engine whose check finds it cannot work (a refused key, a model without tool use)."""
+
+    name = "refusing"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def check(self) -> None:
+        raise NotesFatalError("model 'claude-old-1' cannot write structured notes")
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        raise AssertionError("no note is written after a failed check")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_engine_is_checked_before_tor_starts_or_a_playlist_is_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = RefusingEngine()
+    reached: list[str] = []
+    monkeypatch.setattr(runner, "build_engine", lambda settings: engine)
+    monkeypatch.setattr(runner, "open_tor", lambda *args, **kwargs: reached.append("tor"))
+    monkeypatch.setattr(runner, "plan_videos", lambda *args, **kwargs: reached.append("playlist listed"))
+
+    with pytest.raises(NotesFatalError, match="cannot write structured notes"):
+        runner.run(Settings(output=tmp_path / "notes", tor="auto"), [PLAYLIST, "vid00000001"], [])
+
+    assert reached == []
+    assert engine.closed
