@@ -42,7 +42,7 @@ from pathlib import Path
 from bedctl import CLI, EXITS, ROOT, Bed, running_bed, say
 
 from studybuddy.errors import FetchError
-from studybuddy.pacing import probe_exit
+from studybuddy.circuits import probe_exit
 from studybuddy.sessions import Identity, ProxyEndpoint, new_run_id, new_session
 from studybuddy.tor import TorController
 from studybuddy.transcripts import TranscriptFetcher
