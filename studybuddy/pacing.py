@@ -166,6 +166,7 @@ class TorPacer:
                     self._last_resort(worker, failures)
                 self._renew(worker)
                 continue
+            failures = 0  # only circuits failing in a row mean Tor cannot reach YouTube
             rejected = self.judge(relay)
             if rejected is not None:
                 rejections += 1
