@@ -41,8 +41,8 @@ from pathlib import Path
 
 from bedctl import CLI, EXITS, ROOT, Bed, running_bed, say
 
-from studybuddy.errors import FetchError
 from studybuddy.circuits import probe_exit
+from studybuddy.errors import FetchError
 from studybuddy.sessions import Identity, ProxyEndpoint, new_run_id, new_session
 from studybuddy.tor import TorController
 from studybuddy.transcripts import TranscriptFetcher
