@@ -95,6 +95,11 @@ class ExitRecord:
     def has_served(self) -> bool:
         return self.served >= MIN_EVIDENCE
 
+    @property
+    def is_serving(self) -> bool:
+        """It has served, and served since its last block: a block now is not (only) its own spell."""
+        return self.has_served and self.blocks_in_row == 0
+
 
 class ReputationStore(Protocol):
     """Where records persist (the archive), changed atomically so that runs sharing it never lose one."""
