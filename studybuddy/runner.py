@@ -24,7 +24,7 @@ from .notes import AnthropicEngine, NoteEngine
 from .offline import OfflineEngine
 from .output import OutputTree
 from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
-from .progress import ProgressMonitor, Summary
+from .progress import ProgressMonitor, ProgressView, Summary
 from .progress_views import format_summary, make_view
 from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
@@ -180,13 +180,14 @@ def run(
     admission: Admission | None = None,
     stop: threading.Event | None = None,
     tor: TorKeeper | None = None,
+    view: ProgressView | None = None,
 ) -> RunOutcome:
     """Process the videos named by `urls` and `files`; bad input lines are reported, the rest still run.
 
     `admission` chooses which videos to take on (default: by `settings.force`); setting `stop` finishes the
     videos in progress and starts no more (watch mode stops its checks so). With `tor`, the run takes its
     Tor from there and leaves it open (watch keeps one Tor for all its checks); else it opens and closes its
-    own.
+    own. `view` shows the progress instead of the terminal's view (the web UI's live page).
     """
     say = warn or log.warning
     inputs = read_inputs(urls, files)
@@ -206,7 +207,7 @@ def run(
         if setup is not None and tor is None:
             stack.enter_context(setup)
         proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
-        monitor = ProgressMonitor(make_view(json_output=json_output), all_outcomes=json_output)
+        monitor = ProgressMonitor(view or make_view(json_output=json_output), all_outcomes=json_output)
         pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
         worker_factory = WorkerFactory(settings, proxy=proxy)
         retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)

@@ -70,6 +70,7 @@ class Watcher:
     ) -> None:
         self.interval_s = validate_interval(interval_s)
         self.stats = WatchStats()
+        self.next_check_at: float | None = None  # on `clock`, while `run` ticks
         self._check = check
         self._clock = clock
         self._check_lock = threading.Lock()  # held while a check runs
@@ -85,6 +86,7 @@ class Watcher:
             while not self._stopping.is_set():
                 self.tick()
                 next_tick = max(next_tick + self.interval_s, self._clock())  # a late tick is not repeated
+                self.next_check_at = next_tick
                 self._stopping.wait(next_tick - self._clock())
         except KeyboardInterrupt:
             log.warning("interrupted: finishing the videos in progress")
