@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .cli_options import configure_logging, env_name, settings_from, user_errors
+from .cli_options import configure_logging, env_name, settings_from, stops_like_ctrl_c, user_errors
 from .units import parse_duration
 
 UI_MODULES = frozenset({"starlette", "uvicorn", "jinja2", "markupsafe", "multipart", "python_multipart"})
@@ -54,7 +54,7 @@ def ui_command(**options: Any) -> None:
         if exc.name not in UI_MODULES:
             raise
         raise click.ClickException(INSTALL_HINT) from None
-    with user_errors(debug):
+    with stops_like_ctrl_c(), user_errors(debug):
         settings = settings_from(options)
         interval = parse_duration(options["watch_interval"], option="--watch-interval")
         serve(

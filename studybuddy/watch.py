@@ -84,9 +84,9 @@ class Watcher:
         next_tick = self._clock()
         try:
             while not self._stopping.is_set():
+                self.next_check_at = next_tick + self.interval_s  # known before this check starts
                 self.tick()
-                next_tick = max(next_tick + self.interval_s, self._clock())  # a late tick is not repeated
-                self.next_check_at = next_tick
+                next_tick = max(self.next_check_at, self._clock())  # a late tick is not repeated
                 self._stopping.wait(next_tick - self._clock())
         except KeyboardInterrupt:
             log.warning("interrupted: finishing the videos in progress")

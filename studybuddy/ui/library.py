@@ -22,7 +22,7 @@ from .markdown import make_renderer, render
 TRANSCRIPT_SUFFIX = ".transcript.md"
 ROOT_SUBJECT = "(no subject)"
 _FRONT_MATTER = re.compile(r"\A---\n(?P<yaml>.*?)\n---\n", re.DOTALL)
-_CAPTION = re.compile(r"^\[(?P<clock>[\d:]+)\]\((?P<url>[^)]+)\)\s*(?P<text>.*)$", re.MULTILINE)
+_CAPTION = re.compile(r"^(?:[-*] )?\[(?P<clock>[\d:]+)\]\((?P<url>[^)]+)\)\s*(?P<text>.*)$", re.MULTILINE)
 _EXTERNAL = ("http://", "https://", "mailto:")
 
 

@@ -24,7 +24,7 @@ from typing import Protocol
 from ..admission import Admission
 from ..config import Settings
 from ..errors import StudyBuddyError
-from ..progress import ProgressMonitor, ProgressSnapshot, Summary
+from ..progress import ProgressMonitor, ProgressSnapshot, ProgressView, Summary
 from ..progress_views import format_summary
 from ..runner import RunOutcome
 
@@ -44,7 +44,7 @@ class Runner(Protocol):
         warn: Callable[[str], None],
         admission: Admission | None,
         stop: threading.Event,
-        view: RunView,
+        view: ProgressView,
     ) -> RunOutcome: ...
 
 

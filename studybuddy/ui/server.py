@@ -76,7 +76,7 @@ def serve(
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
     manager = RunManager(run)
-    watch = WatchService(settings, interval_s=interval_s)
+    watch = WatchService(settings, run, interval_s=interval_s)
 
     def stop_everything() -> None:
         manager.stop_all()

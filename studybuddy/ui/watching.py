@@ -21,8 +21,8 @@ from ..inputs import read_inputs
 from ..output import atomic_write_text
 from ..progress import Summary
 from ..progress_views import QuietView
-from ..runner import run
 from ..watch import Watcher, WatchStats
+from .runs import Runner
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class WatchService:
     def __init__(
         self,
         settings: Settings,
+        runner: Runner,
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
@@ -51,6 +52,7 @@ class WatchService:
         self.settings = settings
         self.path = settings.output / WATCH_FILE
         self._clock = clock
+        self._runner = runner
         self._lock = threading.Lock()
         self._lines: list[str] = []
         self._watcher = Watcher(self._check, interval_s=interval_s, clock=clock)
@@ -114,7 +116,7 @@ class WatchService:
             return Summary(0, 0, 0, 0, {}, 0.0, ())
         files: list[Path] = [self.path]
         admission = Admission(due_only=True)
-        outcome = run(
+        outcome = self._runner(
             self.settings, [], files, warn=self._say, admission=admission, stop=stop, view=QuietView()
         )
         if outcome.fatal:
