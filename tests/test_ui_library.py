@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from studybuddy.runner import run
 from studybuddy.ui.library import Library, split_front_matter, youtube_moment
 from tests.fakes.youtube_mock import MockYouTube, video
-from tests.fakes.youtube_pages import UNAVAILABLE
+from tests.fakes.youtube_pages import UNAVAILABLE, FakeVideo
 from tests.ui_support import settings_for, ui_client
 
 SENTENCES = [
@@ -29,7 +29,7 @@ SENTENCES = [
 ]
 
 
-def lecture(number: int) -> object:
+def lecture(number: int) -> FakeVideo:
     lines = SENTENCES[number % 3 :] + SENTENCES[: number % 3]
     segments = tuple((10.0 * i, 9.0, text) for i, text in enumerate(lines * 2))
     return video(number, title=f"Photosynthesis part {number}", segments=segments, length_seconds=200)

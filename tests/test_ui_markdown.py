@@ -47,3 +47,10 @@ def test_links_are_rewritten_and_html_in_a_note_stays_text() -> None:
     assert 'href="LINK(https://youtu.be/dQw4w9WgXcQ?t=15)"' in html
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '"><' not in html_of('[[x" onmouseover="y|z]]')
+
+
+def test_comment_markers_are_left_out() -> None:
+    html = html_of(
+        "<!-- study-buddy:related -->\n## Related notes\n\n- [[A]] <!-- /study-buddy:related -->\n"
+    )
+    assert "study-buddy:related" not in html and "<h2>Related notes</h2>" in html

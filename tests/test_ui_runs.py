@@ -53,7 +53,7 @@ def test_a_subscriber_is_woken_once_however_many_events_came() -> None:
             scheduled += 1
             return original(callback, *args)  # type: ignore[arg-type]
 
-        subscriber._loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        subscriber._loop.call_soon_threadsafe = counting  # type: ignore[method-assign,assignment]
         for _ in range(1000):
             view.changed()
         await subscriber.wait(5)

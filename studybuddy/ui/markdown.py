@@ -3,6 +3,7 @@
 - `[[target|alias]]` wiki links become links to the note they name (`resolve` maps a target to a URL, or
   None when no note has that name: then the alias is shown as plain text marked missing);
 - callouts (`> [!question]- Title`) become `<details>` that fold: `-` starts folded, `+` or nothing open;
+- HTML comments (the markers of the related-notes block) are left out; other HTML shows as text;
 - links that open a YouTube video at a second (`https://youtu.be/ID?t=S`) go to the UI's own page for that
   moment, and relative links to notes and transcripts go to the UI's note pages (`link`).
 """
@@ -26,6 +27,7 @@ Rewrite = Callable[[str], str]
 
 _CALLOUT = re.compile(r"\[!(?P<kind>[A-Za-z][\w-]*)\](?P<fold>[-+]?)[ \t]*(?P<title>[^\n]*)\n?")
 _WIKI_END = "]]"
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)  # markers (the related-notes block), never shown
 
 
 def make_renderer() -> MarkdownIt:
@@ -44,7 +46,7 @@ def make_renderer() -> MarkdownIt:
 
 def render(md: MarkdownIt, text: str, *, resolve: Resolve, link: Rewrite) -> str:
     """`text` (a note body, without its front matter) as HTML."""
-    html: str = md.render(text, {"resolve": resolve, "link": link})
+    html: str = md.render(_COMMENT.sub("", text), {"resolve": resolve, "link": link})
     return html
 
 
