@@ -58,6 +58,8 @@ def _environment() -> Environment:
         loader=PackageLoader("studybuddy.ui", "templates"), autoescape=select_autoescape(), auto_reload=False
     )
     env.globals.update(clock=format_seconds, engines=ENGINES, tor_modes=TOR_MODES, kinds=list(ErrorKind))
+    for name in env.list_templates():  # compiled now, not in the first request of each page
+        env.get_template(name)
     return env
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from ..archive import Archive
 from ..config import Settings
 from ..errors import StudyBuddyError
-from ..runner import open_tor
-from ..torstatus import status_lines
-from ..usage import format_report, usage_report
 
 
 def tor_lines(settings: Settings) -> list[str]:
     """`tor status` for the server's Tor settings; a page never launches a Tor, it only connects."""
+    from ..runner import open_tor
+    from ..torstatus import status_lines
+
     if settings.proxy or settings.tor == "off":
         return ["Tor is off for this server (--tor off or --proxy): runs use no Tor."]
     if settings.tor == "embedded":
@@ -35,6 +35,8 @@ def tor_lines(settings: Settings) -> list[str]:
 
 def usage_lines(output: Path) -> list[str]:
     """`archive stats` of an output folder."""
+    from ..usage import format_report, usage_report
+
     if not (output / Archive.FILENAME).is_file():
         return [f"{output}: no archive here yet (start a run with this output folder first)."]
     with Archive.open(output) as archive:

@@ -19,14 +19,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..admission import Admission
 from ..config import Settings
 from ..errors import StudyBuddyError
 from ..progress import ProgressMonitor, ProgressSnapshot, ProgressView, Summary
 from ..progress_views import format_summary
-from ..runner import RunOutcome
+
+if TYPE_CHECKING:
+    from ..runner import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,23 @@ class Runner(Protocol):
         stop: threading.Event,
         view: ProgressView,
     ) -> RunOutcome: ...
+
+
+def run_videos(
+    settings: Settings,
+    urls: Sequence[str],
+    files: Sequence[Path],
+    *,
+    warn: Callable[[str], None],
+    admission: Admission | None,
+    stop: threading.Event,
+    view: ProgressView,
+) -> RunOutcome:
+    """The server's `Runner`: `runner.run`, imported when the first run starts (it is the heavy part), so
+    the server starts fast."""
+    from ..runner import run
+
+    return run(settings, urls, files, warn=warn, admission=admission, stop=stop, view=view)
 
 
 class FolderBusy(StudyBuddyError):

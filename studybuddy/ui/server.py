@@ -21,10 +21,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..runner import run
 from .app import UiConfig, create_app
 from .guard import allowed_hosts
-from .runs import RunManager
+from .runs import RunManager, run_videos
 from .watching import WatchService
 
 log = logging.getLogger(__name__)
@@ -75,8 +74,8 @@ def serve(
     sock = bind(host, port)
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
-    manager = RunManager(run)
-    watch = WatchService(settings, run, interval_s=interval_s)
+    manager = RunManager(run_videos)
+    watch = WatchService(settings, run_videos, interval_s=interval_s)
 
     def stop_everything() -> None:
         manager.stop_all()
