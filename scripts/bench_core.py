@@ -1,4 +1,5 @@
-"""Measures the core: --help time, input/archive checks, memory per worker, YouTube requests per video."""
+"""Measures the core: --help time, input/archive checks, memory per worker, YouTube requests per video (on
+both ways in: youtube-transcript-api, and yt-dlp's subtitle path on the bed's fake YouTube and proxy)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,54 @@ def requests_per_video(root: Path) -> float:
     return sum(youtube.per_video().values()) / summary.done
 
 
+def ytdlp_requests_per_video(videos: int = 20) -> tuple[float, float] | None:
+    """YouTube requests per video on yt-dlp's subtitle path alone, and on the fallback after a PO token
+    (library first, then yt-dlp), counted by the fake YouTube; every manual track needs a PO token from the
+    fake bgutil provider. None when port 443 cannot be bound (not root)."""
+    from studybuddy.proxies import parse_proxy
+    from studybuddy.sessions import new_session
+    from studybuddy.transcripts import SubtitleOptions, TranscriptFetcher
+    from tests.bed.lock import bed_lock
+    from tests.bed.proxies import FakeProxy
+    from tests.bed.youtube_server import CERT_NAMES, FakeYouTube
+    from tests.bed.youtube_site import SiteOptions, load_catalogue
+    from tests.fakes.pot_provider import FakePotProvider
+
+    catalogue = load_catalogue()
+    ids = [
+        vid
+        for vid, entry in catalogue.items()
+        if entry.case == "normal" and not entry.video.tracks[0].generated  # a manual track: a PO token
+    ][:videos]
+    means = []
+    with bed_lock():
+        try:
+            youtube = FakeYouTube.start([], 443, client_addresses=["127.0.0.10"])
+        except PermissionError:
+            return None
+        proxy = FakeProxy("http", ["127.0.0.22"], dict.fromkeys(CERT_NAMES, "127.0.0.10")).start()
+        try:
+            youtube.configure(site=SiteOptions(manual_po_tokens=True))
+            with FakePotProvider() as provider:
+                for first in ("ytdlp", "api"):
+                    youtube.reset()
+                    session = new_session(egress=parse_proxy(proxy.url()), ca_bundle=youtube.ca_bundle)
+                    options = SubtitleOptions(first, provider.url)
+                    fetcher = TranscriptFetcher(session, use_ytdlp=False, subtitles=options)
+                    try:
+                        for vid in ids:
+                            fetcher.fetch(vid)
+                    finally:
+                        fetcher.close()
+                        session.close()
+                    counted = sum(1 for event in youtube.stats()["timeline"] if event[3] in ids)
+                    means.append(counted / len(ids))
+        finally:
+            proxy.stop()
+            youtube.stop()
+    return means[0], means[1]
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -91,6 +140,12 @@ def main() -> None:
         print(
             f"YouTube requests per finished video:         {requests_per_video(root):.2f}     (goal 3, max 4)"
         )
+        ytdlp = ytdlp_requests_per_video()
+        if ytdlp is None:
+            print("yt-dlp path requests per video:              skipped (the bed's port 443 needs root)")
+        else:
+            print(f"yt-dlp path requests per video:              {ytdlp[0]:.2f}     (goal <= 5)")
+            print(f"library, then yt-dlp after PoTokenRequired:  {ytdlp[1]:.2f}     (goal <= 5)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -438,19 +438,34 @@ class Archive:
             {"video_id": video_id, "owner": owner},
         )
 
-    def record_batch(self, batch_id: str, model: str, video_ids: Sequence[str]) -> None:
-        """A Message Batch was created for these videos: remember it, and mark them pending in it."""
+    def record_batch(self, batch_id: str, model: str, plans: Mapping[str, str]) -> None:
+        """A Message Batch was created for these videos: remember it and mark them pending in it, each with
+        its note's progress (`plans`: video id -> JSON) as it was when the batch was sent. One transaction."""
         now = _now()
         with self._writing() as db:
             db.execute(
                 "INSERT INTO batches (batch_id, model, state, videos, created_at, updated_at)"
                 " VALUES (?, ?, 'open', ?, ?, ?)",
-                (batch_id, model, len(video_ids), now, now),
+                (batch_id, model, len(plans), now, now),
             )
             db.executemany(
-                "UPDATE videos SET batch_id = ?, batch_state = ?, updated_at = ? WHERE video_id = ?",
-                [(batch_id, BatchState.PENDING.value, now, video_id) for video_id in video_ids],
+                "UPDATE videos SET batch_id = ?, batch_state = ?, batch_plan = ?, updated_at = ?"
+                " WHERE video_id = ?",
+                [
+                    (batch_id, BatchState.PENDING.value, plan, now, video_id)
+                    for video_id, plan in plans.items()
+                ],
             )
+
+    def batch_plans(self, batch_id: str) -> dict[str, str]:
+        """The note progress (JSON) saved with each video still pending in this batch, by video id."""
+        with self._reading() as db:
+            found = db.execute(
+                "SELECT video_id, batch_plan FROM videos WHERE batch_id = ? AND batch_state = ?"
+                " AND batch_plan IS NOT NULL",
+                (batch_id, BatchState.PENDING.value),
+            ).fetchall()
+        return {str(video_id): str(plan) for video_id, plan in found}
 
     def open_batches(self) -> list[tuple[str, str]]:
         """(batch id, model) of the batches whose results were not collected yet, oldest first."""
@@ -470,11 +485,17 @@ class Archive:
         return {row.video_id: row for row in rows}
 
     def close_batch(self, batch_id: str) -> None:
-        """Every result of the batch was handled: it is not polled again."""
-        self._write(
-            "UPDATE batches SET state = 'collected', updated_at = :now WHERE batch_id = :batch_id",
-            {"batch_id": batch_id, "now": _now()},
-        )
+        """Every result of the batch was handled: it is not polled again (the progress saved with its
+        videos is dropped, unless a video waits for it still)."""
+        with self._writing() as db:
+            db.execute(
+                "UPDATE batches SET state = 'collected', updated_at = ? WHERE batch_id = ?",
+                (_now(), batch_id),
+            )
+            db.execute(
+                "UPDATE videos SET batch_plan = NULL WHERE batch_id = ? AND batch_state IS NOT ?",
+                (batch_id, BatchState.PENDING.value),
+            )
 
     def _configure(self) -> None:
         self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

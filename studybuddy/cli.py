@@ -20,6 +20,7 @@ from .cli_options import (
     EXIT_INTERRUPTED,
     INTERRUPTED,
     configure_logging,
+    egress_options,
     env_name,
     note_writing_options,
     output_option,
@@ -30,7 +31,14 @@ from .cli_options import (
     tor_options,
     user_errors,
 )
-from .config import NOTE_FORMATS, ORDERS, TRANSCRIPT_FORMATS, env_files_for, load_env_files
+from .config import (
+    NOTE_FORMATS,
+    ORDERS,
+    TRANSCRIPT_FORMATS,
+    TRANSCRIPT_PATHS,
+    env_files_for,
+    load_env_files,
+)
 from .errors import ConfigError, InputError
 
 
@@ -85,10 +93,22 @@ def cli() -> None:
     envvar=env_name("WORKERS"),
     help="Worker threads with --parallel (1-16), each with its own session and circuit.",
 )
+@egress_options
 @click.option(
-    "--proxy",
-    envvar=env_name("PROXY"),
-    help="SOCKS proxy, socks5h://HOST:PORT; each worker gets its own credentials (own Tor circuit).",
+    "--transcripts",
+    type=click.Choice(TRANSCRIPT_PATHS),
+    default="api",
+    show_default=True,
+    envvar=env_name("TRANSCRIPTS"),
+    help="Which way in comes first: api (youtube-transcript-api; yt-dlp's subtitles when it cannot get "
+    "them) or ytdlp (yt-dlp's subtitles first).",
+)
+@click.option(
+    "--cookies",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar=env_name("COOKIES"),
+    help="Netscape cookies file for yt-dlp's subtitle path only, sent through each worker's own egress. "
+    "YouTube may flag the account.",
 )
 @click.option(
     "--ca-bundle",
@@ -212,7 +232,8 @@ def cli() -> None:
     default=5,
     show_default=True,
     envvar=env_name("MAX_ROTATIONS"),
-    help="New circuits a video may try after blocks before it is recorded as blocked.",
+    help="Blocks a video may take on exits (or proxies) that serve other videos before it is recorded as "
+    "blocked; blocks on exits that serve nothing do not count.",
 )
 @click.option(
     "--max-attempts",

@@ -23,6 +23,7 @@ from .cli_options import (
     note_writing_options,
     output_option,
     pacing_options,
+    proxy_settings,
     run_and_report,
     settings_from,
     stops_like_ctrl_c,
@@ -32,7 +33,7 @@ from .cli_options import (
     warn,
 )
 from .cli_ui import ui_command
-from .config import Settings
+from .config import DEFAULT_IP_ECHO, Settings, check_pot_provider, parse_notes_lang, resolve_ca_bundle
 from .errors import InputError
 from .logs import SecretFilter, configure
 from .units import ExitBudget, parse_duration
@@ -43,16 +44,71 @@ if TYPE_CHECKING:
 
 
 def register(root: click.Group, process: click.Command) -> None:
-    """Add the subcommands to `root`; `watch` and `archive retry` adopt `process`'s options."""
+    """Add the subcommands to `root`; `watch`, `archive retry` and `doctor` adopt `process`'s options."""
     _adopt_options(watch_command, process, without={"urls", "force", "json_output"})
     _adopt_options(archive_retry, process, without={"urls", "files", "force"})
     _adopt_options(ui_command, process, without={"urls", "files", "force", "json_output"})
-    for command in (notes_group, archive_group, tor_group, watch_command, ui_command):
+    doctor_command.params.extend(param for param in process.params if param.name in DOCTOR_OPTIONS)
+    for command in (notes_group, archive_group, tor_group, watch_command, doctor_command, ui_command):
         root.add_command(command)
 
 
 def _adopt_options(command: click.Command, source: click.Command, *, without: set[str]) -> None:
     command.params.extend(param for param in source.params if param.name not in without)
+
+
+DOCTOR_OPTIONS = frozenset(
+    {"tor", "tor_socks", "tor_control", "tor_config", "output", "ca_bundle", "model"}
+    | {"proxy", "proxy_rotating", "proxy_file", "egress", "pot_provider"}
+)
+
+
+@click.command("doctor")
+@click.option(
+    "--json", "json_output", is_flag=True, envvar=env_name("DOCTOR_JSON"), help="Print the checks as JSON."
+)
+@click.option(
+    "--check-key",
+    is_flag=True,
+    envvar=env_name("CHECK_KEY"),
+    help="Check the Anthropic key with a 1-token call (costs one token).",
+)
+@click.option(
+    "--ip-echo-url",
+    default=DEFAULT_IP_ECHO,
+    show_default=True,
+    envvar=env_name("IP_ECHO_URL"),
+    help="A service that answers with the caller's IP address, asked through each proxy.",
+)
+def doctor_command(**options: Any) -> None:
+    """Check what a run needs, on one screen: Tor, each proxy (and its exit IP), yt-dlp and its JavaScript
+    runtime, the PO token provider, the Anthropic key, the CA bundle and free disk. Exit code 1 when a
+    check fails; each failed check says how to fix it."""
+    from .doctor import doctor_checks, exit_code, format_checks
+
+    configure(logging.WARNING, SecretFilter([os.environ.get("ANTHROPIC_API_KEY", ""), tor_password() or ""]))
+    with user_errors(debug=False):
+        settings = Settings(
+            output=options["output"],
+            model=options["model"],
+            api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
+            ca_bundle=resolve_ca_bundle(options["ca_bundle"]),
+            pot_provider=check_pot_provider(options["pot_provider"]),
+            tor=options["tor"],
+            tor_socks=options["tor_socks"],
+            tor_control=options["tor_control"],
+            tor_password=tor_password(),
+            **proxy_settings(options),
+        )
+        checks = list(
+            doctor_checks(settings, ip_echo_url=options["ip_echo_url"], check_key=options["check_key"])
+        )
+    if options["json_output"]:
+        data = {"checks": [check.to_json() for check in checks], "exit_code": exit_code(checks)}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(format_checks(checks))
+    sys.exit(exit_code(checks))
 
 
 @click.group("notes")
@@ -83,6 +139,7 @@ def notes_regenerate(**options: Any) -> None:
             model=options["model"],
             api_key=os.environ.get("ANTHROPIC_API_KEY") or None,
             assessment=options["assessment"],
+            notes_lang=parse_notes_lang(options["notes_lang"]),
             max_input_tokens=options["max_input_tokens"],
         )
         engine = build_engine(settings)

@@ -20,9 +20,13 @@ import click
 
 from .config import (
     DEFAULT_MODEL,
+    EGRESS,
     ENV_PREFIX,
     Settings,
+    check_egress,
+    check_pot_provider,
     parse_languages,
+    parse_notes_lang,
     parse_since,
     resolve_ca_bundle,
 )
@@ -63,7 +67,7 @@ def tor_options(func: F) -> F:
             show_default=True,
             envvar=env_name("TOR"),
             help="auto: a Tor that answers, else launch one; system: the Tor at --tor-control; "
-            "embedded: launch a private tor; off: no Tor (direct, or --proxy).",
+            "embedded: launch a private tor; off: no Tor (direct, or through --proxy).",
         ),
         click.option(
             "--tor-socks",
@@ -91,6 +95,55 @@ def tor_options(func: F) -> F:
     return func
 
 
+def egress_options(func: F) -> F:
+    """Proxies, and how yt-dlp gets in; shared by the process and doctor commands."""
+    decorators = [
+        click.option(
+            "--proxy",
+            "proxy",
+            multiple=True,
+            metavar="URL",
+            envvar=env_name("PROXY"),
+            help="A proxy, SCHEME://[USER:PASSWORD@]HOST:PORT with socks5h, socks5, http or https. "
+            "Repeatable (in STUDY_BUDDY_PROXY: separated by spaces).",
+        ),
+        click.option(
+            "--proxy-rotating",
+            multiple=True,
+            metavar="URL",
+            envvar=env_name("PROXY_ROTATING"),
+            help="A proxy whose exit IP changes per connection or session (e.g. a provider's -rotate "
+            "user name); paced as a pool. Repeatable.",
+        ),
+        click.option(
+            "--proxy-file",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            envvar=env_name("PROXY_FILE"),
+            help="Read proxies from a file: one URL a line (optionally followed by 'rotating'), # comments.",
+        ),
+        click.option(
+            "--egress",
+            type=click.Choice(EGRESS),
+            default="auto",
+            show_default=True,
+            envvar=env_name("EGRESS"),
+            help="Where YouTube traffic leaves from: Tor, the proxies, or both (auto: the proxies when any "
+            "is given, else Tor).",
+        ),
+        click.option(
+            "--pot-provider",
+            metavar="URL",
+            envvar=env_name("POT_PROVIDER"),
+            help="Base URL of a bgutil PO token provider (HTTP, e.g. http://127.0.0.1:4416) that yt-dlp "
+            "asks for the tokens YouTube's captions need (needs the 'pot' extra).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 def pacing_options(func: F) -> F:
     """Per-exit pacing; shared by the process and tor status commands."""
     decorators = [
@@ -99,7 +152,8 @@ def pacing_options(func: F) -> F:
             default="8/10m",
             show_default=True,
             envvar=env_name("PER_EXIT"),
-            help="Budget of videos per Tor exit per window, COUNT/WINDOW.",
+            help="The most videos per Tor exit (or proxy) per window, COUNT/WINDOW: a ceiling; each exit's "
+            "pace adapts below it to what YouTube tolerates.",
         ),
         click.option(
             "--exit-interval",
@@ -113,7 +167,8 @@ def pacing_options(func: F) -> F:
             default="30m",
             show_default=True,
             envvar=env_name("EXIT_COOLDOWN"),
-            help="How long an exit that YouTube blocked is kept out of use.",
+            help="How long an exit YouTube blocked that never served is kept out of use (one that served "
+            "cools down briefly, longer with each block in a row, at most this).",
         ),
     ]
     for decorator in reversed(decorators):
@@ -137,6 +192,12 @@ def note_writing_options(func: F) -> F:
             default=True,
             envvar=env_name("ASSESSMENT"),
             help="Add an assessment (questions with hidden answers) written by a second, cached call.",
+        ),
+        click.option(
+            "--notes-lang",
+            envvar=env_name("NOTES_LANG"),
+            help="Write the notes in this language (a code like en or de), whatever the transcript's; "
+            "default: the transcript's language.",
         ),
         click.option(
             "--max-input-tokens",
@@ -214,12 +275,16 @@ def settings_from(options: dict[str, Any]) -> Settings:
         auto_subject=options["auto_subject"],
         links=options["links"],
         assessment=options["assessment"],
+        notes_lang=parse_notes_lang(options["notes_lang"]),
         max_input_tokens=options["max_input_tokens"],
         note_format=options["note_format"],
         transcript_format=options["transcript_format"],
         parallel=options["parallel"],
         workers=options["workers"],
-        proxy=options["proxy"],
+        **proxy_settings(options),
+        pot_provider=check_pot_provider(options["pot_provider"]),
+        transcripts=options["transcripts"],
+        cookies=check_cookies(options["cookies"]),
         ca_bundle=resolve_ca_bundle(options["ca_bundle"]),
         languages=parse_languages(options["languages"]),
         translate_to=options["translate_to"],
@@ -253,6 +318,25 @@ def settings_from(options: dict[str, Any]) -> Settings:
         log_tor_events=options["log_tor_events"],
         keep_temp=options["keep_temp"],
     )
+
+
+def proxy_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """`proxies`, `proxy_problems` and `egress` of Settings, from the egress options."""
+    from .proxies import load_proxies
+
+    loaded = load_proxies(options["proxy"], options["proxy_rotating"], options["proxy_file"])
+    egress = check_egress(options["egress"], loaded.proxies)
+    return {"proxies": loaded.proxies, "proxy_problems": loaded.bad, "egress": egress}
+
+
+def check_cookies(path: Path | None) -> Path | None:
+    """`--cookies`: a readable Netscape cookies file (checked without loading yt-dlp)."""
+    if path is None:
+        return None
+    from .cookiefile import check_cookie_file
+
+    check_cookie_file(path)
+    return path
 
 
 def run_and_report(

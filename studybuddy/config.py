@@ -15,9 +15,15 @@ import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, InputError
 from .units import ExitBudget
+
+if TYPE_CHECKING:
+    from .inputs import BadInput
+    from .proxies import ProxySpec
 
 ENV_PREFIX = "STUDY_BUDDY_"
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -27,6 +33,9 @@ ENV_FILE_KEYS = frozenset({"ANTHROPIC_API_KEY"})
 ORDERS = ("playlist", "shortest", "longest")  # --order: the order videos are taken in
 NOTE_FORMATS = ("md", "json")  # --format
 TRANSCRIPT_FORMATS = ("md", "txt", "srt", "vtt")  # --transcript-format
+EGRESS = ("auto", "tor", "proxies", "tor,proxies")  # --egress: where YouTube traffic leaves from
+TRANSCRIPT_PATHS = ("api", "ytdlp")  # --transcripts: which way in comes first
+DEFAULT_IP_ECHO = "https://api.ipify.org"  # doctor --ip-echo-url: answers with the caller's address
 DEFAULT_PER_EXIT = ExitBudget(8, 600.0)  # 8 videos per exit per 10 minutes: polite by default
 
 # `.env.debug` names -> the settings they stand for.
@@ -51,7 +60,9 @@ class Settings:
     links: bool = True  # link related notes both ways in a marked block
     parallel: bool = False
     workers: int = 3
-    proxy: str | None = None
+    proxies: tuple[ProxySpec, ...] = ()  # --proxy, --proxy-rotating, --proxy-file (see `proxies`)
+    proxy_problems: tuple[BadInput, ...] = ()  # bad --proxy-file lines: reported, the others still run
+    egress: str = "auto"  # auto | tor | proxies | tor,proxies (auto: proxies when any is given, else tor)
     ca_bundle: str | None = None
     languages: tuple[str, ...] = ("en",)
     translate_to: str | None = None
@@ -65,6 +76,7 @@ class Settings:
     batch_poll_s: float = 30.0  # seconds between two looks at a pending batch
     batch_max_wait_s: float = 25 * 3600.0  # stop waiting (the batch stays open for the next run)
     assessment: bool = True  # a second call: questions with answers in collapsed callouts
+    notes_lang: str | None = None  # the language notes are written in; None: the transcript's
     max_input_tokens: int = 60_000  # estimated tokens one call may send; longer transcripts go in sections
     note_format: str = "md"  # md | json
     transcript_format: str = "md"  # md | txt | srt | vtt
@@ -73,7 +85,10 @@ class Settings:
     limit: int | None = None  # at most this many videos of each playlist or channel
     since: datetime.date | None = None  # only videos a playlist or channel lists as uploaded since then
     order: str = "playlist"  # playlist | shortest | longest (by listed duration)
-    use_ytdlp: bool = True
+    use_ytdlp: bool = True  # yt-dlp may fill in metadata the pages did not have
+    transcripts: str = "api"  # api: youtube-transcript-api first, yt-dlp when it cannot; ytdlp: yt-dlp first
+    pot_provider: str | None = None  # base URL of a bgutil PO token provider (HTTP), for yt-dlp
+    cookies: Path | None = None  # Netscape cookies for yt-dlp only (the account may be flagged)
     max_retries: int = 3
     backoff_s: float = 2.0
     tor: str = "auto"  # auto | system | embedded | off
@@ -94,6 +109,15 @@ class Settings:
     @property
     def thread_count(self) -> int:
         return self.workers if self.parallel else 1
+
+    @property
+    def uses_proxies(self) -> bool:
+        return self.egress in ("proxies", "tor,proxies") or (self.egress == "auto" and bool(self.proxies))
+
+    @property
+    def uses_tor(self) -> bool:
+        """Whether YouTube traffic goes through Tor (`--tor off` then means direct connections)."""
+        return self.egress in ("tor", "tor,proxies") or (self.egress == "auto" and not self.proxies)
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
@@ -195,10 +219,50 @@ def parse_since(text: str) -> datetime.date:
     raise InputError(f"--since {text!r}: expected a date like 2024-01-31")
 
 
+def _is_language_code(code: str) -> bool:
+    return code.replace("-", "").isalnum() and len(code) <= 12
+
+
 def parse_languages(text: str) -> tuple[str, ...]:
     """`en,de` -> ("en", "de"), in preference order."""
     codes = tuple(code.strip() for code in text.split(",") if code.strip())
-    bad = [code for code in codes if not code.replace("-", "").isalnum() or len(code) > 12]
-    if not codes or bad:
+    if not codes or not all(_is_language_code(code) for code in codes):
         raise InputError(f"--lang {text!r}: expected language codes like en,de")
     return codes
+
+
+def check_egress(egress: str, proxies: Sequence[ProxySpec]) -> str:
+    """`--egress` checked against the proxies given: proxies wanted but none given is an error."""
+    if egress not in EGRESS:
+        raise InputError(f"--egress {egress!r}: expected one of {', '.join(EGRESS)}")
+    if "proxies" in egress and not proxies:
+        raise InputError(
+            f"--egress {egress}: no proxy given (use --proxy URL, --proxy-rotating URL or --proxy-file FILE)"
+        )
+    return egress
+
+
+def check_pot_provider(url: str | None) -> str | None:
+    """`--pot-provider`: an http(s)://HOST:PORT base URL (a trailing slash is dropped)."""
+    if url is None or not url.strip():
+        return None
+    parts = urlsplit(url.strip())
+    try:
+        port_ok = parts.port is not None or parts.scheme in ("http", "https")
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query:
+        raise InputError(
+            f"--pot-provider {url!r}: expected the provider's base URL, like http://127.0.0.1:4416"
+        )
+    return url.strip().rstrip("/")
+
+
+def parse_notes_lang(text: str | None) -> str | None:
+    """`--notes-lang de` -> "de"; None or empty: notes in the transcript's language."""
+    code = (text or "").strip()
+    if not code:
+        return None
+    if not _is_language_code(code):
+        raise InputError(f"--notes-lang {text!r}: expected one language code like en, de or pt-BR")
+    return code

@@ -6,9 +6,7 @@ its requests use that worker's SOCKS identity (its own circuit) and trust the sa
 listing it asks the run's `Pacer` for the exit budget exactly as a video does (one slot per listing). A
 block cools the exit down and renews the circuit, network trouble backs off; both are bounded.
 
-yt-dlp has no option for a CA bundle, and turning verification off would be unsafe. Its request handlers
-build their TLS context in `_make_sslcontext` (with certifi's roots); `_trust_ca_bundle` wraps that method
-so the context also trusts the bundle's CAs. Verification and host name checks stay on.
+yt-dlp trusts the same CA bundle as the worker's session (`ytdlp_common.trust_ca_bundle`).
 
 Entries come in playlist order with title, duration and (approximate, from "3 weeks ago") upload date when
 YouTube lists them. `--limit` keeps the first N of each collection, `--since` drops videos listed as uploaded
@@ -23,9 +21,7 @@ name the holes of a course instead of dropping them without a word, and never fe
 from __future__ import annotations
 
 import datetime
-import functools
 import logging
-import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +34,14 @@ from .errors import BlockedError, FetchError, InputError, TransientError
 from .inputs import VIDEO_ID_PATTERN, BadInput, Collection, Inputs
 from .metadata import ytdlp_base_options
 from .pipeline import Pacer, RetryPolicy, RunStopped, Worker, WorkerFactory
+from .ytdlp_common import (
+    BLOCK_SIGNS,
+    error_message,
+    error_status,
+    is_network_error,
+    root_cause,
+    trust_ca_bundle,
+)
 
 __all__ = [
     "Expander",
@@ -50,7 +54,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_BLOCK_SIGNS = ("sign in to confirm", "not a bot", "captcha", "http error 429", "too many requests")
 _GONE_SIGNS = ("does not exist", "private", "unavailable", "not available", "has been removed")
 _PLACEHOLDERS = {"[Private video]": "private video", "[Deleted video]": "deleted video"}  # playlist entries
 
@@ -87,7 +90,7 @@ def list_videos(
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             if isinstance(session.verify, str):
-                _trust_ca_bundle(ydl, session.verify)
+                trust_ca_bundle(ydl, session.verify)
             info = ydl.extract_info(url, download=False, process=False)
             if not isinstance(info, dict) or info.get("_type") != "playlist":
                 raise ExpansionError(f"{url}: names a single video, not a playlist or channel")
@@ -133,7 +136,7 @@ class Expander:
                 log.info("%s: %d videos listed", collection.url, len(videos))
                 return videos
             except BlockedError as exc:
-                if not self.worker.can_renew or rotations >= self.retry.max_rotations:
+                if not self.pacer.can_move(self.worker) or rotations >= self.retry.max_rotations:
                     raise ExpansionError(f"{collection.url}: blocked by YouTube ({exc.reason})") from None
                 rotations += self.pacer.on_blocked(
                     self.worker, exc
@@ -270,53 +273,16 @@ def _positive(value: Any) -> float | None:
 
 def _classified(url: str, error: Exception) -> FetchError | ExpansionError:
     """A yt-dlp error as a block, network trouble (both retried) or a one-line `ExpansionError`."""
-    cause = _root_cause(error)
-    status = getattr(getattr(cause, "response", None), "status", None) or getattr(cause, "status", None)
-    message = str(getattr(cause, "orig_msg", None) or getattr(cause, "msg", None) or cause).strip()
-    message = message.removeprefix("ERROR: ").splitlines()[0] if message else type(cause).__name__
+    cause = root_cause(error)
+    status = error_status(cause)
+    message = error_message(cause)
     lowered = message.lower()
-    if status in (403, 429) or any(sign in lowered for sign in _BLOCK_SIGNS):
+    if status in (403, 429) or any(sign in lowered for sign in BLOCK_SIGNS):
         return BlockedError(url, message)
-    if isinstance(status, int) and status >= 500:
+    if status is not None and status >= 500:
         return TransientError(url, f"HTTP {status}")
-    if status is None and _is_network_error(cause):
+    if status is None and is_network_error(cause):
         return TransientError(url, f"network error ({type(cause).__name__})")
     if any(sign in lowered for sign in _GONE_SIGNS):
         return ExpansionError(f"{url}: playlist or channel is gone or private ({message})")
     return ExpansionError(f"{url}: cannot be listed ({message})")
-
-
-def _root_cause(error: Exception) -> BaseException:
-    """The innermost exception behind yt-dlp's wrappers (`DownloadError.exc_info`, `ExtractorError.cause`)."""
-    current: BaseException = error
-    for _ in range(5):  # wrappers nest a few levels at most
-        exc_info = getattr(current, "exc_info", None)
-        inner = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
-        inner = getattr(current, "cause", None) or inner
-        if not isinstance(inner, BaseException) or inner is current:
-            break
-        if getattr(inner, "status", None) is None and getattr(current, "expected", False):
-            break  # an expected ExtractorError ("YouTube said: ...") is the message to show
-        current = inner
-    return current
-
-
-def _is_network_error(error: BaseException) -> bool:
-    import yt_dlp.networking.exceptions as network
-
-    return isinstance(error, OSError | network.TransportError | network.RequestError)
-
-
-def _trust_ca_bundle(ydl: Any, ca_bundle: str) -> None:
-    """Make every yt-dlp request handler's TLS context also trust `ca_bundle` (verification stays on)."""
-    for handler in ydl._request_director.handlers.values():
-        handler._make_sslcontext = functools.partial(_context_trusting, handler._make_sslcontext, ca_bundle)
-
-
-def _context_trusting(
-    make_context: Callable[..., ssl.SSLContext], ca_bundle: str, *args: Any, **kwargs: Any
-) -> ssl.SSLContext:
-    context = make_context(*args, **kwargs)
-    if context.verify_mode != ssl.CERT_NONE:
-        context.load_verify_locations(cafile=ca_bundle)
-    return context

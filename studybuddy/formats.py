@@ -1,5 +1,6 @@
-"""Other shapes of a note and a transcript: the note as JSON (`--format json`), the transcript as txt, srt,
-vtt or md (`--transcript-format`), and the machine-readable transcript saved for `notes regenerate`.
+"""Other shapes of a note and a transcript: the note as JSON (`--format json`: the same checked structure the
+Markdown note is rendered from), the transcript as txt, srt, vtt or md (`--transcript-format`), and the
+machine-readable transcript saved for `notes regenerate`.
 
 Subtitles come from youtube-transcript-api's own formatters, fed a `FetchedTranscript` made of our segments.
 The saved transcript (`<output>/.transcripts/<video_id>.json`) holds the segments, the language and the
@@ -9,7 +10,6 @@ video's metadata: enough to write the note again without asking YouTube.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 from .config import NOTE_FORMATS, TRANSCRIPT_FORMATS
 from .errors import InputError
 from .models import Chapter, NoteBody, Segment, Transcript, VideoMeta
+from .note_render import note_json
 from .notes import render_transcript, video_fields
 from .output import id_in_path
 
@@ -25,7 +26,6 @@ __all__ = [
     "NOTE_FORMATS",
     "TRANSCRIPT_FORMATS",
     "load_saved_transcript",
-    "note_sections",
     "render_note_json",
     "render_transcript_as",
     "save_transcript_json",
@@ -35,7 +35,6 @@ __all__ = [
 
 SAVED_TRANSCRIPTS = ".transcripts"
 _SAVED_VERSION = 1
-_HEADING = re.compile(r"^## (.+)$", re.MULTILINE)
 
 
 def transcript_suffix(transcript_format: str) -> str:
@@ -64,16 +63,6 @@ def render_transcript_as(meta: VideoMeta, transcript: Transcript, transcript_for
     return text if text.endswith("\n") else text + "\n"
 
 
-def note_sections(markdown: str) -> list[dict[str, str]]:
-    """The `## ` sections of a note body as `{"heading", "markdown"}`, in order (text before the first
-    heading, if any, under an empty heading)."""
-    parts = _HEADING.split(markdown)
-    sections = [{"heading": "", "markdown": parts[0].strip()}] if parts[0].strip() else []
-    for heading, text in zip(parts[1::2], parts[2::2], strict=True):
-        sections.append({"heading": heading.strip(), "markdown": text.strip()})
-    return sections
-
-
 def render_note_json(
     meta: VideoMeta,
     transcript: Transcript,
@@ -81,17 +70,20 @@ def render_note_json(
     *,
     generated_at: datetime | None = None,
 ) -> str:
-    """The structured note: the video's metadata, the note's sections and what it cost."""
+    """The structured note: the video's metadata, the note's checked structure and what it cost.
+
+    Seconds are whole seconds of the video (`meta.url` plus `&t=` opens it there).
+    """
     when = generated_at or datetime.now(UTC)
     note = {
         "meta": {
-            **video_fields(meta, transcript),
+            **video_fields(meta, transcript, body),
             "chapters": [asdict(chapter) for chapter in meta.chapters],
             "model": body.model,
             "prompt_version": body.prompt_version,
             "generated_at": when.isoformat(timespec="seconds"),
         },
-        "sections": note_sections(body.markdown),
+        "note": note_json(body.note),
         "usage": asdict(body.usage),
     }
     return json.dumps(note, ensure_ascii=False, indent=2) + "\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -20,7 +20,16 @@ from urllib.parse import quote, unquote_plus
 
 from .errors import InputError
 
-__all__ = ["VIDEO_ID_PATTERN", "BadInput", "Collection", "Inputs", "parse_video_id", "read_inputs"]
+__all__ = [
+    "VIDEO_ID_PATTERN",
+    "BadInput",
+    "Collection",
+    "FileLine",
+    "Inputs",
+    "file_lines",
+    "parse_video_id",
+    "read_inputs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +231,19 @@ class _Collector:
         self.inputs.bad.append(BadInput(source, _shorten(text.strip()), reason))
 
 
-def _read_file(path: Path, collector: _Collector) -> None:
-    """Add every non-blank, non-comment line of `path`, decoding each line on its own."""
+class FileLine(NamedTuple):
+    """A non-blank line of a list file without its comment: `text` is None when it is not UTF-8."""
+
+    source: str  # "urls.txt:7"
+    text: str | None
+    raw: str  # for display (undecodable bytes replaced)
+
+
+def file_lines(path: Path) -> Iterator[FileLine]:
+    """The non-blank, non-comment lines of a list file (`#` comments, a UTF-8 BOM), each decoded on its own.
+
+    Raises `InputError` naming the file when it cannot be read.
+    """
     data = _read_bytes(path).removeprefix(codecs.BOM_UTF8)
     lines = data.splitlines()
     for number, line in enumerate(lines, start=1):
@@ -231,14 +251,21 @@ def _read_file(path: Path, collector: _Collector) -> None:
         content = (line[: comment.start()] if comment else line).strip()
         if not content:
             continue
-        source = f"{path}:{number}"
         try:
-            text = content.decode("utf-8")
+            text: str | None = content.decode("utf-8")
         except UnicodeDecodeError:
-            collector.add_bad(source, content[: _DISPLAY_CHARS * 4].decode("utf-8", "replace"), _NOT_UTF8)
-            continue
-        collector.add(source, text)
+            text = None
+        yield FileLine(f"{path}:{number}", text, content[: _DISPLAY_CHARS * 4].decode("utf-8", "replace"))
     logger.debug("read %d lines from %s", len(lines), path)
+
+
+def _read_file(path: Path, collector: _Collector) -> None:
+    """Add every non-blank, non-comment line of `path`."""
+    for line in file_lines(path):
+        if line.text is None:
+            collector.add_bad(line.source, line.raw, _NOT_UTF8)
+        else:
+            collector.add(line.source, line.text)
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from .models import Chapter, VideoMeta
+from .ytdlp_common import YtDlpLogger
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +63,22 @@ class PageRecorder:
 
 
 def collect_metadata(
-    video_id: str, recorder: PageRecorder, session: requests.Session, *, use_ytdlp: bool
+    video_id: str,
+    recorder: PageRecorder,
+    session: requests.Session,
+    *,
+    use_ytdlp: bool,
+    known: VideoMeta | None = None,
 ) -> VideoMeta:
-    """What the recorded pages say about `video_id`; yt-dlp (if `use_ytdlp`) then oEmbed when no title."""
+    """What the recorded pages say about `video_id`, then what is `known` already (from yt-dlp's subtitle
+    path); yt-dlp (if `use_ytdlp`) then oEmbed only when there is still no title."""
     meta = VideoMeta(video_id)
     if recorder.player_response is not None:
         meta = fill_missing(meta, meta_from_player(video_id, _loads(recorder.player_response)))
     if recorder.watch_page is not None:
         meta = fill_missing(meta, meta_from_watch_page(video_id, recorder.watch_page))
+    if known is not None:
+        meta = fill_missing(meta, known)
     fallbacks: list[Callable[[str, requests.Session], VideoMeta | None]] = [meta_from_oembed]
     if use_ytdlp:
         fallbacks.insert(0, meta_from_ytdlp)
@@ -162,6 +171,11 @@ def meta_from_ytdlp(video_id: str, session: requests.Session) -> VideoMeta | Non
     except Exception as error:  # yt-dlp raises many types; a fallback must never fail the video
         logger.debug("%s: yt-dlp metadata failed (%s)", video_id, type(error).__name__)
         return None
+    return meta_from_info(video_id, info)
+
+
+def meta_from_info(video_id: str, info: Any) -> VideoMeta:
+    """Fields from a yt-dlp info dict (title, channel, duration, date, description, tags, chapters)."""
     return VideoMeta(
         video_id,
         title=_text(_dig(info, "title")),
@@ -198,7 +212,7 @@ def ytdlp_base_options(session: requests.Session) -> dict[str, Any]:
         "noprogress": True,
         "cachedir": False,
         "extractor_retries": 0,
-        "logger": _YtDlpLogger(urlsplit(proxy).password),
+        "logger": YtDlpLogger([urlsplit(proxy).password]),
     }
 
 
@@ -212,20 +226,6 @@ def meta_from_oembed(video_id: str, session: requests.Session) -> VideoMeta | No
         logger.debug("%s: oEmbed metadata failed (%s)", video_id, type(error).__name__)
         return None
     return VideoMeta(video_id, title=_text(_dig(data, "title")), channel=_text(_dig(data, "author_name")))
-
-
-class _YtDlpLogger:
-    """Sends all of yt-dlp's output to our debug log, without the proxy password."""
-
-    def __init__(self, secret: str | None) -> None:
-        self._secret = secret
-
-    def debug(self, message: str) -> None:
-        if self._secret:
-            message = message.replace(self._secret, "***")
-        logger.debug("yt-dlp: %s", message)
-
-    info = warning = error = debug
 
 
 def _loads(text: str) -> Any:

@@ -136,6 +136,12 @@ def m008_exit_reputation(db: sqlite3.Connection) -> None:
     )
 
 
+def m009_batch_plans(db: sqlite3.Connection) -> None:
+    """The progress of each batched note (its calls and checked answers so far), saved with the batch it
+    waits for: a note written over several batches (sections, then overview; repairs) resumes after a stop."""
+    db.execute("ALTER TABLE videos ADD COLUMN batch_plan TEXT")
+
+
 def _allow_status(db: sqlite3.Connection, status: str) -> None:
     """SQLite cannot alter a CHECK constraint: rebuild `videos` from its own schema, `status` allowed too."""
     (table_sql,) = db.execute(
@@ -165,4 +171,5 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m006_claims_and_retries,
     m007_prompt_version,
     m008_exit_reputation,
+    m009_batch_plans,
 )

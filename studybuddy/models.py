@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .note_schema import StudyNote
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:
@@ -79,9 +81,10 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class NoteBody:
-    """What a note engine produced: Markdown sections (no front matter) and what it cost."""
+    """What a note engine produced: the note's checked structure (rendered by `note_render`) and its cost."""
 
-    markdown: str
+    note: StudyNote
     model: str
     usage: Usage = field(default_factory=Usage)
     prompt_version: str | None = None  # which prompts wrote it (None: an engine without prompts)
+    language: str | None = None  # the language the note is written in (None: the transcript's)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from .errors import NotesError
 from .models import NoteBody, Transcript, VideoMeta
-from .notes import format_clock, timestamp_link
+from .note_checks import Captions, check_answer
+from .note_schema import Concept, OutlineItem, Point, Question, StudyNote, fold_outline
 from .offline_text import PhraseIndex, Sentence, split_sentences, tfidf_vectors
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
     "OfflineNote",
     "Section",
     "extract_note",
-    "render_markdown",
+    "study_note",
 ]
 
 OFFLINE_MODEL = "offline-extractive-v1"
@@ -53,6 +54,7 @@ _MIN_POINT_WORDS = 5  # content words a summary or outline sentence needs
 _DEFINED_AFTER = r"\s+(?:is|are|means|refers to|describes|stands for)\b"  # "X is ...", "X means ..."
 _DEFINED_BEFORE = r"\b(?:called|known as|defined as)\s+"  # "... is called X"
 _MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<>#$|]|==|~~|%%")
+_REQUIRED = ("summary", "outline")  # an extractive note has no misconceptions, connections or examples
 
 Vector = dict[str, float]
 
@@ -95,9 +97,12 @@ class OfflineEngine:
         """Nothing can be missing: no key, no model, no network."""
 
     def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
-        return NoteBody(
-            markdown=render_markdown(extract_note(meta, transcript), meta.video_id), model=OFFLINE_MODEL
-        )
+        """The extracted note, checked against the transcript like any engine's (no link to a bad second)."""
+        captions = Captions.of(transcript, meta.duration, meta.chapters)
+        checked = check_answer(study_note(extract_note(meta, transcript)), captions, _REQUIRED)
+        if not checked.ok:
+            raise NotesError(f"{meta.video_id}: the extracted note failed its checks: {checked.problems[0]}")
+        return NoteBody(checked.note, OFFLINE_MODEL, language=transcript.language_code)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -361,43 +366,35 @@ def _term_words(term: str) -> str:
     return r"[\s\-]+".join(re.escape(word) for word in term.split())
 
 
-# --- Markdown ---------------------------------------------------------------------------------------------
+# --- the note's structure ---------------------------------------------------------------------------
 
 
-def render_markdown(note: OfflineNote, video_id: str) -> str:
-    """The note body in the sections the Anthropic engine writes (Summary, Key concepts, Outline, Review)."""
-    parts = ["## Summary", "\n".join(f"- {_stamp(s, video_id)} {_escape(s.text)}" for s in note.summary)]
-    if note.key_terms:
-        concepts = (
-            f'- **{_escape(t.term)}**: "{_escape(t.definition.text)}" ({_stamp(t.definition, video_id)})'
-            for t in note.key_terms
+def study_note(note: OfflineNote) -> StudyNote:
+    """The extracted note in the structure every engine writes (rendered by the one renderer).
+
+    Every text is the speaker's words, escaped; an outline part starts where its first sentence does, and
+    a chapter without captions says so (`NO_SPEECH`, at the chapter's start) instead of an empty heading.
+    """
+    outline = fold_outline(
+        OutlineItem(
+            int(section.points[0].start if section.points else section.start),
+            _escape(section.title),
+            tuple(Point(int(point.start), _escape(point.text)) for point in section.points)
+            or (Point(int(section.start), NO_SPEECH),),
         )
-        parts += ["## Key concepts", "\n".join(concepts)]
-    parts.append("## Outline")
-    for section in note.outline:
-        parts.append(f"### {_link(section.start, video_id)} {_escape(section.title)}")
-        if section.points:
-            parts.append("\n".join(f"- {_stamp(s, video_id)} {_escape(s.text)}" for s in section.points))
-        else:  # a chapter with no captions: said so, not an empty heading
-            parts.append(NO_SPEECH)
-    if note.questions:
-        parts += ["## Review questions", "Fill in the blank; open a question to see its answer."]
-        parts += [_question(number, q, video_id) for number, q in enumerate(note.questions, start=1)]
-    return "\n\n".join(parts) + "\n"
-
-
-def _question(number: int, question: Cloze, video_id: str) -> str:
-    """An Obsidian callout, collapsed: the blanked sentence shows, the answer opens on a click."""
-    title = f"{number}. {_escape(question.prompt)} ({_stamp(question.source, video_id)})"
-    return f"> [!question]- {title}\n> {_escape(question.answer)}"
-
-
-def _link(seconds: float, video_id: str) -> str:
-    return f"[{format_clock(seconds)}]({timestamp_link(video_id, seconds)})"
-
-
-def _stamp(sentence: Sentence, video_id: str) -> str:
-    return _link(sentence.start, video_id)
+        for section in note.outline
+    )
+    return StudyNote(
+        summary=" ".join(_escape(sentence.text) for sentence in note.summary),
+        key_concepts=tuple(
+            Concept(_escape(t.term), f'"{_escape(t.definition.text)}"', int(t.definition.start))
+            for t in note.key_terms
+        ),
+        outline=outline,
+        review_questions=tuple(
+            Question(_escape(q.prompt), _escape(q.answer), int(q.source.start)) for q in note.questions
+        ),
+    )
 
 
 def _escape(text: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import requests
 
@@ -58,7 +58,10 @@ from .output import OutputTree, atomic_write_text
 from .progress import Outcome, ProgressMonitor, Stage, Summary
 from .sessions import LISTER, Identity, ProxyEndpoint, last_source, new_run_id, new_session
 from .subjects import SubjectChooser, subject_of
-from .transcripts import FetchResult, TranscriptFetcher
+from .transcripts import FetchResult, SubtitleOptions, TranscriptFetcher
+
+if TYPE_CHECKING:
+    from .proxies import ProxySpec
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +76,11 @@ class Worker:
         settings: Settings,
         proxy: ProxyEndpoint | None,
         run_id: str,
+        egress: ProxySpec | None = None,
     ) -> None:
         self.index = index
-        self.identity = Identity.first(run_id, index) if proxy else None
+        self.egress = egress  # a proxy of the user's instead of Tor
+        self.identity = Identity.first(run_id, index) if proxy and egress is None else None
         self.next_identity = self.identity.next() if self.identity else None  # known ahead: see TorPacer
         self.circuit_started = time.monotonic()
         self._settings = settings
@@ -83,20 +88,29 @@ class Worker:
         self.session, self.fetcher = self._connect()
 
     def _connect(self) -> tuple[requests.Session, TranscriptFetcher]:
-        session = new_session(identity=self.identity, proxy=self.proxy, ca_bundle=self._settings.ca_bundle)
+        session = new_session(
+            identity=self.identity,
+            proxy=self.proxy if self.identity else None,
+            ca_bundle=self._settings.ca_bundle,
+            egress=self.egress,
+        )
         fetcher = TranscriptFetcher(
             session,
             languages=self._settings.languages,
             translate_to=self._settings.translate_to,
             use_ytdlp=self._settings.use_ytdlp,
             debug_dir=self._settings.output / ".debug" if self._settings.keep_temp else None,
+            subtitles=SubtitleOptions(
+                self._settings.transcripts, self._settings.pot_provider, self._settings.cookies
+            ),
         )
         return session, fetcher
 
     @property
     def can_renew(self) -> bool:
-        """Only a proxied worker can get a new circuit; a direct one keeps its IP."""
-        return self.identity is not None
+        """A worker on Tor can get a new circuit, one on a rotating proxy a new exit IP (a new session);
+        a direct one, or one on a fixed proxy, keeps its IP."""
+        return self.identity is not None or (self.egress is not None and self.egress.rotating)
 
     def circuit_age(self) -> float:
         """Seconds since this worker's current identity (circuit) was made."""
@@ -109,15 +123,25 @@ class Worker:
 
     def renew(self, identity: Identity | None = None) -> None:
         """Move to `identity` (a spare whose circuit is built), else the next generation: new credentials,
-        new session and client (old sockets would stay on the old circuit)."""
-        if self.identity is None or self.next_identity is None:
+        new session and client (old sockets would stay on the old circuit); on a rotating proxy a new
+        session (new connections, a new exit IP)."""
+        if not self.can_renew:
             return
         self.close()
-        self.identity = identity or self.next_identity
-        self.next_identity = self.identity.next()
+        if self.identity is not None and self.next_identity is not None:
+            self.identity = identity or self.next_identity
+            self.next_identity = self.identity.next()
         self.circuit_started = time.monotonic()
         self.session, self.fetcher = self._connect()
-        log.debug("worker %d renewed its circuit: %r", self.index, self.identity)
+        log.debug("worker %d renewed its circuit: %r", self.index, self.identity or self.egress)
+
+    def use_egress(self, egress: ProxySpec) -> None:
+        """Move to another proxy: a new session and client through it."""
+        self.close()
+        self.egress = egress
+        self.circuit_started = time.monotonic()
+        self.session, self.fetcher = self._connect()
+        log.debug("worker %d moved to %s", self.index, egress)
 
     def close(self) -> None:
         self.fetcher.close()
@@ -127,22 +151,37 @@ class Worker:
 class WorkerFactory:
     """Builds the `Worker` of each pool thread; numbers them in the order threads ask."""
 
-    def __init__(self, settings: Settings, *, proxy: ProxyEndpoint | None, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        proxy: ProxyEndpoint | None,
+        run_id: str | None = None,
+        egress_for: Callable[[int], ProxySpec | None] | None = None,
+    ) -> None:
         self.settings = settings
         self.proxy = proxy
         self.run_id = run_id or new_run_id()
+        self.egress_for = egress_for or (lambda _index: None)  # worker number -> its proxy (None: Tor)
         self._numbers = itertools.count()
         self._lock = threading.Lock()
 
     def __call__(self) -> Worker:
         with self._lock:
             index = next(self._numbers)
-        return Worker(index, settings=self.settings, proxy=self.proxy, run_id=self.run_id)
+        return self.make(index)
+
+    def make(self, index: int) -> Worker:
+        """Worker number `index`, on its egress."""
+        egress = self.egress_for(index)
+        return Worker(index, settings=self.settings, proxy=self.proxy, run_id=self.run_id, egress=egress)
 
     def lister(self) -> Worker:
         """The worker that lists playlists and channels: its number and SOCKS username are its own, so it
         shares neither pacing state nor circuits with a pool worker."""
-        return Worker(LISTER, settings=self.settings, proxy=self.proxy, run_id=self.run_id)
+        return Worker(
+            LISTER, settings=self.settings, proxy=self.proxy, run_id=self.run_id, egress=self.egress_for(0)
+        )
 
 
 class RunStopped(Exception):
@@ -163,6 +202,9 @@ class Pacer(Protocol):
 
     def move(self, worker: Worker) -> None:
         """Give the worker another circuit (another egress) without charging its exit with a block."""
+
+    def can_move(self, worker: Worker) -> bool:
+        """Whether the worker can get another IP at all (a block is worth a retry)."""
 
     def exit_of(self, worker: Worker) -> str | None: ...
 
@@ -188,6 +230,9 @@ class RenewingPacer:
 
     def move(self, worker: Worker) -> None:
         worker.renew()
+
+    def can_move(self, worker: Worker) -> bool:
+        return worker.can_renew
 
     def exit_of(self, worker: Worker) -> str | None:
         return None
@@ -259,7 +304,7 @@ class Pipeline:
         self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
         self.hurry = threading.Event()  # set (a second Ctrl-C): also start no notes call for a fetched video
         self.fatal: StudyBuddyError | None = None
-        self.started = False  # True once videos are being processed (the engine's check passed)
+        self.started = False  # True once videos are being processed
         self._local = threading.local()
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
@@ -278,8 +323,6 @@ class Pipeline:
         rows = self.archive.get_many(video_ids)
         self.monitor.start(video_ids, self.settings.thread_count)
         todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
-        if todo and self.engine is not None and not self.stop_event.is_set():
-            self.engine.check()  # a refused key or unknown model stops the run before any video
         self.started = True
         try:
             with self.claims:
@@ -453,7 +496,8 @@ class Pipeline:
         if fetched.meta.title:
             attempt.title = fetched.meta.title
             self.monitor.set_title(video_id, attempt.title)
-        if self.batch is not None and self.batch.defer(fetched.meta, fetched.transcript):
+        if self.batch is not None:
+            self.batch.defer(fetched.meta, fetched.transcript)  # the note comes with a batch's results
             self.monitor.stage(video_id, Stage.NOTES, worker.index)
             return
         body = self._notes(worker, fetched)
@@ -524,12 +568,12 @@ class Pipeline:
                 self.pacer.after_video(worker)
                 return fetched
             except BlockedError as exc:
-                if not worker.can_renew or rotations >= self.retry.max_rotations:
+                if not self.pacer.can_move(worker) or rotations >= self.retry.max_rotations:
                     raise
                 log.info("%s: blocked (%s); renewing worker %d's circuit", video_id, exc.reason, worker.index)
                 rotations += self.pacer.on_blocked(worker, exc)  # blocks of exits that serve nobody: free
             except GeoBlockedError as exc:
-                if moved or not worker.can_renew:
+                if moved or not self.pacer.can_move(worker):
                     raise
                 moved = True  # an exit in another country may play it: one more try, no blame
                 log.info("%s: %s; trying once more through another exit", video_id, exc.reason)
@@ -555,7 +599,7 @@ class Pipeline:
     ) -> tuple[Path, Path | None]:
         meta, transcript = fetched.meta, fetched.transcript
         self.monitor.stage(meta.video_id, Stage.WRITING, worker.index if worker else None)
-        subject = self._subject(meta, body.markdown if body else transcript.text, row)
+        subject = self._subject(meta, body.note.text if body else transcript.text, row)
         as_json = body is not None and self.settings.note_format == "json"
         note_path = self.output.note_path(
             meta.video_id,

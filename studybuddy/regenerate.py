@@ -20,7 +20,8 @@ from .config import Settings
 from .errors import InputError, NotesError, NotesFatalError, OutputError
 from .formats import load_saved_transcript, render_note_json, saved_transcript_path
 from .links import Linker
-from .notes import PROMPT_VERSION, NoteEngine, render_note
+from .note_prompts import PROMPT_VERSION
+from .notes import NoteEngine, render_note
 from .output import OutputTree
 
 __all__ = ["RegenerateOutcome", "regenerate"]

@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .admission import Admission
+from .anthropic_engine import AnthropicEngine
 from .archive import Archive
 from .batch import BatchNotes
 from .config import Settings, parse_host_port
@@ -20,16 +22,20 @@ from .errors import ConfigError, InputError, StudyBuddyError
 from .expand import plan_videos
 from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
-from .notes import AnthropicEngine, NoteEngine
+from .notes import NoteEngine
 from .offline import OfflineEngine
 from .output import OutputTree
 from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
+from .preflight import check_before_run
 from .progress import ProgressMonitor, ProgressView, Summary
 from .progress_views import format_summary, make_view
 from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
 from .subjects import SubjectChooser
 from .torlaunch import TorKeeper, TorSetup, resolve_tor
+
+if TYPE_CHECKING:
+    from .proxies import ProxySpec
 
 log = logging.getLogger(__name__)
 Warn = Callable[[str], None]
@@ -78,6 +84,10 @@ def build_engine(settings: Settings) -> NoteEngine | None:
         return None
     engine = settings.engine or ("anthropic" if settings.api_key else "offline")
     if engine == "offline":
+        if settings.notes_lang:
+            log.warning(
+                "offline notes are the speaker's own words: --notes-lang %s is ignored", settings.notes_lang
+            )
         return OfflineEngine()
     if not settings.api_key:
         raise ConfigError(
@@ -91,6 +101,7 @@ def build_engine(settings: Settings) -> NoteEngine | None:
         limiter=limiter,
         assessment=settings.assessment,
         max_input_tokens=settings.max_input_tokens,
+        notes_lang=settings.notes_lang,
     )
 
 
@@ -110,8 +121,8 @@ def build_batch(settings: Settings, engine: NoteEngine | None, archive: Archive)
 
 
 def open_tor(settings: Settings, warn: Warn) -> TorSetup | None:
-    """The Tor of this run (None with `--tor off` or a plain `--proxy`); shows bootstrap progress."""
-    if settings.proxy:
+    """The Tor of this run (None with `--tor off` or proxies only); shows bootstrap progress."""
+    if not settings.uses_tor:
         return None
     shown: set[int] = set()
 
@@ -134,30 +145,67 @@ def open_tor(settings: Settings, warn: Warn) -> TorSetup | None:
 
 
 @contextmanager
-def _tor_pacer(
+def _pacer(
     setup: TorSetup | None, settings: Settings, archive: Archive, monitor: ProgressMonitor
 ) -> Iterator[Pacer | None]:
-    """The run's pacer over its Tor, knowing what earlier runs on this archive learned about the exits."""
-    if setup is None:
+    """The run's pacer: per exit over its Tor, per proxy over the user's proxies, or both; either way
+    knowing what earlier runs on this archive learned about the exits and proxies."""
+    if setup is None and not settings.uses_proxies:
         yield None
         return
-    from .circuits import TorExits
-    from .pacing import build_pacer
+    from .pacing import build_pacer, new_reputation
+    from .proxypacing import MixedPacer, ProxyPacer, is_proxy_key
 
     now = time.time()
     events = archive.exit_events(since=now - settings.per_exit.window_s)
-    pacer = build_pacer(
-        TorExits(setup.controller, setup.socks, private=setup.embedded is not None),
-        settings,
-        monitor,
-        store=archive,
-        past_uses=[(fp, now - at) for fp, event, at in events if event == "use"],
-        on_event=archive.record_exit_event,
+    past_uses = [(key, now - at) for key, event, at in events if event == "use"]
+    reputation = new_reputation(settings, archive)
+    tor_pacer = proxy_pacer = None
+    if setup is not None:
+        from .circuits import TorExits
+
+        tor_pacer = build_pacer(
+            TorExits(setup.controller, setup.socks, private=setup.embedded is not None),
+            settings,
+            monitor,
+            store=archive,
+            past_uses=[(key, ago) for key, ago in past_uses if not is_proxy_key(key)],
+            on_event=archive.record_exit_event,
+            reputation=reputation,
+        )
+    if settings.uses_proxies:
+        proxy_pacer = ProxyPacer(
+            settings.proxies,
+            settings,
+            monitor,
+            reputation,
+            workers=settings.thread_count,
+            past_uses=past_uses,
+            on_event=archive.record_exit_event,
+        )
+    pacer: Pacer = (
+        MixedPacer(tor_pacer, proxy_pacer)
+        if tor_pacer is not None and proxy_pacer is not None
+        else tor_pacer or proxy_pacer or RenewingPacer()
     )
     try:
         yield pacer
     finally:
         pacer.close()
+
+
+def egress_per_worker(settings: Settings) -> Callable[[int], ProxySpec | None] | None:
+    """Where each worker starts (None: every worker on Tor). On proxies alone, worker i starts on proxy
+    i mod P. With `--egress tor,proxies`, one worker per proxy (at most all workers but one) works on the
+    proxies and the others on Tor, whose many exits keep them busy. A worker on proxies moves between
+    them as `ProxyPacer` decides; a worker on Tor stays on Tor."""
+    if not settings.uses_proxies:
+        return None
+    proxies = settings.proxies
+    if not settings.uses_tor:
+        return lambda index: proxies[index % len(proxies)]
+    on_proxies = min(len(proxies), settings.thread_count - 1)
+    return lambda index: proxies[index] if 0 <= index < on_proxies else None
 
 
 def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bool:
@@ -195,21 +243,32 @@ def run(
         say(bad.message)
     output = OutputTree(settings.output)
     output.ensure_writable()
+    for bad in settings.proxy_problems:
+        say(bad.message)
     engine = build_engine(settings)
-    if settings.proxy and settings.tor not in ("auto", "off"):
-        raise InputError(f"--proxy and --tor {settings.tor}: choose one (--tor-socks sets Tor's SOCKS port)")
+    if settings.egress == "auto" and settings.proxies and settings.tor not in ("auto", "off"):
+        raise InputError(
+            f"proxies and --tor {settings.tor}: say which to use (--egress proxies, or --egress tor,proxies)"
+        )
     admission = admission or Admission(force=settings.force)
     with ExitStack() as stack:
         archive = stack.enter_context(Archive.open(settings.output))
+        needs_youtube = _needs_youtube(inputs, archive, admission)
+        if engine is not None:
+            stack.callback(engine.close)
+            if needs_youtube:
+                engine.check()  # a refused key or a model that cannot write notes: stop before YouTube
         setup = None
-        if _needs_youtube(inputs, archive, admission):
+        if needs_youtube:
+            settings = check_before_run(settings, say)
             setup = tor.get() if tor is not None else open_tor(settings, say)
         if setup is not None and tor is None:
             stack.enter_context(setup)
-        proxy = setup.socks if setup else ProxyEndpoint.parse(settings.proxy) if settings.proxy else None
         monitor = ProgressMonitor(view or make_view(json_output=json_output), all_outcomes=json_output)
-        pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
-        worker_factory = WorkerFactory(settings, proxy=proxy)
+        pacer = stack.enter_context(_pacer(setup, settings, archive, monitor))
+        worker_factory = WorkerFactory(
+            settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)
+        )
         retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
         linker = Linker(output.root, write_links=settings.links)
         subjects = SubjectChooser(linker) if settings.auto_subject and not settings.subject else None
@@ -243,11 +302,10 @@ def run(
             summary = pipeline.run(plan.video_ids, unavailable=plan.unavailable)
         except StudyBuddyError as exc:
             if pipeline.started is False:
-                raise  # nothing ran yet (refused key, unknown model): one line is the whole story
+                raise  # nothing ran yet: one line is the whole story
             fatal, summary = str(exc), monitor.summary()
         finally:
             monitor.close()
-            if engine is not None:
-                engine.close()
     chosen = tuple(subjects.report_lines()) if subjects else ()
-    return RunOutcome(summary, (*inputs.bad, *plan.bad), fatal, chosen, plan.duplicates)
+    unusable = (*settings.proxy_problems, *inputs.bad, *plan.bad)
+    return RunOutcome(summary, unusable, fatal, chosen, plan.duplicates)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .proxies import ProxySpec
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -29,7 +32,7 @@ LISTER = -1  # the worker number of the playlist and channel lister: never a poo
 
 @dataclass(frozen=True, slots=True)
 class ProxyEndpoint:
-    """A SOCKS5 proxy with remote DNS (`socks5h`): names resolve at the far end, never locally."""
+    """Tor's SOCKS5 port (`--tor-socks`), used with remote DNS (`socks5h`): names resolve at the exit."""
 
     host: str
     port: int
@@ -42,15 +45,15 @@ class ProxyEndpoint:
             candidate = f"socks5h://{candidate}"
         parts = urlsplit(candidate)
         if parts.scheme not in ("socks5h", "socks5"):
-            raise InputError(f"--proxy {text!r}: only socks5h://HOST:PORT proxies are supported")
+            raise InputError(f"--tor-socks {text!r}: expected HOST:PORT of Tor's SOCKS port")
         if parts.username or parts.password:
-            raise InputError(f"--proxy {text!r}: leave out credentials, every worker gets its own")
+            raise InputError(f"--tor-socks {text!r}: leave out credentials, every worker gets its own")
         try:
             port = parts.port
         except ValueError:
             port = None
         if not parts.hostname or port is None:
-            raise InputError(f"--proxy {text!r}: expected socks5h://HOST:PORT")
+            raise InputError(f"--tor-socks {text!r}: expected HOST:PORT of Tor's SOCKS port")
         return cls(parts.hostname, port)
 
     def __str__(self) -> str:
@@ -109,9 +112,13 @@ class _EgressAdapter(HTTPAdapter):
 
 
 def _local_address(response: requests.Response) -> tuple[str, int] | None:
-    """Where the answer's connection starts on this machine (its body is not read yet, so it is held)."""
+    """Where the answer's connection starts on this machine (its body is not read yet, so it is held). TLS
+    inside a TLS tunnel (an https:// proxy) wraps the socket in an object without an address: use the
+    socket under it."""
     connection = getattr(response.raw, "connection", None)
     sock = getattr(connection, "sock", None)
+    while sock is not None and not hasattr(sock, "getsockname"):
+        sock = getattr(sock, "socket", None)
     try:
         host, port = sock.getsockname()[:2] if sock is not None else (None, None)
     except OSError:
@@ -130,8 +137,10 @@ def new_session(
     identity: Identity | None = None,
     proxy: ProxyEndpoint | None = None,
     ca_bundle: str | None = None,
+    egress: ProxySpec | None = None,
 ) -> requests.Session:
-    """A session that ignores proxy variables and goes through `proxy` with `identity`'s credentials."""
+    """A session that ignores proxy variables and goes through Tor's `proxy` with `identity`'s credentials,
+    or through the user's proxy `egress` (with its own credentials)."""
     session = requests.Session()
     session.trust_env = False  # a stray HTTPS_PROXY must never bypass Tor
     session.headers["User-Agent"] = USER_AGENT
@@ -141,8 +150,10 @@ def new_session(
     if ca_bundle:
         session.verify = ca_bundle
     if proxy is not None:
-        if identity is None:
-            raise ValueError("a proxied session needs an identity")
+        if identity is None or egress is not None:
+            raise ValueError("a session through Tor needs an identity, and no other proxy")
         url = identity.proxy_url(proxy)
         session.proxies = {"http": url, "https": url}
+    elif egress is not None:
+        session.proxies = egress.requests_proxies()
     return session

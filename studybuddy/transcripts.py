@@ -3,6 +3,9 @@
 `TranscriptFetcher` wraps one `YouTubeTranscriptApi` (not thread-safe: one per worker) built on the worker's
 session, so every request goes through the worker's Tor circuit. A fetch costs three YouTube requests (watch
 page, innertube player POST, caption track); the metadata is parsed from the first two (see `metadata`).
+When the library cannot get a transcript that yt-dlp may (a PO token required, a player answer without
+tracks), yt-dlp's subtitle path tries on the same session (`ytdlp_subtitles`: the web client's player
+answer and the captions, two more requests); `SubtitleOptions.first == "ytdlp"` makes it the first way in.
 
 Which transcript: with `translate_to` set, an original in that language comes first, then `languages` in
 order (manual before generated within a language). When none of them exists, a transcript is translated to
@@ -28,6 +31,7 @@ Every library, `requests` or SOCKS exception is mapped, in one table (`_RULES`),
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -35,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree.ElementTree import ParseError
 
 import requests
@@ -68,9 +73,22 @@ from .metadata import PageRecorder, collect_metadata, translation_source
 from .models import Segment, Transcript, VideoMeta
 from .output import atomic_write_text, id_in_path
 
+if TYPE_CHECKING:
+    from .ytdlp_subtitles import SubtitleFetcher
+
 logger = logging.getLogger(__name__)
 
 _MAX_REASON_LENGTH = 120
+
+
+@dataclass(frozen=True, slots=True)
+class SubtitleOptions:
+    """How the second way in (yt-dlp's subtitles, see `ytdlp_subtitles`) is used: `first` is "api" (it is
+    the fallback) or "ytdlp" (it comes first); the PO token provider and cookies are yt-dlp's alone."""
+
+    first: str = "api"
+    pot_provider: str | None = None
+    cookies: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +110,7 @@ class TranscriptFetcher:
         translate_to: str | None = None,
         use_ytdlp: bool = True,
         debug_dir: Path | None = None,
+        subtitles: SubtitleOptions | None = None,
     ) -> None:
         self._languages = (languages,) if isinstance(languages, str) else tuple(languages)
         if not self._languages:
@@ -103,6 +122,8 @@ class TranscriptFetcher:
         self._recorder = PageRecorder()
         session.hooks["response"].append(self._recorder)
         self._api = YouTubeTranscriptApi(http_client=session)
+        self._subtitle_options = subtitles or SubtitleOptions()
+        self._subtitles: SubtitleFetcher | None = None  # yt-dlp's path, made when first needed
 
     def fetch(self, video_id: str) -> FetchResult:
         """Transcript and metadata of `video_id`; raises BlockedError, TransientError or PermanentError."""
@@ -110,8 +131,10 @@ class TranscriptFetcher:
             raise PermanentError(video_id, "not a YouTube video id")
         self._recorder.reset(video_id)
         try:
-            transcript = self._fetch_transcript(video_id)
-            meta = collect_metadata(video_id, self._recorder, self._session, use_ytdlp=self._use_ytdlp)
+            transcript, known = self._either_way(video_id)
+            meta = collect_metadata(
+                video_id, self._recorder, self._session, use_ytdlp=self._use_ytdlp, known=known
+            )
         except Exception as error:
             mapped = classify(video_id, error)
             if mapped is None:  # our own FetchError from _choose, or an error we do not know: unchanged
@@ -136,6 +159,54 @@ class TranscriptFetcher:
         hooks = self._session.hooks["response"]
         if self._recorder in hooks:
             hooks.remove(self._recorder)
+        if self._subtitles is not None:
+            self._subtitles.close()
+
+    def _either_way(self, video_id: str) -> tuple[Transcript, VideoMeta | None]:
+        """youtube-transcript-api, and yt-dlp's subtitles when it cannot get them (a PO token required, a
+        player answer without tracks); yt-dlp alone with `--transcripts ytdlp`. The metadata yt-dlp read
+        comes along (None on the first way: the recorded pages have it)."""
+        if self._subtitle_options.first != "api":
+            return self._via_ytdlp(video_id)
+        try:
+            return self._fetch_transcript(video_id), None
+        except _YTDLP_MAY_GET as error:
+            cause: PoTokenRequired | TranscriptsDisabled = error
+        logger.info("%s: %s; trying yt-dlp's subtitles", video_id, type(cause).__name__)
+        # outside the except block, so yt-dlp's errors are not chained to the library's
+        if isinstance(cause, PoTokenRequired):  # yt-dlp's reason says how to get a token
+            return self._via_ytdlp(video_id, because="they need a PO token")
+        return self._via_ytdlp(
+            video_id, because="the player answer listed none", kept=classify(video_id, cause)
+        )
+
+    def _via_ytdlp(
+        self, video_id: str, *, because: str | None = None, kept: FetchError | None = None
+    ) -> tuple[Transcript, VideoMeta | None]:
+        """yt-dlp's subtitles, the note saying `because` when it is the fallback; a permanent failure is
+        reported as `kept` when that is given."""
+        if self._subtitles is None:
+            from .ytdlp_subtitles import SubtitleFetcher
+
+            options = self._subtitle_options
+            self._subtitles = SubtitleFetcher(
+                self._session,
+                languages=self._languages,
+                translate_to=self._translate_to,
+                pot_provider=options.pot_provider,
+                cookies=options.cookies,
+                watch_page=because is None,  # as the fallback: the library just fetched the page
+            )
+        try:
+            found = self._subtitles.fetch(video_id)
+        except PermanentError as error:
+            if kept is None:
+                raise
+            raise kept from error
+        transcript = found.transcript
+        if because is not None:
+            transcript = dataclasses.replace(transcript, fallback_reason=f"by yt-dlp: {because}")
+        return transcript, found.meta
 
     def _fetch_transcript(self, video_id: str) -> Transcript:
         listing = self._api.list(video_id)
@@ -317,6 +388,7 @@ class _Rule:
 
 
 _HTTP_ERRORS = (YouTubeRequestFailed, requests.HTTPError)
+_YTDLP_MAY_GET = (PoTokenRequired, TranscriptsDisabled)  # what yt-dlp's subtitle path may still get
 _UNREADABLE = (requests.exceptions.JSONDecodeError, ParseError, ValueError)  # data, not code, is broken
 _BUGS = (TypeError, AttributeError, LookupError, NameError, AssertionError)
 

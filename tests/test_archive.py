@@ -355,3 +355,18 @@ def test_exit_events_are_kept_for_a_week_and_listed_oldest_first(tmp_path: Path)
         assert archive.exit_events(since=1_500.0) == [(fp, "block", 2_000.0), ("B" * 40, "use", 3_000.0)]
         archive.record_exit_event(fp, "use", at=3_000.0 + 8 * 24 * 3600)  # prunes what is over a week old
         assert [event[2] for event in archive.exit_events(since=0)] == [3_000.0 + 8 * 24 * 3600]
+
+
+def test_a_batch_keeps_each_videos_note_progress_until_it_is_collected(tmp_path: Path) -> None:
+    with Archive.open(tmp_path) as archive:
+        for video_id in ("aaaaaaaaaaa", "bbbbbbbbbbb"):
+            archive.start(video_id)
+        archive.record_batch("msgbatch_1", "claude-x", {"aaaaaaaaaaa": '{"a": 1}', "bbbbbbbbbbb": '{"b": 2}'})
+        assert archive.batch_plans("msgbatch_1") == {"aaaaaaaaaaa": '{"a": 1}', "bbbbbbbbbbb": '{"b": 2}'}
+        archive.record_batch("msgbatch_2", "claude-x", {"bbbbbbbbbbb": '{"b": 3}'})  # its next calls
+        archive.record_done("aaaaaaaaaaa", elapsed_s=1.0, batch_id="msgbatch_1")
+        assert archive.batch_plans("msgbatch_1") == {}
+        assert archive.batch_plans("msgbatch_2") == {"bbbbbbbbbbb": '{"b": 3}'}
+        archive.close_batch("msgbatch_1")
+    stored = dict(raw(tmp_path).execute("SELECT video_id, batch_plan FROM videos").fetchall())
+    assert stored == {"aaaaaaaaaaa": None, "bbbbbbbbbbb": '{"b": 3}'}  # a written note keeps no progress

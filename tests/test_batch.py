@@ -12,6 +12,7 @@ import pytest
 import responses
 from click.testing import CliRunner
 
+from studybuddy.anthropic_engine import AnthropicEngine
 from studybuddy.archive import Archive, ArchiveRow, BatchState, Status
 from studybuddy.batch import BatchNotes
 from studybuddy.cli import cli
@@ -19,12 +20,11 @@ from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, NotesError
 from studybuddy.formats import load_saved_transcript, saved_transcript_path
 from studybuddy.models import Segment, Transcript, VideoMeta
-from studybuddy.notes import AnthropicEngine
 from studybuddy.output import OutputTree
 from studybuddy.pipeline import Pipeline, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Summary
 from studybuddy.ratelimit import RequestLimiter
-from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
+from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic, RecordedRequest
 from tests.fakes.youtube_mock import MockYouTube, video
 
 SETTINGS = Settings(backoff_s=0.001, notes=True, batch=True)
@@ -40,10 +40,12 @@ def youtube(fake_anthropic: FakeAnthropic) -> Iterator[MockYouTube]:
         yield catalogue
 
 
-def run_batch(tmp_path: Path, *, max_wait_s: float = 5.0) -> Summary:
+def run_batch(
+    tmp_path: Path, *, max_wait_s: float = 5.0, ids: list[str] = IDS, **engine_options: object
+) -> Summary:
     """One run with fresh objects (archive, engine, batch, pipeline), as a new process would have."""
     settings = dataclasses.replace(SETTINGS, output=tmp_path / "notes")
-    engine = AnthropicEngine(api_key=API_KEY, model=MODEL, limiter=RequestLimiter(2, 1000))
+    engine = AnthropicEngine(api_key=API_KEY, model=MODEL, limiter=RequestLimiter(2, 1000), **engine_options)  # type: ignore[arg-type]
     try:
         with Archive.open(settings.output) as archive:
             batch = BatchNotes(engine, archive, archive.root, poll_interval_s=0.02, max_wait_s=max_wait_s)
@@ -56,7 +58,7 @@ def run_batch(tmp_path: Path, *, max_wait_s: float = 5.0) -> Summary:
                 worker_factory=WorkerFactory(settings, proxy=None),
                 batch=batch,
             )
-            return pipeline.run(IDS)
+            return pipeline.run(ids)
     finally:
         engine.close()
 
@@ -66,28 +68,105 @@ def archive_rows(tmp_path: Path) -> dict[str, ArchiveRow]:
         return {row.video_id: row for row in archive.rows()}
 
 
-def test_notes_come_from_one_batch_with_usage_and_batch_recorded(
+def custom_ids(request: RecordedRequest) -> list[str]:
+    assert request.body is not None
+    return sorted(r["custom_id"] for r in request.body["requests"])
+
+
+def test_notes_and_assessments_come_from_one_batch_with_usage_and_batch_recorded(
     tmp_path: Path, fake_anthropic: FakeAnthropic, youtube: MockYouTube
 ) -> None:
     summary = run_batch(tmp_path)
 
     assert summary.done == 3
-    assert len(fake_anthropic.batch_creations()) == 1
-    assert fake_anthropic.message_requests() == []  # no note went through the full-price endpoint
-    sent = fake_anthropic.batch_creations()[0].body
-    assert sent is not None
-    assert sorted(r["custom_id"] for r in sent["requests"]) == IDS
-    assert all(r["params"]["model"] == MODEL for r in sent["requests"])
+    [creation] = fake_anthropic.batch_creations()
+    assert not [r for r in fake_anthropic.message_requests() if r.body and r.body["max_tokens"] > 1]
+    assert custom_ids(creation) == sorted(f"{vid}-{call}" for vid in IDS for call in ("note", "assessment"))
+    assert creation.body is not None
+    for request in creation.body["requests"]:
+        params = request["params"]
+        assert params["model"] == MODEL and params["tool_choice"]["type"] == "tool"
+        assert params["tool_choice"]["name"] == (
+            "write_note" if request["custom_id"].endswith("note") else "write_assessment"
+        )
     note = (tmp_path / "notes" / "Lecture 2.md").read_text()
-    assert "## Summary" in note and "https://youtu.be/vid00000002?t=" in note
+    assert "## Summary" in note and "## Assessment" in note and "https://youtu.be/vid00000002?t=" in note
     with Archive.open(tmp_path / "notes") as archive:
         rows = {row.video_id: row for row in archive.rows()}
         assert archive.open_batches() == []
-    batch_id = fake_anthropic.batch_creations()[0].response["id"]
+    batch_id = creation.response["id"]
     for row in rows.values():
         assert row.status is Status.DONE and row.model == MODEL
         assert row.batch_id == batch_id and row.batch_state == BatchState.WRITTEN
         assert (row.input_tokens or 0) > 0 and (row.output_tokens or 0) > 0
+
+
+def test_a_broken_answer_is_repaired_in_a_second_batch(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, youtube: MockYouTube
+) -> None:
+    fake_anthropic.breaks = ["missing_section"]  # the first result of the first batch
+    summary = run_batch(tmp_path, assessment=False)
+
+    assert summary.done == 3
+    first, second = fake_anthropic.batch_creations()
+    broken = first.body["requests"][0]["custom_id"] if first.body else ""
+    assert custom_ids(second) == [f"{broken}-r"]
+    assert second.body is not None
+    [repair] = second.body["requests"]
+    [result] = repair["params"]["messages"][2]["content"]
+    assert result["type"] == "tool_result" and "the answer has no `outline`" in result["content"]
+    with Archive.open(tmp_path / "notes") as archive:
+        rows = {row.video_id: row for row in archive.rows()}
+        assert archive.open_batches() == []
+    repaired = broken.removesuffix("-note")
+    assert rows[repaired].batch_id == second.response["id"]  # priced as batched
+    for row in rows.values():
+        assert row.status is Status.DONE
+
+
+def test_a_long_video_goes_in_sections_then_overview_and_assessment(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    segments = tuple(
+        (i * 3.0, 3.0, f"Point {i} about vectors, matrices and their many uses.") for i in range(900)
+    )
+    long = video(4, segments=segments, length_seconds=2700)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(fake_anthropic.url)
+        MockYouTube.of([long]).install(mock)
+        summary = run_batch(tmp_path, ids=["vid00000004"], max_input_tokens=5000)
+
+    assert summary.done == 1
+    first, second = fake_anthropic.batch_creations()
+    assert len(custom_ids(first)) >= 2 and all("-s" in cid for cid in custom_ids(first))
+    assert custom_ids(second) == ["vid00000004-assessment", "vid00000004-overview"]
+    note = (tmp_path / "notes" / "Lecture 4.md").read_text()
+    assert "## Outline" in note and "## Assessment" in note
+
+
+def test_a_restart_between_two_batches_polls_the_second_and_sends_nothing_again(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, youtube: MockYouTube
+) -> None:
+    fake_anthropic.breaks = ["prose"]
+    fake_anthropic.next_batch_delays = [0.0, 3600.0]  # the repair batch is still processing at the stop
+    with pytest.raises(NotesError, match="still processing"):
+        run_batch(tmp_path, max_wait_s=0.2, assessment=False)
+    with Archive.open(tmp_path / "notes") as archive:
+        [(second_id, _model)] = archive.open_batches()
+        pending = archive.pending_in_batch(second_id)
+        done = [row.video_id for row in archive.rows() if row.status is Status.DONE]
+    assert len(pending) == 1 and len(done) == 2
+    fetches = {vid: youtube.requests_for(vid) for vid in IDS}
+    fake_anthropic.batches[second_id].delay = 0.0  # it has ended meanwhile
+
+    summary = run_batch(tmp_path, assessment=False)
+
+    assert summary.done == 1  # the repaired one; the others were done already
+    assert len(fake_anthropic.batch_creations()) == 2
+    assert {vid: youtube.requests_for(vid) for vid in IDS} == fetches
+    with Archive.open(tmp_path / "notes") as archive:
+        assert archive.open_batches() == []
+        assert all(row.status is Status.DONE for row in archive.rows())
 
 
 def test_a_restart_polls_the_same_batch_instead_of_resubmitting(
@@ -121,7 +200,7 @@ def test_a_restart_polls_the_same_batch_instead_of_resubmitting(
 def test_errored_and_expired_requests_fail_only_their_videos(
     tmp_path: Path, fake_anthropic: FakeAnthropic, youtube: MockYouTube
 ) -> None:
-    fake_anthropic.batch_results = {"vid00000002": "errored", "vid00000003": "expired"}
+    fake_anthropic.batch_results = {"vid00000002-assessment": "errored", "vid00000003-note": "expired"}
     summary = run_batch(tmp_path)
 
     assert (summary.done, summary.failed) == (1, 2)
@@ -162,7 +241,16 @@ def test_archive_stats_shows_batched_notes_at_half_price(
     prices = tmp_path / "prices.toml"
     prices.write_text(f'[models."{MODEL}"]\ninput = 3\noutput = 15\n')
     tokens = archive_rows(tmp_path).values()
-    full_price = sum(3 * (row.input_tokens or 0) + 15 * (row.output_tokens or 0) for row in tokens) / 1e6
+    full_price = (
+        sum(
+            3 * (row.input_tokens or 0)
+            + 15 * (row.output_tokens or 0)
+            + 3.75 * (row.cache_write_tokens or 0)
+            + 0.3 * (row.cache_read_tokens or 0)
+            for row in tokens
+        )
+        / 1e6
+    )
 
     result = CliRunner().invoke(
         cli, ["archive", "stats", "-o", str(tmp_path / "notes"), "--prices", str(prices), "--json"]
@@ -190,8 +278,7 @@ def test_a_note_one_request_cannot_write_is_not_batched(
 
     assert (summary.done, summary.failed) == (2, 1)
     [creation] = fake_anthropic.batch_creations()
-    assert creation.body is not None
-    assert sorted(r["custom_id"] for r in creation.body["requests"]) == IDS[:2]
+    assert {cid.split("-")[0] for cid in custom_ids(creation)} == set(IDS[:2])
     music_row = archive_rows(tmp_path)["vid00000003"]
     assert music_row.error_kind is ErrorKind.NOTES and "no spoken words" in (music_row.error or "")
     assert music_row.batch_id is None
@@ -201,7 +288,7 @@ def test_a_video_redone_without_batch_leaves_the_batch(tmp_path: Path) -> None:
     with Archive.open(tmp_path) as archive:
         for video_id in IDS[:2]:
             archive.start(video_id)
-        archive.record_batch("msgbatch_1", MODEL, IDS[:2])
+        archive.record_batch("msgbatch_1", MODEL, dict.fromkeys(IDS[:2], "{}"))
         assert BatchNotes.is_pending(archive.get(IDS[0]))
         archive.record_done(
             IDS[0],

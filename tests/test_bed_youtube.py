@@ -28,7 +28,8 @@ from studybuddy.models import Chapter, Segment
 from studybuddy.sessions import new_session
 from studybuddy.transcripts import FetchResult, TranscriptFetcher
 from tests.bed.youtube_server import CERT_NAMES, FakeYouTube, Limit
-from tests.bed.youtube_site import BLOCK_STYLES, CASES, CatalogueVideo, load_catalogue
+from tests.bed.youtube_site import BLOCK_STYLES, CASES, CatalogueVideo, SiteOptions, load_catalogue
+from tests.fakes.pot_provider import make_token
 
 EXIT_A = "127.0.0.11"
 EXIT_B = "127.0.0.12"
@@ -70,7 +71,7 @@ def running(clock: ManualClock) -> Iterator[FakeYouTube]:
 
 @pytest.fixture
 def server(running: FakeYouTube) -> FakeYouTube:
-    running.configure(latency=0.0, limit=None, exit_limits={})
+    running.configure(latency=0.0, limit=None, exit_limits={}, site=SiteOptions())
     running.reset()
     return running
 
@@ -353,10 +354,13 @@ def test_control_endpoint_reports_configures_and_resets(server: FakeYouTube, rou
     with new_session() as control:
         assert control.get(f"{server.control_url}/stats").json() == server.stats()
         limit = {"videos": 1, "window": 5.0, "block_for": 2.0, "style": "recaptcha"}
+        site = {"manual_po_tokens": True, "broken_formats": ["json3"]}
         answer = control.post(
-            f"{server.control_url}/configure", json={"latency": 0.01, "exit_limits": {EXIT_B: limit}}
+            f"{server.control_url}/configure",
+            json={"latency": 0.01, "exit_limits": {EXIT_B: limit}, "site": site},
         )
-        assert answer.json()["settings"] == {"latency": 0.01, "limit": None, "exit_limits": {EXIT_B: limit}}
+        expected = {"latency": 0.01, "limit": None, "exit_limits": {EXIT_B: limit}, "site": site}
+        assert answer.json()["settings"] == expected
         assert (
             control.post(f"{server.control_url}/configure", json={"limit": {"style": "x"}}).status_code == 400
         )
@@ -385,3 +389,27 @@ def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
         finally:
             process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_captions_as_json3_or_vtt_and_po_tokens_for_marked_tracks(server: FakeYouTube, route: Route) -> None:
+    entry, marked = NORMAL[0], of_case("po_token_required")
+    captions = "https://www.youtube.com/api/timedtext?v={}&lang=en"
+    texts = [html.unescape(text) for _, _, text in entry.video.segments]
+    with new_session(ca_bundle=server.ca_bundle) as session:
+        events = session.get(captions.format(entry.video.video_id) + "&fmt=json3").json()["events"]
+        assert ["".join(seg["utf8"] for seg in event["segs"]) for event in events] == texts
+        vtt = session.get(captions.format(entry.video.video_id) + "&fmt=vtt").text
+        assert vtt.startswith("WEBVTT") and vtt.count(" --> ") == len(texts)
+        pot_url = captions.format(marked.video.video_id) + "&exp=xpe"
+        assert session.get(pot_url).text == ""
+        assert session.get(f"{pot_url}&pot={make_token('someOtherVid')}").text == ""
+        assert "<transcript>" in session.get(f"{pot_url}&pot={make_token(marked.video.video_id)}").text
+        server.configure(site=SiteOptions(manual_po_tokens=True, broken_formats=frozenset({"json3"})))
+        body = {"videoId": entry.video.video_id, "context": {"client": {"clientName": "WEB"}}}
+        player = session.post("https://www.youtube.com/youtubei/v1/player", json=body).json()  # no key
+        tracks = player["captions"]["playerCaptionsTracklistRenderer"]["captionTracks"]
+        assert all("exp=xpe" in track["baseUrl"] for track in tracks if track.get("kind") != "asr")
+        with pytest.raises(ValueError):
+            session.get(captions.format(entry.video.video_id) + "&fmt=json3").json()
+        session.get(f"https://www.youtube.com/watch?v={entry.video.video_id}", cookies={"SID": "secret"})
+    assert server.stats()["cookies"] == [{"exit": EXIT_A, "name": "SID", "count": 1}]

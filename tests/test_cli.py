@@ -175,10 +175,11 @@ def test_a_bug_is_one_line_naming_the_library_the_traceback_comes_with_debug_and
         (["--file", "comments.txt"], "comments.txt: no video URLs in the file"),
         (["--workers", "0", "vid00000001"], "0 is not in the range 1<=x<=16"),
         (["--workers", "99", "vid00000001"], "99 is not in the range 1<=x<=16"),
-        (["--proxy", "http://127.0.0.1:3128", "vid00000001"], "only socks5h://HOST:PORT proxies"),
+        (["--proxy", "socks4://127.0.0.1:1080", "vid00000001"], "--proxy 'socks4://127.0.0.1:1080': unknown"),
         (["--output", "afile", "vid00000001"], "afile"),
         (["--ca-bundle", "nope.pem", "vid00000001"], "--ca-bundle 'nope.pem': no such CA bundle file"),
         (["--lang", ";;", "vid00000001"], "--lang ';;'"),
+        (["--notes-lang", "de;x", "vid00000001"], "--notes-lang 'de;x': expected one language code"),
         ([], "no video URLs or ids given"),
     ],
 )
@@ -229,6 +230,56 @@ def test_refused_api_key_is_one_line_without_the_key(
     assert "refused the API key" in result.output
     assert "sk-ant-refused" not in result.output
     assert youtube.calls == []
+
+
+def test_a_model_that_cannot_use_tools_stops_the_run_before_any_youtube_request(
+    tmp_path: Path, youtube: MockYouTube, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.models.add("claude-old-1")
+    fake_anthropic.models_without_tools.add("claude-old-1")
+    result = invoke("--model", "claude-old-1", "vid00000001", env={"ANTHROPIC_API_KEY": API_KEY})
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        "Error: model 'claude-old-1' cannot write structured notes: Anthropic refused a tool call (400): "
+        "tools: model claude-old-1 does not support tool use"
+    ]
+    assert youtube.calls == []
+    [check] = fake_anthropic.message_requests()
+    assert check.body is not None and check.body["max_tokens"] == 1
+
+
+def test_a_note_that_fails_its_checks_twice_is_not_written_and_archive_retry_redoes_it(
+    tmp_path: Path, youtube: MockYouTube, fake_anthropic: FakeAnthropic
+) -> None:
+    env = {"ANTHROPIC_API_KEY": API_KEY}
+    fake_anthropic.breaks = ["missing_section", "missing_section"]  # the note call and its repair
+    result = invoke("--model", MODEL, "vid00000001", env=env)
+    assert result.exit_code == 1
+    assert "the note failed the checks again after a repair: the answer has no `outline`" in result.output
+    assert not (tmp_path / "notes" / "Lecture 1.md").exists()
+    with Archive.open(tmp_path / "notes") as archive:
+        row = archive.get("vid00000001")
+    assert row is not None and row.status is Status.FAILED and row.error_kind == "notes"
+    tools = [r.body["tool_choice"]["name"] for r in fake_anthropic.message_requests() if r.body]
+    assert tools == ["ready", "write_note", "write_note"]  # no assessment for a note that failed
+
+    retried = invoke("archive", "retry", "--kind", "notes", "--model", MODEL, env=env)
+    assert retried.exit_code == 0, retried.output
+    assert "## Outline" in (tmp_path / "notes" / "Lecture 1.md").read_text()
+    assert archive_rows(tmp_path / "notes") == {"vid00000001": Status.DONE}
+
+
+def test_notes_in_another_language_than_the_transcript(
+    tmp_path: Path, youtube: MockYouTube, fake_anthropic: FakeAnthropic
+) -> None:
+    env = {"ANTHROPIC_API_KEY": API_KEY, "STUDY_BUDDY_NOTES_LANG": "de"}
+    result = invoke("--model", MODEL, "--no-assessment", "vid00000001", env=env)
+    assert result.exit_code == 0, result.output
+    meta = check_note(tmp_path / "notes" / "Lecture 1.md")
+    assert (meta["language"], meta["source_language"]) == ("de", "en")
+    note_call = fake_anthropic.message_requests()[-1]
+    assert note_call.body is not None and "notes_language: de" in note_call.body["system"][1]["text"]
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from studybuddy.archive import Archive
 from studybuddy.errors import ErrorKind
 from tests.bed.tornet import TorNetwork, exit_server_address
 from tests.bed.youtube_server import FakeYouTube, Limit
-from tests.bed.youtube_site import load_catalogue
+from tests.bed.youtube_site import BLOCK_STYLES, load_catalogue
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.notecheck import front_matter
 
@@ -152,9 +152,12 @@ def test_blocked_exits_cool_down_renew_and_every_video_still_gets_its_note(
     assert len(blocked_exits) >= 3, stats["exits"]  # the limits were low enough to block exits
     assert set(stats["videos"]) == set(normal) and set(stats["videos"].values()) == {1}  # never fetched twice
     answered = Counter(
-        vid for _t, _exit, kind, vid, outcome in stats["timeline"] if kind == "player" and outcome == "ok"
+        vid for _t, _exit, kind, vid, outcome in stats["timeline"] if kind == "watch" and outcome == "ok"
     )
-    assert all(answered[vid] == 1 for vid in permanent), answered  # permanent failures are never retried
+    refused = Counter(vid for _t, _exit, _kind, vid, outcome in stats["timeline"] if outcome in BLOCK_STYLES)
+    # permanent failures are never retried: a video is fetched again only when a request of its was blocked
+    # (yt-dlp's try after "transcripts disabled" or "PO token required" may meet a block)
+    assert all(answered[vid] <= 1 + refused[vid] for vid in permanent), (answered, refused)
     notes = [p for p in (tmp_path / "notes").glob("*.md") if not p.name.endswith(".transcript.md")]
     assert len(notes) == len(normal)  # no note written twice
     assert_budget_kept(stats, budget=budget, window_s=window)

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 import responses
-import trustme
 
 from studybuddy.config import Settings
 from studybuddy.errors import BlockedError, InputError, TransientError
@@ -22,7 +21,6 @@ from studybuddy.expand import (
     Expander,
     ExpansionError,
     ListedVideo,
-    _context_trusting,
     list_videos,
     order_videos,
     plan_videos,
@@ -214,20 +212,6 @@ def test_blocks_and_server_errors_are_retryable_errors(site: FakeSite, status: i
         list_videos(PLAYLIST_URL, session())
 
 
-def test_the_ca_bundle_is_trusted_in_addition_and_verification_stays_on(tmp_path: Path) -> None:
-    from yt_dlp.networking._helper import make_ssl_context
-
-    ca = trustme.CA()
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-
-    context = _context_trusting(make_ssl_context, str(bundle))
-
-    subjects = [dict(item[0] for item in cert["subject"]) for cert in context.get_ca_certs()]
-    assert any("trustme" in subject.get("organizationName", "") for subject in subjects)
-    assert context.check_hostname and context.verify_mode.name == "CERT_REQUIRED"
-
-
 class RecordingPacer:
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -252,6 +236,9 @@ class RecordingPacer:
     def exit_of(self, worker: Any) -> str | None:
         return None
 
+    def can_move(self, worker: Any) -> bool:
+        return True
+
     def release(self, worker: Any) -> None:
         self.released.append(worker)
 
@@ -271,7 +258,6 @@ class ScriptedLister:
 
 
 class RenewableWorker:
-    can_renew = True
     session = requests.Session()
 
 

@@ -10,7 +10,6 @@ import pytest
 from studybuddy.errors import InputError, OutputError
 from studybuddy.formats import (
     load_saved_transcript,
-    note_sections,
     render_note_json,
     render_transcript_as,
     save_transcript_json,
@@ -18,6 +17,7 @@ from studybuddy.formats import (
     transcript_suffix,
 )
 from studybuddy.models import Chapter, NoteBody, Segment, Transcript, Usage, VideoMeta
+from studybuddy.note_schema import OutlineItem, Point, Question, StudyNote
 from tests.notecheck import check_note
 
 META = VideoMeta(
@@ -38,10 +38,15 @@ TRANSCRIPT = Transcript(
     (Segment(0.0, 2.5, "hello there"), Segment(2.0, 3.0, "second line"), Segment(65.25, 4.0, "the end")),
 )
 BODY = NoteBody(
-    "## Summary\nIt [00:02](https://youtu.be/abcDEF12345?t=2) greets.\n\n## Review questions\n1. Why?",
+    StudyNote(
+        summary="It greets.",
+        outline=(OutlineItem(2, "Greeting", (Point(2, "Hello."),)),),
+        review_questions=(Question("Why?", "To be polite.", 65),),
+    ),
     "claude-test-1",
     Usage(10, 20, 3, 4),
     prompt_version="notes-0123456789ab",
+    language="de",
 )
 
 
@@ -60,13 +65,18 @@ def test_srt_and_vtt_come_from_the_library_formatters() -> None:
         render_transcript_as(META, TRANSCRIPT, "doc")
 
 
-def test_json_note_holds_meta_sections_and_usage(tmp_path: Path) -> None:
+def test_json_note_holds_meta_the_structure_and_usage(tmp_path: Path) -> None:
     path = tmp_path / "note.json"
     path.write_text(render_note_json(META, TRANSCRIPT, BODY))
     note = json.loads(path.read_text())
     assert note["meta"]["title"] == META.title and note["meta"]["prompt_version"] == "notes-0123456789ab"
-    assert [section["heading"] for section in note["sections"]] == ["Summary", "Review questions"]
-    assert note["sections"][1]["markdown"] == "1. Why?"
+    assert (note["meta"]["language"], note["meta"]["source_language"]) == ("de", "en")
+    assert note["note"]["summary"] == "It greets."
+    assert note["note"]["outline"] == [
+        {"second": 2, "title": "Greeting", "points": [{"second": 2, "text": "Hello."}]}
+    ]
+    assert note["note"]["review_questions"] == [{"question": "Why?", "answer": "To be polite.", "second": 65}]
+    assert note["note"]["assessment"] is None
     assert note["usage"] == {
         "input_tokens": 10,
         "output_tokens": 20,
@@ -74,13 +84,6 @@ def test_json_note_holds_meta_sections_and_usage(tmp_path: Path) -> None:
         "cache_write_tokens": 4,
     }
     check_note(path)
-
-
-def test_text_before_the_first_heading_is_kept() -> None:
-    assert note_sections("intro\n## A\nx") == [
-        {"heading": "", "markdown": "intro"},
-        {"heading": "A", "markdown": "x"},
-    ]
 
 
 def test_saved_transcript_round_trips(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from studybuddy.links import (
     tokenize,
 )
 from studybuddy.models import NoteBody, Transcript, VideoMeta
+from studybuddy.note_schema import StudyNote
 from studybuddy.output import TREE_LOCK_FILENAME, OutputTree
 from studybuddy.pipeline import Pipeline, WorkerFactory
 from studybuddy.progress import ProgressMonitor, Summary
@@ -325,7 +326,7 @@ class TopicEngine:
         """Always works."""
 
     def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
-        return NoteBody(markdown=f"## Summary\n{transcript.text}\n", model="topic-model")
+        return NoteBody(StudyNote(summary=transcript.text), model="topic-model")
 
     def close(self) -> None:
         """Nothing to close."""

@@ -238,7 +238,7 @@ def test_ytdlp_log_hides_the_proxy_password(caplog: pytest.LogCaptureFixture) ->
     options = ytdlp_options(proxied_session())
     assert options is not None
 
-    with caplog.at_level(logging.DEBUG, logger="studybuddy.metadata"):
+    with caplog.at_level(logging.DEBUG, logger="studybuddy.ytdlp_common"):
         options["logger"].error("ERROR: proxy socks5h://sb-run1-w2-g0:s3cret-pass@127.0.0.1:9050 refused")
 
     assert "refused" in caplog.text

@@ -21,6 +21,7 @@ RELEASED = [  # never renamed, reordered or left out: archives out there record 
     "m006_claims_and_retries",
     "m007_prompt_version",
     "m008_exit_reputation",
+    "m009_batch_plans",
 ]
 NAMES = [migration.__name__ for migration in MIGRATIONS]
 T0 = "2025-01-01T00:00:00.000+00:00"

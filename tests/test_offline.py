@@ -11,10 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from studybuddy.config import Settings
 from studybuddy.errors import NotesError
 from studybuddy.models import Chapter, Segment, Transcript, VideoMeta
+from studybuddy.note_render import render_body
 from studybuddy.offline import BLANK, OFFLINE_MODEL, OfflineEngine, OfflineNote, extract_note
 from studybuddy.offline_text import ENGLISH_STOPWORDS, split_sentences
+from studybuddy.runner import build_engine
 
 DATA = Path(__file__).parent / "data" / "transcripts"
 LECTURES = ("gradient", "photosynthesis", "markets")
@@ -34,6 +37,11 @@ def lecture(name: str) -> tuple[VideoMeta, Transcript]:
         data["video_id"], data["language"], data["language_code"], data["is_generated"], segments
     )
     return meta, transcript
+
+
+def markdown_of(meta: VideoMeta, transcript: Transcript) -> str:
+    """The offline note's body as the one renderer writes it."""
+    return render_body(OfflineEngine().generate(meta, transcript).note, meta.video_id)
 
 
 def normalised(text: str) -> str:
@@ -69,7 +77,7 @@ def test_every_sentence_shown_is_the_speakers_own(name: str) -> None:
 @pytest.mark.parametrize("name", LECTURES)
 def test_outline_timestamps_never_go_back_and_stay_in_the_video(name: str) -> None:
     meta, transcript = lecture(name)
-    markdown = OfflineEngine().generate(meta, transcript).markdown
+    markdown = markdown_of(meta, transcript)
     links = [(m["id"], int(m["seconds"])) for m in LINK.finditer(section(markdown, "Outline"))]
     seconds = [s for _, s in links]
     assert len(links) >= 2
@@ -113,10 +121,11 @@ def test_notes_are_deterministic_and_laid_out_like_the_anthropic_engine(name: st
     second = OfflineEngine().generate(meta, transcript)
     assert first == second
     assert first.model == OFFLINE_MODEL
-    headings = [line for line in first.markdown.splitlines() if line.startswith("## ")]
+    markdown = markdown_of(meta, transcript)
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
     assert headings == ["## Summary", "## Key concepts", "## Outline", "## Review questions"]
-    questions = section(first.markdown, "Review questions")
-    callouts = re.findall(r"^> \[!question\]- \d+\. .+\n> .+$", questions, re.M)
+    questions = section(markdown, "Review questions")
+    callouts = re.findall(r"^\d+\. .+\n> \[!question\]- Answer\n> .+\(\[\d+:\d+\]\(.+\)\)$", questions, re.M)
     assert len(callouts) == len(extract_note(meta, transcript).questions)
 
 
@@ -151,11 +160,11 @@ def test_no_chapter_heading_is_left_empty() -> None:
     parts = {part.title: part for part in note.outline}
     assert parts["Music break"].points == ()
     assert [point.text for point in parts["Goodbye"].points] == ["Okay, thanks!"]  # short, but what is said
-    markdown = OfflineEngine().generate(longer, replace(transcript, segments=(*transcript.segments, short)))
-    outline = section(markdown.markdown, "Outline")
+    markdown = markdown_of(longer, replace(transcript, segments=(*transcript.segments, short)))
+    outline = section(markdown, "Outline")
     blocks = re.split(r"^### .+$", outline, flags=re.M)[1:]
     assert len(blocks) == len(chapters) and all(block.strip() for block in blocks)
-    assert re.search(r"^### \[.+\) Music break\n\n_No speech in this chapter\._$", outline, re.M)
+    assert re.search(r"^### \[.+\) Music break\n\n- \[.+\) _No speech in this chapter\._$", outline, re.M)
 
 
 def test_topic_shifts_split_a_video_without_chapters_where_the_topic_changes() -> None:
@@ -231,7 +240,7 @@ def test_a_short_transcript_in_any_language_gets_a_note(
 
     assert note.summary and note.outline
     assert all(sentence.text in " ".join(texts) for sentence in note.summary)
-    markdown = OfflineEngine().generate(meta, transcript).markdown
+    markdown = markdown_of(meta, transcript)
     assert "## Summary" in markdown and term in markdown.lower()
 
 
@@ -256,12 +265,21 @@ def test_spoken_markdown_characters_cannot_become_tags_maths_or_html() -> None:
     text = "It costs $5 or $10, see <b>bold</b> and *stars* for #tags, ==marks== and a ] or [ too."
     segments = tuple(Segment(5.0 * i, 5.0, text) for i in range(6))
     transcript = Transcript("escapeTest1", "English", "en", False, segments)
-    markdown = OfflineEngine().generate(VideoMeta("escapeTest1"), transcript).markdown
-    spoken = [line for line in section(markdown, "Summary").splitlines() if line.startswith("- ")]
-    assert spoken
+    markdown = markdown_of(VideoMeta("escapeTest1"), transcript)
+    spoken = [line for line in section(markdown, "Outline").splitlines() if line.startswith("- ")]
+    spoken.append(section(markdown, "Summary").strip())
+    assert len(spoken) >= 2
     for line in spoken:
         assert r"\$5 or \$10" in line and r"\<b\>bold\</b\>" in line and r"\*stars\*" in line
         assert r"\#tags" in line and r"\=\=marks\=\=" in line and r"a \] or \[ too" in line
+
+
+def test_offline_notes_stay_in_the_transcripts_language(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="studybuddy.runner"):
+        assert isinstance(build_engine(Settings(notes_lang="de")), OfflineEngine)
+    assert "--notes-lang de is ignored" in caplog.text
+    meta, transcript = lecture("gradient")
+    assert OfflineEngine().generate(meta, transcript).language == "en"
 
 
 WORDS = st.sampled_from(
@@ -299,11 +317,11 @@ def test_any_captions_give_a_note_or_a_notes_error(segments: list[Segment], dura
     meta = VideoMeta("randomVideo", duration=duration, chapters=(Chapter(0, "Start"), Chapter(60, "Later")))
     transcript = Transcript("randomVideo", "English", "en", True, tuple(segments))
     try:
-        body = OfflineEngine().generate(meta, transcript)
+        markdown = markdown_of(meta, transcript)
     except NotesError as error:
         assert str(error).startswith("randomVideo: ")
         return
     limit = duration or transcript.end
-    seconds = [int(m["seconds"]) for m in LINK.finditer(section(body.markdown, "Outline"))]
+    seconds = [int(m["seconds"]) for m in LINK.finditer(section(markdown, "Outline"))]
     assert seconds == sorted(seconds)
     assert all(0 <= s <= max(limit, 0) for s in seconds)

@@ -15,7 +15,9 @@ from studybuddy.config import Settings
 from studybuddy.formats import save_transcript_json, saved_transcript_path
 from studybuddy.links import RELATED_START
 from studybuddy.models import NoteBody, Segment, Transcript, VideoMeta
-from studybuddy.notes import PROMPT_VERSION, render_note
+from studybuddy.note_prompts import PROMPT_VERSION
+from studybuddy.note_schema import StudyNote
+from studybuddy.notes import render_note
 from studybuddy.regenerate import regenerate
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
@@ -34,7 +36,7 @@ def done_video(
         False,
         tuple(Segment(i * 5.0, 5.0, f"idea {i} of {video_id}") for i in range(6)),
     )
-    body = NoteBody("## Summary\nOld note.", MODEL, prompt_version=prompt_version)
+    body = NoteBody(StudyNote(summary="Old note."), MODEL, prompt_version=prompt_version)
     note = root / f"Lecture {video_id}.md"
     note.write_text(render_note(meta, transcript, body, prompt_version=prompt_version))
     if saved:
@@ -77,11 +79,32 @@ def test_regenerate_rewrites_notes_of_older_prompts_in_place(
     assert meta["prompt_version"] == PROMPT_VERSION
     assert "Old note." not in old.read_text() and "## Assessment" in old.read_text()
     assert current.read_text() == current_text  # already from the current prompts: untouched
-    assert [r.path for r in fake_anthropic.requests] == [f"/v1/models/{MODEL}"] + ["/v1/messages"] * 2
+    check, *notes = fake_anthropic.message_requests()
+    assert check.body is not None and check.body["max_tokens"] == 1  # the model check, once
+    assert [r.body["tool_choice"]["name"] for r in notes if r.body] == ["write_note", "write_assessment"]
     with Archive.open(tmp_path) as archive:
         row = archive.get("oldPrompt01")
         assert row is not None and row.prompt_version == PROMPT_VERSION and row.note_path == old
         assert row.cache_read_tokens and row.cache_write_tokens  # the assessment read the cached transcript
+
+
+def test_regenerate_writes_the_notes_in_another_language(
+    fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    with Archive.open(tmp_path) as archive:
+        note = done_video(tmp_path, archive, "germanNotes", PROMPT_VERSION)
+
+    result = CliRunner().invoke(
+        cli,
+        ["notes", "regenerate", "-o", str(tmp_path), "-m", MODEL, "--notes-lang", "de", "--no-assessment"],
+    )
+
+    assert result.exit_code == 0, result.output
+    meta = check_note(note)
+    assert (meta["language"], meta["source_language"]) == ("de", "en")
+    [_check, request] = fake_anthropic.message_requests()
+    assert request.body is not None and "notes_language: de" in request.body["system"][1]["text"]
 
 
 class StrayMarkerEngine:
@@ -93,7 +116,7 @@ class StrayMarkerEngine:
         """Always works."""
 
     def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
-        return NoteBody(f"## Summary\nNew note.\n\n{RELATED_START}\n", MODEL, prompt_version=PROMPT_VERSION)
+        return NoteBody(StudyNote(summary=f"New note. {RELATED_START}"), MODEL, prompt_version=PROMPT_VERSION)
 
     def close(self) -> None:
         """Nothing to close."""
@@ -123,7 +146,7 @@ class CountingEngine(StrayMarkerEngine):
 
     def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
         self.written.append(meta.video_id)
-        return NoteBody("## Summary\nNew note.\n", MODEL, prompt_version=PROMPT_VERSION)
+        return NoteBody(StudyNote(summary="New note."), MODEL, prompt_version=PROMPT_VERSION)
 
 
 def test_a_recorded_note_path_outside_the_output_folder_is_refused_and_the_others_regenerate(
@@ -210,7 +233,7 @@ def test_a_run_saves_what_regenerate_needs_and_regenerate_asks_no_youtube(
     assert again.exit_code == 0, again.output
     assert "2 regenerated, 0 skipped, 0 failed" in again.output
     assert len(youtube_mock.calls) == youtube_calls  # not one request to YouTube
-    assert [r.path for r in fake_anthropic.message_requests()] == ["/v1/messages"] * 2
+    assert len(fake_anthropic.message_requests()) == 1 + 2  # the model check, then one call a note
     check_note(note)
     check_note(json_note)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [

@@ -11,13 +11,16 @@ import pytest
 import responses
 
 from studybuddy import runner
+from studybuddy.anthropic_engine import AnthropicEngine
 from studybuddy.archive import Archive
 from studybuddy.config import Settings
-from studybuddy.errors import ConfigError, InputError
+from studybuddy.errors import ConfigError, InputError, NotesFatalError
 from studybuddy.inputs import BadInput
-from studybuddy.notes import AnthropicEngine, NoteEngine
+from studybuddy.models import NoteBody, Transcript, VideoMeta
+from studybuddy.notes import NoteEngine
 from studybuddy.offline import OfflineEngine
 from studybuddy.progress import Summary
+from studybuddy.proxies import parse_proxy
 from studybuddy.runner import RunOutcome
 from studybuddy.torlaunch import TorKeeper
 from tests.fakes import youtube_lists as yl
@@ -81,7 +84,8 @@ def test_a_stop_while_listing_ends_the_run_cleanly(
     assert (outcome.summary.done, outcome.summary.failed, outcome.fatal) == (0, 0, None)
     assert outcome.bad_inputs == ()  # the list left unread is not reported as bad
     assert spy.closed == 1  # the note engine is closed
-    assert fake_anthropic.requests == []  # not even the key and model check: the run is stopping
+    notes_asked = [r for r in fake_anthropic.requests if (r.body or {}).get("max_tokens") != 1]
+    assert notes_asked == []  # at most the key and model check, made before anything was listed
     with Archive.open(settings.output) as archive:
         assert archive.rows() == []  # nothing marked failed, nothing started
 
@@ -130,9 +134,9 @@ def test_nothing_to_fetch_starts_no_tor(tmp_path: Path, monkeypatch: pytest.Monk
     assert bad_only.exit_code == 1 and "not a YouTube video URL" in bad_only.report()
 
 
-def test_a_proxy_and_a_tor_of_its_own_are_refused(tmp_path: Path) -> None:
-    settings = Settings(output=tmp_path, tor="system", proxy="socks5h://127.0.0.1:9050")
-    with pytest.raises(InputError, match="--proxy and --tor system: choose one"):
+def test_proxies_and_a_named_tor_without_an_egress_are_refused(tmp_path: Path) -> None:
+    settings = Settings(output=tmp_path, tor="system", proxies=(parse_proxy("socks5h://127.0.0.1:9050"),))
+    with pytest.raises(InputError, match="proxies and --tor system: say which to use"):
         runner.run(settings, ["vid00000001"], [])
 
 
@@ -170,3 +174,58 @@ def test_the_report_and_the_json_tell_the_same_story() -> None:
         1,
     )
     assert (data["done"], data["failed"], data["failed_by_kind"]) == (2, 1, {"permanent": 1})
+
+
+# the note engine is checked first
+
+PLAYLIST = "https://www.youtube.com/playlist?list=PLxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+
+class RefusingEngine:
+    """A note engine whose check finds it cannot work (a refused key, a model without tool use)."""
+
+    name = "refusing"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def check(self) -> None:
+        raise NotesFatalError("model 'claude-old-1' cannot write structured notes")
+
+    def generate(self, meta: VideoMeta, transcript: Transcript) -> NoteBody:
+        raise AssertionError("no note is written after a failed check")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_engine_is_checked_before_tor_starts_or_a_playlist_is_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = RefusingEngine()
+    reached: list[str] = []
+    monkeypatch.setattr(runner, "build_engine", lambda settings: engine)
+    monkeypatch.setattr(runner, "open_tor", lambda *args, **kwargs: reached.append("tor"))
+    monkeypatch.setattr(runner, "plan_videos", lambda *args, **kwargs: reached.append("playlist listed"))
+
+    with pytest.raises(NotesFatalError, match="cannot write structured notes"):
+        runner.run(Settings(output=tmp_path / "notes", tor="auto"), [PLAYLIST, "vid00000001"], [])
+
+    assert reached == []
+    assert engine.closed
+
+
+# where workers start
+
+
+def test_workers_start_one_per_proxy_and_the_rest_on_tor(tmp_path: Path) -> None:
+    proxies = tuple(parse_proxy(f"socks5h://127.0.0.{n}:1080") for n in (21, 22, 23))
+    mixed = Settings(output=tmp_path, parallel=True, workers=8, proxies=proxies, egress="tor,proxies")
+    start = runner.egress_per_worker(mixed)
+    assert start is not None
+    assert [start(index) for index in range(8)] == [*proxies, None, None, None, None, None]
+    few = runner.egress_per_worker(dataclasses.replace(mixed, workers=2))
+    assert few is not None and [few(0), few(1)] == [proxies[0], None]  # Tor keeps a worker
+    alone = runner.egress_per_worker(dataclasses.replace(mixed, egress="proxies"))
+    assert alone is not None and [alone(index) for index in range(4)] == [*proxies, proxies[0]]
+    assert runner.egress_per_worker(Settings(output=tmp_path)) is None

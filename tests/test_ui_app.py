@@ -99,8 +99,9 @@ def test_bad_lines_come_back_with_their_line_numbers_and_nothing_starts(tmp_path
         ({"engine": "anthropic"}, "engine", "needs ANTHROPIC_API_KEY"),
         ({"engine": "gpt"}, "engine", "choose anthropic or offline"),
         ({"tor": "maybe"}, "tor", "choose auto, system, embedded or off"),
-        ({"proxy": "http://proxy:8080"}, "proxy", "only socks5h://"),
-        ({"proxy": "socks5h://127.0.0.1:1080", "tor": "system"}, "proxy", "choose one"),
+        ({"proxies": "socks5h://127.0.0.1:1080\nftp://u:secret@127.0.0.1:21"}, "egress", "Proxy line 2:"),
+        ({"egress": "proxies"}, "egress", "no proxy given"),
+        ({"egress": "everywhere"}, "egress", "expected one of auto, tor"),
     ],
 )
 def test_each_bad_field_is_named_on_the_form(
@@ -112,6 +113,7 @@ def test_each_bad_field_is_named_on_the_form(
         assert f'data-field="{field}"' in answer.text
         assert any(message in line for line in errors_of(answer.text)), errors_of(answer.text)
         assert "Traceback" not in answer.text
+        assert "secret" not in answer.text  # a proxy's password is never sent back
 
 
 def test_an_output_folder_that_cannot_be_written_is_named(tmp_path: Path) -> None:

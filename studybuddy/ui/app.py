@@ -28,9 +28,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..admission import retry_selection
 from ..archive import Archive, Status
-from ..config import Settings
+from ..config import EGRESS, Settings
 from ..errors import ErrorKind, StudyBuddyError
-from ..notes import format_clock
+from ..note_render import format_clock
 from ..progress_views import format_seconds
 from . import charts
 from .forms import ENGINES, TOR_MODES, RunForm, read_run_form
@@ -57,7 +57,13 @@ def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("studybuddy.ui", "templates"), autoescape=select_autoescape(), auto_reload=False
     )
-    env.globals.update(clock=format_seconds, engines=ENGINES, tor_modes=TOR_MODES, kinds=list(ErrorKind))
+    env.globals.update(
+        clock=format_seconds,
+        engines=ENGINES,
+        tor_modes=TOR_MODES,
+        egress_choices=EGRESS,
+        kinds=list(ErrorKind),
+    )
     for name in env.list_templates():  # compiled now, not in the first request of each page
         env.get_template(name)
     return env

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from starlette.datastructures import FormData, UploadFile
 
-from ..config import Settings, parse_languages
+from ..config import Settings, check_egress, parse_languages
 from ..errors import StudyBuddyError
 from ..inputs import read_inputs
 from ..output import OutputTree, safe_filename
-from ..sessions import ProxyEndpoint
+from ..proxies import ProxySpec, parse_proxy
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 PASTED = "pasted"
@@ -41,7 +41,8 @@ class RunForm:
     subject: str = ""
     languages: str = "en"
     tor: str = "auto"
-    proxy: str = ""
+    egress: str = "auto"
+    proxies: str = ""  # one a line; never shown again (passwords)
     force: bool = False
     skip_bad: bool = False
     errors: dict[str, str] = field(default_factory=dict)  # field name -> one line
@@ -59,7 +60,7 @@ class RunForm:
             subject=settings.subject or "",
             languages=",".join(settings.languages),
             tor=settings.tor,
-            proxy=settings.proxy or "",
+            egress=settings.egress,
         )
 
 
@@ -85,7 +86,8 @@ async def read_run_form(form: FormData, base: Settings) -> tuple[RunForm, RunReq
         subject=str(form.get("subject", "")).strip(),
         languages=str(form.get("languages", "")).strip(),
         tor=str(form.get("tor", "auto")),
-        proxy=str(form.get("proxy", "")).strip(),
+        egress=str(form.get("egress", "auto")),
+        proxies=str(form.get("proxies", "")),
         force="force" in form,
         skip_bad="skip_bad" in form,
     )
@@ -116,13 +118,15 @@ def _settings(values: RunForm, base: Settings) -> Settings | None:
         languages = parse_languages(values.languages)
     except StudyBuddyError as exc:
         errors["languages"] = f"Languages: {exc}"
-    if values.proxy:
-        try:
-            ProxyEndpoint.parse(values.proxy)
-        except StudyBuddyError as exc:
-            errors["proxy"] = f"Proxy: {exc}"
-        if values.tor not in ("auto", "off"):
-            errors["proxy"] = f"A proxy and Tor {values.tor}: choose one (Tor off, or no proxy)."
+    proxies = base.proxies
+    lines = [line.strip() for line in values.proxies.splitlines() if line.strip()]
+    values.proxies = ""  # a proxy's password is not sent back in the page
+    try:
+        if lines:
+            proxies = tuple(_proxy(number, line) for number, line in enumerate(lines, start=1))
+        check_egress(values.egress, proxies)
+    except StudyBuddyError as exc:
+        errors["egress"] = str(exc)
     output = Path(values.output).expanduser()
     try:
         OutputTree(output).ensure_writable()
@@ -141,9 +145,14 @@ def _settings(values: RunForm, base: Settings) -> Settings | None:
         subject=values.subject or None,
         languages=languages,
         tor=values.tor,
-        proxy=values.proxy or None,
+        egress=values.egress,
+        proxies=proxies,
         force=values.force,
     )
+
+
+def _proxy(number: int, line: str) -> ProxySpec:
+    return parse_proxy(line, option=f"Proxy line {number}:")
 
 
 async def _input_files(values: RunForm, upload: object, folder: Path) -> list[Path]:

@@ -16,7 +16,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from ..inputs import parse_video_id
-from ..notes import format_clock
+from ..note_render import format_clock
 from .markdown import make_renderer, render
 
 TRANSCRIPT_SUFFIX = ".transcript.md"

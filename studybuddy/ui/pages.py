@@ -15,8 +15,8 @@ def tor_lines(settings: Settings) -> list[str]:
     from ..runner import open_tor
     from ..torstatus import status_lines
 
-    if settings.proxy or settings.tor == "off":
-        return ["Tor is off for this server (--tor off or --proxy): runs use no Tor."]
+    if settings.tor == "off" or not settings.uses_tor:
+        return ["Tor is off for this server (--tor off, or --egress proxies): runs use no Tor."]
     if settings.tor == "embedded":
         return ["Tor is embedded: each run launches its own private tor, and it is gone when the run ends."]
     notes: list[str] = []

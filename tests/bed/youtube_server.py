@@ -1,7 +1,9 @@
 """A fake HTTPS ``www.youtube.com`` for the test bed, with per-exit rate limits that block like YouTube.
 
 One TLS listener per address (127.0.0.11, 127.0.0.12, ...: where each Tor exit of ``tornet`` resolves
-``www.youtube.com``); a connection's exit is the local address it arrived on. The certificate covers
+``www.youtube.com``); a connection's exit is the local address it arrived on. On the clients' listener
+(127.0.0.10, where the bed's proxies resolve ``www.youtube.com``) each client is its own address instead: a
+proxy's source address is the "exit" the statistics and limits know it by. The certificate covers
 ``www.youtube.com``, ``youtube.com`` and ``m.youtube.com`` and comes from a ``trustme`` test CA written to
 ``ca_bundle`` (give it to the product with ``--ca-bundle``). What it serves (the catalogue, the request
 kinds watch/player/captions/oembed/other, every answer) is ``tests.bed.youtube_site``.
@@ -24,7 +26,8 @@ Control API: plain HTTP on 127.0.0.1 (``control_url``), never on the exits' addr
 own calls are not counted: ``GET /stats`` (the JSON of ``FakeYouTube.stats``), ``POST /reset`` (zero
 the stats and forget windows and blocks; settings stay), ``POST /configure`` with JSON
 ``{"latency": 0.1, "limit": {"videos": 3, "window": 60, "block_for": 30, "style": "cycle"},
-"exit_limits": {"127.0.0.12": null}}`` (keys left out stay as they are).
+"exit_limits": {"127.0.0.12": null}, "site": {"manual_po_tokens": true, "broken_formats": ["json3"]}}``
+(keys left out stay as they are; ``site``: ``tests.bed.youtube_site.SiteOptions``).
 
 Scripts: ``python -m tests.bed.youtube_server --addresses 127.0.0.11,127.0.0.12 --port 443 --ca-out DIR``
 prints one JSON line (``ca_bundle``, ``control_url``, ``addresses``, ``port``) when ready and serves until
@@ -60,6 +63,7 @@ from tests.bed.youtube_site import (
     KINDS,
     Catalogue,
     Reply,
+    SiteOptions,
     classify_request,
     load_catalogue,
     youtube_answer,
@@ -130,6 +134,7 @@ class ServerState:
         self.latency = 0.0
         self.limit: Limit | None = None
         self.exit_limits: dict[str, Limit | None] = {}
+        self.site = SiteOptions()
         self._clock = clock
         self._lock = threading.Lock()
         self.reset()
@@ -143,12 +148,20 @@ class ServerState:
             self._timeline: list[tuple[float, str, str, str | None, str]] = []
             self._connections: Counter[tuple[str, str]] = Counter()
             self._tls_failures: Counter[tuple[str, str]] = Counter()
+            self._cookies: Counter[tuple[str, str]] = Counter()
 
     def configure(
-        self, *, latency: float = _KEEP, limit: Limit | None = _KEEP, exit_limits: Any = _KEEP
+        self,
+        *,
+        latency: float = _KEEP,
+        limit: Limit | None = _KEEP,
+        exit_limits: Any = _KEEP,
+        site: SiteOptions = _KEEP,
     ) -> None:
         """Change settings: ``exit_limits`` (address -> Limit or None) replaces the previous map."""
         with self._lock:
+            if site is not _KEEP:
+                self.site = site
             if latency is not _KEEP:
                 self.latency = float(latency)
             if limit is not _KEEP:
@@ -157,7 +170,7 @@ class ServerState:
                 self.exit_limits = dict(exit_limits)
 
     def configure_json(self, data: Mapping[str, Any]) -> None:
-        unknown = set(data) - {"latency", "limit", "exit_limits"}
+        unknown = set(data) - {"latency", "limit", "exit_limits", "site"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         changes: dict[str, Any] = {}
@@ -165,6 +178,8 @@ class ServerState:
             changes["latency"] = float(data["latency"])
         if "limit" in data:
             changes["limit"] = Limit.from_json(data["limit"])
+        if "site" in data:
+            changes["site"] = SiteOptions.from_json(data["site"])
         if "exit_limits" in data:
             changes["exit_limits"] = {
                 address: Limit.from_json(v) for address, v in data["exit_limits"].items()
@@ -214,6 +229,10 @@ class ServerState:
                 (round(self._clock() - self._epoch, 3), exit_address, kind, video_id, outcome)
             )
 
+    def record_cookies(self, exit_address: str, names: Iterable[str]) -> None:
+        with self._lock:
+            self._cookies.update((exit_address, name) for name in names)
+
     def record_connection(self, peer: str, local: str, *, tls_ok: bool) -> None:
         with self._lock:
             (self._connections if tls_ok else self._tls_failures)[(peer, local)] += 1
@@ -227,6 +246,7 @@ class ServerState:
         - ``timeline``: ``[seconds since reset, exit, kind, video id or None, outcome]`` per request, the
           outcome being "ok", the block style, or the HTTP status;
         - ``connections`` / ``tls_failures``: ``{peer, local, count}`` per TLS handshake that worked / failed;
+        - ``cookies``: ``{exit, name, count}``: the cookies (names only) requests of each exit carried;
         - ``since`` (wall-clock time of the reset) and ``settings`` (latency, limit, exit_limits).
         """
         with self._lock:
@@ -238,7 +258,12 @@ class ServerState:
                 "timeline": [list(event) for event in self._timeline],
                 "connections": _pairs(self._connections),
                 "tls_failures": _pairs(self._tls_failures),
+                "cookies": [
+                    {"exit": exit_, "name": name, "count": count}
+                    for (exit_, name), count in sorted(self._cookies.items())
+                ],
                 "settings": {
+                    "site": self.site.as_json(),
                     "latency": self.latency,
                     "limit": _limit_json(self.limit),
                     "exit_limits": {address: _limit_json(lim) for address, lim in self.exit_limits.items()},
@@ -289,11 +314,15 @@ class _YouTubeHandler(_Handler):
 
     def _serve(self, body: bytes) -> None:
         state = self.server.state
-        exit_address = self.connection.getsockname()[0]  # where it arrived: the exit, not the peer
+        # an exit is told by where its connection arrived; a proxy (on the clients' listener) by its address
+        exit_address = self.client_address[0] if self.server.by_peer else self.connection.getsockname()[0]
         kind, video_id, query = classify_request(self.command, self.path, body)
         time.sleep(state.latency)
         block = state.admit(exit_address, kind)
-        reply = youtube_answer(state.catalogue, kind, video_id, query, block, exit_address)
+        reply = youtube_answer(state.catalogue, kind, video_id, query, block, exit_address, state.site)
+        cookies = self.headers.get("Cookie")
+        if cookies:
+            state.record_cookies(exit_address, (part.split("=")[0].strip() for part in cookies.split(";")))
         state.record(exit_address, kind, video_id, reply, block)
         self._send(reply)
 
@@ -323,10 +352,13 @@ class _ExitListener(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: str, port: int, context: ssl.SSLContext, state: ServerState) -> None:
+    def __init__(
+        self, address: str, port: int, context: ssl.SSLContext, state: ServerState, *, by_peer: bool = False
+    ) -> None:
         super().__init__((address, port), _YouTubeHandler)
         self.context = context
         self.state = state
+        self.by_peer = by_peer
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         peer, local = client_address[0], request.getsockname()[0]
@@ -353,10 +385,16 @@ class FakeYouTube:
     """A running fake YouTube: TLS listeners on each address, a control server, a CA bundle file."""
 
     def __init__(
-        self, state: ServerState, servers: list[ThreadingHTTPServer], ca_bundle: Path, own_dir: bool
+        self,
+        state: ServerState,
+        servers: list[ThreadingHTTPServer],
+        ca: trustme.CA,
+        ca_bundle: Path,
+        own_dir: bool,
     ) -> None:
         """Serve ``servers`` (the exit listeners, then the control server) in daemon threads."""
         self.state = state
+        self.ca = ca  # may sign other servers of the bed (the https proxy), trusted by the same bundle
         self.ca_bundle = str(ca_bundle)
         self.addresses = state.addresses
         self.port = int(servers[0].server_address[1])
@@ -377,6 +415,7 @@ class FakeYouTube:
         port: int = 443,
         *,
         catalogue: Catalogue | Path | None = None,
+        client_addresses: Iterable[str] = (),
         latency: float = 0.0,
         limit: Limit | None = None,
         exit_limits: Mapping[str, Limit | None] | None = None,
@@ -384,7 +423,10 @@ class FakeYouTube:
         ca_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> FakeYouTube:
-        """Listen on ``port`` of every address (0: one free port shared by all) and serve the catalogue."""
+        """Listen on ``port`` of every address (0: one free port shared by all) and serve the catalogue.
+
+        On ``client_addresses`` too, where each client is told apart by its own address (the bed's proxies
+        connect from their own source addresses) instead of by the address it arrived on (Tor exits)."""
         videos = catalogue if isinstance(catalogue, dict) else load_catalogue(catalogue or CATALOGUE_PATH)
         state = ServerState(addresses, videos, clock)
         state.configure(latency=latency, limit=limit, exit_limits=exit_limits or {})
@@ -395,12 +437,12 @@ class FakeYouTube:
         ca.cert_pem.write_to_path(ca_bundle)
         certificate = ca.issue_cert(*CERT_NAMES)
         try:
-            listeners = _bind_all(state, port, certificate)
+            listeners = _bind_all(state, port, certificate, tuple(client_addresses))
         except OSError:
             if own_dir:
                 shutil.rmtree(directory, ignore_errors=True)
             raise
-        return cls(state, [*listeners, _ControlServer(control_port, state)], ca_bundle, own_dir)
+        return cls(state, [*listeners, _ControlServer(control_port, state)], ca, ca_bundle, own_dir)
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
@@ -409,10 +451,16 @@ class FakeYouTube:
         self.state.reset()
 
     def configure(
-        self, *, latency: float = _KEEP, limit: Limit | None = _KEEP, exit_limits: Any = _KEEP
+        self,
+        *,
+        latency: float = _KEEP,
+        limit: Limit | None = _KEEP,
+        exit_limits: Any = _KEEP,
+        site: SiteOptions = _KEEP,
     ) -> None:
-        """Change ``latency``, ``limit`` or ``exit_limits`` (address -> Limit or None; replaces the map)."""
-        self.state.configure(latency=latency, limit=limit, exit_limits=exit_limits)
+        """Change ``latency``, ``limit``, ``exit_limits`` (address -> Limit or None; replaces the map) or
+        the ``site`` switches."""
+        self.state.configure(latency=latency, limit=limit, exit_limits=exit_limits, site=site)
 
     def stop(self) -> None:
         for server in self._servers:
@@ -432,20 +480,25 @@ class FakeYouTube:
         self.stop()
 
 
-def _bind_all(state: ServerState, port: int, certificate: trustme.LeafCert) -> list[_ExitListener]:
+def _bind_all(
+    state: ServerState, port: int, certificate: trustme.LeafCert, by_peer: tuple[str, ...]
+) -> list[_ExitListener]:
     """One listener per address, all on one port (port 0: retried if another address has it taken)."""
     for _ in range(PORT_ATTEMPTS - 1 if port == 0 else 0):
         with contextlib.suppress(OSError):
-            return _bind_once(state, port, certificate)
-    return _bind_once(state, port, certificate)
+            return _bind_once(state, port, certificate, by_peer)
+    return _bind_once(state, port, certificate, by_peer)
 
 
-def _bind_once(state: ServerState, port: int, certificate: trustme.LeafCert) -> list[_ExitListener]:
+def _bind_once(
+    state: ServerState, port: int, certificate: trustme.LeafCert, by_peer: tuple[str, ...]
+) -> list[_ExitListener]:
     listeners: list[_ExitListener] = []
     try:
-        for address in state.addresses:
+        for address in (*state.addresses, *by_peer):
             chosen = listeners[0].server_address[1] if listeners else port
-            listeners.append(_ExitListener(address, int(chosen), _tls_context(certificate), state))
+            context = _tls_context(certificate)
+            listeners.append(_ExitListener(address, int(chosen), context, state, by_peer=address in by_peer))
     except OSError:
         for listener in listeners:
             listener.server_close()
@@ -462,6 +515,11 @@ def _tls_context(certificate: trustme.LeafCert) -> ssl.SSLContext:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the fake www.youtube.com of the test bed.")
     parser.add_argument("--addresses", required=True, help="comma-separated listen addresses (one per exit)")
+    parser.add_argument(
+        "--client-addresses",
+        default="",
+        help="comma-separated addresses whose clients count by their address",
+    )
     parser.add_argument("--port", type=int, default=443, help="port on every address (0: a free one)")
     parser.add_argument("--ca-out", type=Path, required=True, help="directory for youtube-ca.pem")
     parser.add_argument("--control-port", type=int, default=0, help="control port on 127.0.0.1 (0: free)")
@@ -484,6 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     with FakeYouTube.start(
         addresses,
         args.port,
+        client_addresses=[address.strip() for address in args.client_addresses.split(",") if address.strip()],
         latency=args.latency,
         limit=limit,
         control_port=args.control_port,

@@ -6,7 +6,9 @@ run serves the same text. Every page body is built by ``tests.fakes.youtube_page
 (TLS listeners, limits, statistics) is ``tests.bed.youtube_server``.
 
 Request kinds: ``GET /watch?v=ID`` (watch), ``POST /youtubei/v1/player?key=..`` (player),
-``GET /api/timedtext?v=ID&lang=..[&tlang=..]`` (captions), ``GET /oembed?url=..&format=json`` (oembed),
+``GET /api/timedtext?v=ID&lang=..[&tlang=..][&fmt=json3|vtt]`` (captions: YouTube's XML, json3 or
+WebVTT; a track URL marked ``exp=xpe`` answers an empty body unless ``pot=`` carries a token of the fake PO
+token provider made for this video), ``GET /oembed?url=..&format=json`` (oembed),
 ``GET /playlist?list=ID``, a channel's ``/@handle/videos`` (also ``/channel/ID``, ``/c/``, ``/user/``) and
 ``POST /youtubei/v1/browse`` continuations (list: pages built by ``tests.fakes.youtube_lists``; the
 playlists, gone playlists and empty channels come from the catalogue file, and every channel of the
@@ -28,6 +30,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from tests.fakes import youtube_lists as yl
 from tests.fakes import youtube_pages as yt
+from tests.fakes.pot_provider import token_binding
 from tests.fakes.youtube_pages import FakeTrack, FakeVideo
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.json")
@@ -74,6 +77,7 @@ _PHRASES = (
 
 Reply = tuple[int, str, str]  # status, content type, body
 _HTML, _JSON, _XML, _TEXT = "text/html; charset=utf-8", "application/json", "text/xml", "text/plain"
+_VTT = "text/vtt; charset=utf-8"
 _TOO_MANY: Reply = (429, _TEXT, "Too Many Requests")
 _NOT_FOUND: Reply = (404, _TEXT, "Not Found")
 # What a blocked exit still gets an answer to (a watch page or a player answer); the rest gets 429.
@@ -173,6 +177,23 @@ def _chapters(count: int, duration: int) -> tuple[tuple[float, str], ...]:
     return tuple((float(duration * index // count), f"Part {index + 1}") for index in range(count))
 
 
+@dataclass(frozen=True)
+class SiteOptions:
+    """Switches of the whole site: ``manual_po_tokens`` marks every manual track ``exp=xpe`` (each needs a
+    PO token; generated tracks do not), ``broken_formats`` answers those caption formats (``json3``,
+    ``vtt``) with unreadable data."""
+
+    manual_po_tokens: bool = False
+    broken_formats: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SiteOptions:
+        return cls(bool(data.get("manual_po_tokens")), frozenset(data.get("broken_formats", ())))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"manual_po_tokens": self.manual_po_tokens, "broken_formats": sorted(self.broken_formats)}
+
+
 def youtube_answer(
     catalogue: Catalogue,
     kind: str,
@@ -180,10 +201,11 @@ def youtube_answer(
     query: Mapping[str, str],
     block: str | None,
     exit_address: str | None = None,
+    options: SiteOptions = SiteOptions(),
 ) -> Reply:
     """What www.youtube.com answers to a request of ``kind`` from ``exit_address`` (``block``: the exit's
-    block style)."""
-    known = catalogue.get(video_id or "")
+    block style; ``options``: the site's switches)."""
+    known = _as_configured(catalogue.get(video_id or ""), options)
     if block is not None and (kind, block) not in _ANSWERED_WHILE_BLOCKED:
         return _TOO_MANY
     if kind == "list":
@@ -193,7 +215,7 @@ def youtube_answer(
             return 200, _HTML, yt.recaptcha_page()
         return 200, _HTML, _watch_page(known or _unknown_video(video_id), exit_address)
     if kind == "player" and video_id:
-        if query.get("key") != yt.API_KEY:
+        if query.get("key", yt.API_KEY) != yt.API_KEY:  # clients that send a key must send the right one
             return 400, _JSON, json.dumps({"error": {"code": 400, "message": "API key not valid."}})
         video = (known or _unknown_video(video_id)).for_exit(exit_address)
         if block == "bot_check":
@@ -202,11 +224,25 @@ def youtube_answer(
         return 200, _JSON, json.dumps(yt.player_response(video, with_details=details))
     tracks = known.for_exit(exit_address).tracks if known else ()
     if kind == "captions" and known and query.get("lang") in {t.language_code for t in tracks}:
-        return 200, _XML, _captions(known, query.get("tlang"))
+        if query.get("exp") == "xpe" and token_binding(query.get("pot", "")) != video_id:
+            return 200, _XML, ""  # what YouTube answers a caption URL that needs a PO token without one
+        if query.get("fmt") in options.broken_formats:
+            return 200, _JSON, '{"events": [{"tStartMs": 0, "segs": [{"utf8": "cut o'
+        return _captions(known, query)
     if kind == "oembed" and known and known.case != "unavailable":
         oembed = {"title": known.video.title, "author_name": known.video.channel, "type": "video"}
         return 200, _JSON, json.dumps(oembed)
     return _NOT_FOUND
+
+
+def _as_configured(entry: CatalogueVideo | None, options: SiteOptions) -> CatalogueVideo | None:
+    if entry is None or not options.manual_po_tokens:
+        return entry
+    tracks = tuple(
+        track if track.generated else dataclasses.replace(track, po_token_required=True)
+        for track in entry.video.tracks
+    )
+    return dataclasses.replace(entry, video=dataclasses.replace(entry.video, tracks=tracks))
 
 
 def _unknown_video(video_id: str) -> CatalogueVideo:
@@ -221,13 +257,19 @@ def _watch_page(entry: CatalogueVideo, exit_address: str | None) -> str:
     return yt.watch_page(entry.for_exit(exit_address))
 
 
-def _captions(entry: CatalogueVideo, translate_to: str | None) -> str:
+def _captions(entry: CatalogueVideo, query: Mapping[str, str]) -> Reply:
+    """The track in the asked format (`fmt=json3`, `fmt=vtt`, else YouTube's XML), translated with `tlang`."""
     if entry.case == "empty_captions":
-        return ""
+        return 200, _XML, ""
     segments = entry.video.segments
+    translate_to = query.get("tlang")
     if translate_to:
         segments = tuple((start, duration, f"[{translate_to}] {text}") for start, duration, text in segments)
-    return yt.caption_xml(segments)
+    if query.get("fmt") == "json3":
+        return 200, _JSON, yt.caption_json3(segments, generated=query.get("kind") == "asr")
+    if query.get("fmt") == "vtt":
+        return 200, _VTT, yt.caption_vtt(segments)
+    return 200, _XML, yt.caption_xml(segments)
 
 
 @dataclass(frozen=True)

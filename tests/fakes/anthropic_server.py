@@ -1,17 +1,26 @@
 """A fake Anthropic Messages API on loopback, for the real SDK to talk to.
 
-`POST /v1/messages` answers like a model would to the task the request carries (a note, section notes, a
-combined note or an assessment: `anthropic_answers`), with timestamp links to seconds the request holds;
-`GET /v1/models/{id}` answers for known models. Prompt caching is emulated: the prefix up to a block marked
-`cache_control` is reported as `cache_creation_input_tokens` the first time and `cache_read_input_tokens`
-when a later request repeats it. Knobs on `FakeAnthropic`: `latency`, `refuse_keys` (401), `models` (others
-get 404), `stop_reason`, `max_tokens_above` (cut off answers to transcripts of more captions),
+`POST /v1/messages` answers a forced tool call as the API does: a `tool_use` content block (`id`, `name`,
+`input`) with `stop_reason` `tool_use`, its input built like a model's from the material the request holds
+(`anthropic_answers`: a note, section notes, an overview or an assessment, every second one the material
+has). `GET /v1/models/{id}` answers for known models. Usage counts tokens roughly as a BPE tokenizer does
+(`count_tokens`: tools, system and messages), and prompt caching follows the API's prefix order (tools ->
+system -> messages): the prefix up to the last block marked `cache_control` is reported as
+`cache_creation_input_tokens` the first time and `cache_read_input_tokens` when a later request repeats it;
+a different `tool_choice` invalidates a prefix that reaches into the messages.
+
+Knobs on `FakeAnthropic`: `latency`, `refuse_keys` (401), `models` (others get 404), `models_without_tools`
+(400 on any request with tools), `max_tokens_above` (cut off answers to transcripts of more lines),
+`breaks` (the next answers break a rule, one each: a second past the end, a missing section, a `max_tokens`
+stop inside the tool input, prose instead of a tool call, ... see `anthropic_answers.BREAKS`),
+`break_share` with `rng` (break that share of answers at random, the way listed in `break_with`),
 `fail_next(status, times)` (429/529/5xx with `retry-after`). Every request is recorded (thread-safe) in
 `.requests`.
 
 The Message Batches API too: `POST /v1/messages/batches`, `GET /v1/messages/batches/{id}` (in progress
-for `batch_delay` seconds after creation, then ended with a `results_url`) and `GET .../results` (JSON
-Lines; `batch_results` makes chosen custom ids `errored`, `expired` or `canceled`).
+for `batch_delay` seconds after creation, or the next of `next_batch_delays`, then ended with a
+`results_url`) and `GET .../results` (JSON Lines, the same each time; `batch_results` makes chosen custom
+ids `errored`, `expired` or `canceled`).
 
 Tests get it through the `fake_anthropic` fixture, which also points `ANTHROPIC_BASE_URL` at it; scripts
 (the demo, the bench) through `start_fake_anthropic()`.
@@ -20,6 +29,7 @@ Tests get it through the `fake_anthropic` fixture, which also points `ANTHROPIC_
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -30,10 +40,19 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.anthropic_answers import answer, caption_count
+from tests.fakes.anthropic_answers import (
+    answer_input,
+    broken,
+    count_tokens,
+    moments,
+    request_text,
+    transcript_lines,
+    video_end,
+)
 
 API_KEY = "sk-ant-test-0123456789abcdef"
 MODEL = "claude-test-1"
+TOOL_USE_TOKENS = 313  # the system prompt the API adds to a request with a forced tool (Sonnet 4.5's count)
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -62,13 +81,18 @@ class FakeAnthropic:
     url: str = ""
     api_key: str = API_KEY
     models: set[str] = field(default_factory=lambda: {MODEL})
+    models_without_tools: set[str] = field(default_factory=set)
     refuse_keys: bool = False
     latency: float = 0.0
-    stop_reason: str = "end_turn"
-    max_tokens_above: int | None = None  # answer max_tokens when the transcript has more captions than this
+    max_tokens_above: int | None = None  # answer max_tokens when the transcript has more lines than this
+    breaks: list[str] = field(default_factory=list)  # the next answers break these rules, one each
+    break_share: float = 0.0  # ... and this share of the others, at random (`rng`), one of `break_with`
+    break_with: tuple[str, ...] = ("past_end", "missing_section", "unordered", "max_tokens", "prose")
+    rng: random.Random = field(default_factory=lambda: random.Random(13))
     requests: list[RecordedRequest] = field(default_factory=list)
     max_in_flight: int = 0  # the most message requests the server was answering at once
     batch_delay: float = 0.0  # seconds a batch stays in progress
+    next_batch_delays: list[float] = field(default_factory=list)  # ... the next batches, one each, instead
     batch_results: dict[str, str] = field(default_factory=dict)  # custom id -> errored|expired|canceled
     batches: dict[str, FakeBatch] = field(default_factory=dict)
     _in_flight: int = 0
@@ -97,16 +121,25 @@ class FakeAnthropic:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
 
+    def next_break(self) -> str | None:
+        """How the next answer breaks the rules (None: it keeps them)."""
+        with self._lock:
+            if self.breaks:
+                return self.breaks.pop(0)
+            if self.break_share and self.rng.random() < self.break_share:
+                return self.rng.choice(self.break_with)
+            return None
+
     def cache_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
         """(cache read, cache write) tokens of a request: its prefix up to the last `cache_control` block."""
         prefix = cached_prefix(body)
         if prefix is None:
             return 0, 0
-        tokens = len(prefix) // 4 + 1
+        key, tokens = prefix
         with self._lock:
-            if prefix in self._cached_prefixes:
+            if key in self._cached_prefixes:
                 return tokens, 0
-            self._cached_prefixes.add(prefix)
+            self._cached_prefixes.add(key)
             return 0, tokens
 
     def answer_slowly(self) -> None:
@@ -126,9 +159,11 @@ class FakeBatch:
     id: str
     requests: list[dict[str, Any]]
     created: float
+    answers: list[dict[str, Any]] | None = None  # the results, once asked for (the same every time after)
+    delay: float | None = None  # seconds in progress (None: the fake's `batch_delay`)
 
     def to_json(self, fake: FakeAnthropic) -> dict[str, Any]:
-        ended = time.time() >= self.created + fake.batch_delay
+        ended = time.time() >= self.created + (fake.batch_delay if self.delay is None else self.delay)
         total = len(self.requests)
         outcomes = [fake.batch_results.get(r["custom_id"], "succeeded") for r in self.requests]
         counts = {kind: outcomes.count(kind) if ended else 0 for kind in _BATCH_OUTCOMES}
@@ -145,6 +180,11 @@ class FakeBatch:
         }
 
     def results(self, fake: FakeAnthropic) -> list[dict[str, Any]]:
+        if self.answers is None:
+            self.answers = self._answer(fake)
+        return self.answers
+
+    def _answer(self, fake: FakeAnthropic) -> list[dict[str, Any]]:
         lines = []
         for request in self.requests:
             custom_id, outcome = request["custom_id"], fake.batch_results.get(request["custom_id"])
@@ -161,46 +201,71 @@ class FakeBatch:
 _BATCH_OUTCOMES = ("succeeded", "errored", "expired", "canceled")
 
 
-def user_text(params: dict[str, Any]) -> str:
-    """All the text of a request's messages, one block a line."""
-    return "".join(
-        m["content"] if isinstance(m["content"], str) else "\n".join(b.get("text", "") for b in m["content"])
-        for m in params.get("messages", [])
-    )
-
-
-def cached_prefix(params: dict[str, Any]) -> str | None:
-    """What the API would cache for a request: model, system and blocks up to the last cache_control."""
-    blocks = [
-        block
+def cached_prefix(params: dict[str, Any]) -> tuple[str, int] | None:
+    """What the API would cache for a request, and its tokens: tools, system and message blocks (in that
+    order) up to the last one marked `cache_control`; a prefix reaching into the messages depends on the
+    `tool_choice` too (changing it invalidates cached messages, not tools or system)."""
+    system = params.get("system", [])
+    blocks = [("tools", tool) for tool in params.get("tools", [])]
+    blocks += [("system", block) for block in (system if isinstance(system, list) else [])]
+    blocks += [
+        ("messages", block)
         for message in params.get("messages", [])
         if isinstance(message["content"], list)
         for block in message["content"]
     ]
-    marked = [index for index, block in enumerate(blocks) if "cache_control" in block]
+    marked = [index for index, (_, block) in enumerate(blocks) if "cache_control" in block]
     if not marked:
         return None
-    return json.dumps([params.get("model"), params.get("system"), blocks[: marked[-1] + 1]], sort_keys=True)
+    prefix = blocks[: marked[-1] + 1]
+    choice = params.get("tool_choice") if prefix[-1][0] == "messages" else None
+    key = json.dumps([params.get("model"), choice, prefix], sort_keys=True)
+    tokens = sum(count_tokens(block.get("text") or json.dumps(block)) for _, block in prefix)
+    return key, tokens + (TOOL_USE_TOKENS if params.get("tools") else 0)
+
+
+def sent_tokens(params: dict[str, Any]) -> int:
+    """The input tokens of a request: its tools (with the API's tool-use prompt), system and messages."""
+    tools = params.get("tools", [])
+    overhead = TOOL_USE_TOKENS if tools else 0
+    return overhead + count_tokens(json.dumps(tools)) + count_tokens(request_text(params)) + 3
 
 
 def fake_message(fake: FakeAnthropic, params: dict[str, Any]) -> dict[str, Any]:
     """The answer to one Messages request, with usage counted from what was sent (and what was cached)."""
-    text = user_text(params)
-    note = answer(text)
-    cut_off = fake.max_tokens_above is not None and caption_count(text) > fake.max_tokens_above
+    material = request_text(params)
+    tool = (params.get("tool_choice") or {}).get("name", "")
+    found = moments(material)
+    how = fake.next_break() if params.get("max_tokens", 0) > 1 else None  # the model check breaks nothing
+    if fake.max_tokens_above is not None and len(transcript_lines(material)) > fake.max_tokens_above:
+        how = "max_tokens"
+    data = broken(tool, answer_input(tool, material), how or "", video_end(material, found))
+    stop = "tool_use"
+    call = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool, "input": data}
+    content: list[dict[str, Any]] = [call]
+    if params.get("max_tokens", 0) <= 1:  # the model check: cut off before any input
+        stop, call["input"] = "max_tokens", {}
+    elif how == "max_tokens":  # cut off inside the tool input: only its first part came out
+        stop, call["input"] = "max_tokens", dict(list(data.items())[:1])
+    elif how == "context_window":  # the transcript filled the model's context: the answer stopped there
+        stop, call["input"] = "model_context_window_exceeded", {}
+    elif how in ("prose", "refusal"):
+        stop = "end_turn" if how == "prose" else "refusal"
+        text = "## Summary\nThe video explains many things." if how == "prose" else "I can't help with that."
+        content = [{"type": "text", "text": text}]
     cache_read, cache_write = fake.cache_tokens(params)
-    sent = (len(str(params.get("system", ""))) + len(text)) // 4 + 1
+    output = sum(count_tokens(json.dumps(block.get("input", block.get("text")))) for block in content)
     return {
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
         "role": "assistant",
         "model": params["model"],
-        "content": [{"type": "text", "text": note}],
-        "stop_reason": "max_tokens" if cut_off else fake.stop_reason,
+        "content": content,
+        "stop_reason": stop,
         "stop_sequence": None,
         "usage": {
-            "input_tokens": max(sent - cache_read - cache_write, 1),
-            "output_tokens": len(note) // 4 + 1,
+            "input_tokens": max(sent_tokens(params) - cache_read - cache_write, 1),
+            "output_tokens": min(output, params.get("max_tokens", output)),
             "cache_read_input_tokens": cache_read,
             "cache_creation_input_tokens": cache_write,
         },
@@ -299,6 +364,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _message(fake: FakeAnthropic, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         if body.get("model") not in fake.models:
             return 404, error_body(404, f"model: {body.get('model')}"), {}
+        if body.get("tools") and body.get("model") in fake.models_without_tools:
+            return 400, error_body(400, f"tools: model {body.get('model')} does not support tool use"), {}
         failure = fake.next_failure()
         if failure is not None:
             status, retry_after = failure
@@ -314,7 +381,9 @@ class _Handler(BaseHTTPRequestHandler):
         bad_models = {r["params"].get("model") for r in requests} - fake.models
         if bad_models:
             return 404, error_body(404, f"model: {sorted(map(str, bad_models))[0]}"), {}
-        batch = FakeBatch(f"msgbatch_{uuid.uuid4().hex[:24]}", list(requests), time.time())
+        with fake._lock:
+            delay = fake.next_batch_delays.pop(0) if fake.next_batch_delays else None
+        batch = FakeBatch(f"msgbatch_{uuid.uuid4().hex[:24]}", list(requests), time.time(), delay=delay)
         with fake._lock:
             fake.batches[batch.id] = batch
         return 200, batch.to_json(fake), {}

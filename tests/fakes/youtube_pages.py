@@ -18,6 +18,16 @@ from urllib.parse import urlencode
 ORIGIN = "https://www.youtube.com"
 API_KEY = "AIzaSyFakeInnertubeKey_0123456789abcd"
 BOT_CHECK_REASON = "Sign in to confirm you\u2019re not a bot"
+VISITOR_DATA = "CgtGYWtlVmlzaXRvciiAgICAgICAgA%3D%3D"
+# The web client's context as the watch page's ytcfg gives it (yt-dlp sends it to PO token providers).
+INNERTUBE_CONTEXT: dict[str, Any] = {
+    "client": {
+        "clientName": "WEB",
+        "clientVersion": "2.20260708.00.00",
+        "hl": "en",
+        "visitorData": VISITOR_DATA,
+    }
+}
 
 PLAYABLE: dict[str, Any] = {"status": "OK"}
 BOT_CHECK: dict[str, Any] = {"status": "LOGIN_REQUIRED", "reason": BOT_CHECK_REASON}
@@ -130,7 +140,21 @@ def player_response(
 
 
 def initial_data(video: FakeVideo, chapter_style: str = "player_bar") -> dict[str, Any]:
-    """`ytInitialData` with the chapters as `chapterRenderer`s ("player_bar") or macro markers ("panel")."""
+    """`ytInitialData`: the watch results (title, and the channel as the video's owner) and the chapters as
+    `chapterRenderer`s ("player_bar") or macro markers ("panel")."""
+    return {"contents": _watch_results(video)} | _chapters_data(video, chapter_style)
+
+
+def _watch_results(video: FakeVideo) -> dict[str, Any]:
+    owner = {"videoOwnerRenderer": {"title": {"runs": [{"text": video.channel}]}}}
+    items = [
+        {"videoPrimaryInfoRenderer": {"title": {"runs": [{"text": video.title}]}}},
+        {"videoSecondaryInfoRenderer": {"owner": owner}},
+    ]
+    return {"twoColumnWatchNextResults": {"results": {"results": {"contents": items}}}}
+
+
+def _chapters_data(video: FakeVideo, chapter_style: str) -> dict[str, Any]:
     if chapter_style == "player_bar":
         chapters = [
             {"chapterRenderer": {"title": {"simpleText": title}, "timeRangeStartMillis": int(start * 1000)}}
@@ -179,9 +203,13 @@ def watch_page(
         head = f'<meta name="title" content="{title}"><meta property="og:title" content="{title}">'
     scripts = []
     if api_key is not None:
-        scripts.append(
-            f'ytcfg.set({{"INNERTUBE_API_KEY": "{api_key}", "INNERTUBE_CONTEXT_CLIENT_NAME": 1}});'
-        )
+        config = {
+            "INNERTUBE_API_KEY": api_key,
+            "INNERTUBE_CONTEXT_CLIENT_NAME": 1,
+            "INNERTUBE_CONTEXT": INNERTUBE_CONTEXT,
+            "VISITOR_DATA": VISITOR_DATA,
+        }
+        scripts.append(f"ytcfg.set({_script_json(config)});")
     if embed_player_response:
         embedded = player_response(video, with_details=True, with_microformat=True)
         scripts.append(f"var ytInitialPlayerResponse = {_script_json(embedded)};")
@@ -203,6 +231,44 @@ def recaptcha_page() -> str:
 def consent_page() -> str:
     """A cookie consent interstitial without the `v` field the library needs to pass it."""
     return '<html><body><form action="https://consent.youtube.com/s" method="POST"></form></body></html>'
+
+
+def caption_json3(segments: tuple[tuple[float, float, str], ...], *, generated: bool = False) -> str:
+    """A track as json3 (`fmt=json3`), text unescaped; a generated (ASR) track comes word by word with
+    line-break events between captions, as YouTube sends it."""
+    events: list[dict[str, Any]] = []
+    for start, duration, text in segments:
+        plain = html.unescape(text)
+        event: dict[str, Any] = {"tStartMs": round(start * 1000), "dDurationMs": round(duration * 1000)}
+        if generated:
+            words = plain.split(" ")
+            event["segs"] = [{"utf8": words[0]}] + [
+                {"utf8": f" {word}", "tOffsetMs": 120 * n} for n, word in enumerate(words[1:], start=1)
+            ]
+            events.append(event)
+            events.append(
+                {"tStartMs": event["tStartMs"], "dDurationMs": 10, "aAppend": 1, "segs": [{"utf8": "\n"}]}
+            )
+        else:
+            event["segs"] = [{"utf8": plain}]
+            events.append(event)
+    return json.dumps({"wireMagic": "pb3", "events": events}, ensure_ascii=False)
+
+
+def caption_vtt(segments: tuple[tuple[float, float, str], ...]) -> str:
+    """A track as WebVTT (`fmt=vtt`); the XML escapes of `text` are VTT's escapes too."""
+    cues = "".join(
+        f"{_vtt_time(start)} --> {_vtt_time(start + duration)} align:start position:0%\n{text}\n\n"
+        for start, duration, text in segments
+    )
+    return f"WEBVTT\nKind: captions\nLanguage: en\n\n{cues}"
+
+
+def _vtt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    return (
+        f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d}.{millis % 1000:03d}"
+    )
 
 
 def caption_xml(segments: tuple[tuple[float, float, str], ...]) -> str:
