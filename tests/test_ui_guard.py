@@ -36,7 +36,8 @@ def test_a_foreign_host_is_refused_even_with_the_token(tmp_path: Path) -> None:
         answer = client.get("/", headers={"Host": f"evil.example:{8765}"})
         assert answer.status_code == 403
         assert one_line(answer.text) and "evil.example" in answer.text
-        assert client.get("/", headers={"Host": "localhost:8765"}).status_code == 200
+        same = {"Host": "localhost:8765", "Origin": "http://localhost:8765"}
+        assert client.get("/", headers=same).status_code == 200
 
 
 def test_another_origin_cannot_post_or_read(tmp_path: Path) -> None:
@@ -67,3 +68,17 @@ def test_allowed_hosts_name_the_port_and_the_loopback_names() -> None:
     assert allowed_hosts("127.0.0.1", 80) == {"127.0.0.1:80", "localhost:80", "[::1]:80"}
     assert allowed_hosts("192.0.2.7", 8000) == {"192.0.2.7:8000"}
     assert allowed_hosts("2001:db8::1", 8000) == {"[2001:db8::1]:8000"}
+    assert allowed_hosts("0.0.0.0", 8000) is None  # any name of the machine; token and Origin still checked
+
+
+def test_an_origin_must_be_the_host_the_request_names(tmp_path: Path) -> None:
+    """localhost and 127.0.0.1 are both this server, but a page of one is another origin to the other."""
+    with ui_client(settings_for(tmp_path), ScriptedRunner()) as client:
+        answer = client.get("/notes", headers={"Host": "localhost:8765", "Origin": BASE})
+        assert answer.status_code == 403 and BASE in answer.text
+        assert (
+            client.get(
+                "/notes", headers={"Host": "localhost:8765", "Origin": "http://localhost:8765"}
+            ).status_code
+            == 200
+        )

@@ -50,7 +50,7 @@ BLOCKS_TTL_S = 2.0
 class UiConfig:
     settings: Settings  # the server's settings: the form's defaults and everything it does not show
     token: str
-    hosts: frozenset[str]
+    hosts: frozenset[str] | None  # None: any Host (a wildcard address)
 
 
 def _environment() -> Environment:

@@ -4,7 +4,7 @@ A pure ASGI middleware in front of every route. The token comes once in the URL 
 (`/?token=...`, as Jupyter does); the guard then puts it in an HttpOnly, SameSite=Strict cookie and
 redirects to the same address without it, so it does not linger in the address bar or in history. Every
 request must also name an allowed `Host` (a DNS-rebinding page names its own host) and, when it carries an
-`Origin` (or, for a form post, a `Referer`), an origin on that host (a cross-site form cannot post).
+`Origin` (or, for a form post, a `Referer`), that same host as its origin (a cross-site form cannot post).
 Refusals are a 403 with one line of text.
 """
 
@@ -28,8 +28,15 @@ BAD_ORIGIN = "Forbidden: requests from another site ({origin!r}) may not drive s
 NO_ORIGIN = "Forbidden: a form post must say where it comes from (no Origin or Referer header)."
 
 
-def allowed_hosts(host: str, port: int) -> frozenset[str]:
-    """The `Host` values that name this server: the bound address, and the loopback names when loopback."""
+WILDCARDS = ("0.0.0.0", "::")  # noqa: S104 - recognised, not bound here
+
+
+def allowed_hosts(host: str, port: int) -> frozenset[str] | None:
+    """The `Host` values that name this server: the bound address, and the loopback names when loopback.
+    None for a wildcard address (`--host 0.0.0.0`): the machine may be reached under any of its names, so
+    only the token and the Origin check guard it (the CLI warns)."""
+    if host in WILDCARDS:
+        return None
     names = {host}
     if host in ("127.0.0.1", "localhost", "::1"):
         names |= {"127.0.0.1", "localhost", "[::1]"}
@@ -41,10 +48,10 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
 class TokenGuard:
     """Checks the token (query or cookie), the Host and the Origin of every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, token: str, hosts: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, *, token: str, hosts: Iterable[str] | None) -> None:
         self.app = app
         self.token = token
-        self.hosts = frozenset(hosts)
+        self.hosts = frozenset(hosts) if hosts is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +74,7 @@ class TokenGuard:
 
     def _problem(self, scope: Scope, headers: Headers) -> str | None:
         host = headers.get("host", "")
-        if host not in self.hosts:
+        if self.hosts is not None and host not in self.hosts:
             return BAD_HOST.format(host=host)
         origin = headers.get("origin")
         if origin is None and scope["method"] not in _SAFE_METHODS:
@@ -76,7 +83,7 @@ class TokenGuard:
                 return NO_ORIGIN
             parts = urlsplit(referer)
             origin = f"{parts.scheme}://{parts.netloc}"
-        if origin is not None and urlsplit(origin).netloc not in self.hosts:
+        if origin is not None and urlsplit(origin).netloc != host:  # same origin: the page came from here
             return BAD_ORIGIN.format(origin=origin)
         if not self._has_token(scope, headers):
             return NO_TOKEN
