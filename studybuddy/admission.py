@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 RETRIED_KINDS = frozenset(ErrorKind) - RETRIED_ONLY_WHEN_ASKED
 
 
+def retry_selection(archive: Archive, kind: str, video_id: str | None = None) -> tuple[list[str], Admission]:
+    """What `archive retry` (and the UI's retry buttons) run: the failed and given-up videos of `kind` (`all`:
+    every kind but those retried only when asked), or only `video_id`, and the admission that takes them."""
+    kinds = RETRIED_KINDS if kind == "all" else frozenset({ErrorKind(kind)})
+    failed = [*archive.rows(Status.FAILED), *archive.rows(Status.GAVE_UP)]
+    video_ids = [
+        row.video_id
+        for row in failed
+        if row.error_kind in kinds and (video_id is None or row.video_id == video_id)
+    ]
+    return video_ids, Admission(kinds=kinds, gave_up=True)
+
+
 @dataclass(frozen=True, slots=True)
 class RetrySchedule:
     """Capped exponential backoff per video: `base_s`, twice that, ... up to `cap_s`; then give up."""

@@ -32,6 +32,7 @@ from .cli_options import (
     user_errors,
     warn,
 )
+from .cli_ui import ui_command
 from .config import DEFAULT_IP_ECHO, Settings, check_pot_provider, parse_notes_lang, resolve_ca_bundle
 from .errors import InputError
 from .logs import SecretFilter, configure
@@ -46,8 +47,9 @@ def register(root: click.Group, process: click.Command) -> None:
     """Add the subcommands to `root`; `watch`, `archive retry` and `doctor` adopt `process`'s options."""
     _adopt_options(watch_command, process, without={"urls", "force", "json_output"})
     _adopt_options(archive_retry, process, without={"urls", "files", "force"})
+    _adopt_options(ui_command, process, without={"urls", "files", "force", "json_output"})
     doctor_command.params.extend(param for param in process.params if param.name in DOCTOR_OPTIONS)
-    for command in (notes_group, archive_group, tor_group, watch_command, doctor_command):
+    for command in (notes_group, archive_group, tor_group, watch_command, doctor_command, ui_command):
         root.add_command(command)
 
 
@@ -321,21 +323,16 @@ def watch_command(**options: Any) -> None:
 )
 def archive_retry(**options: Any) -> None:
     """Retry the failed videos of an output folder now, given-up ones included."""
-    from .admission import RETRIED_KINDS, Admission
-    from .archive import Status
-    from .errors import ErrorKind
+    from .admission import retry_selection
 
     debug = configure_logging(options)
     with stops_like_ctrl_c(), user_errors(debug):
         settings = settings_from(options)
-        kinds = RETRIED_KINDS if options["kind"] == "all" else frozenset({ErrorKind(options["kind"])})
         with _existing_archive(settings.output) as archive:
-            failed = [*archive.rows(Status.FAILED), *archive.rows(Status.GAVE_UP)]
-        video_ids = [row.video_id for row in failed if row.error_kind in kinds]
+            video_ids, admission = retry_selection(archive, options["kind"])
         if not video_ids:
             click.echo(f"Nothing to retry in {settings.output} (--kind {options['kind']}).")
             return
-        admission = Admission(kinds=kinds, gave_up=True)
         code = run_and_report(
             settings, video_ids, [], json_output=options["json_output"], admission=admission
         )

@@ -27,7 +27,7 @@ from .offline import OfflineEngine
 from .output import OutputTree
 from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
 from .preflight import check_before_run
-from .progress import ProgressMonitor, Summary
+from .progress import ProgressMonitor, ProgressView, Summary
 from .progress_views import format_summary, make_view
 from .ratelimit import RequestLimiter
 from .sessions import ProxyEndpoint
@@ -228,13 +228,14 @@ def run(
     admission: Admission | None = None,
     stop: threading.Event | None = None,
     tor: TorKeeper | None = None,
+    view: ProgressView | None = None,
 ) -> RunOutcome:
     """Process the videos named by `urls` and `files`; bad input lines are reported, the rest still run.
 
     `admission` chooses which videos to take on (default: by `settings.force`); setting `stop` finishes the
     videos in progress and starts no more (watch mode stops its checks so). With `tor`, the run takes its
     Tor from there and leaves it open (watch keeps one Tor for all its checks); else it opens and closes its
-    own.
+    own. `view` shows the progress instead of the terminal's view (the web UI's live page).
     """
     say = warn or log.warning
     inputs = read_inputs(urls, files)
@@ -263,7 +264,7 @@ def run(
             setup = tor.get() if tor is not None else open_tor(settings, say)
         if setup is not None and tor is None:
             stack.enter_context(setup)
-        monitor = ProgressMonitor(make_view(json_output=json_output), all_outcomes=json_output)
+        monitor = ProgressMonitor(view or make_view(json_output=json_output), all_outcomes=json_output)
         pacer = stack.enter_context(_pacer(setup, settings, archive, monitor))
         worker_factory = WorkerFactory(
             settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)

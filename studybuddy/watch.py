@@ -70,6 +70,7 @@ class Watcher:
     ) -> None:
         self.interval_s = validate_interval(interval_s)
         self.stats = WatchStats()
+        self.next_check_at: float | None = None  # on `clock`, while `run` ticks
         self._check = check
         self._clock = clock
         self._check_lock = threading.Lock()  # held while a check runs
@@ -83,8 +84,9 @@ class Watcher:
         next_tick = self._clock()
         try:
             while not self._stopping.is_set():
+                self.next_check_at = next_tick + self.interval_s  # known before this check starts
                 self.tick()
-                next_tick = max(next_tick + self.interval_s, self._clock())  # a late tick is not repeated
+                next_tick = max(self.next_check_at, self._clock())  # a late tick is not repeated
                 self._stopping.wait(next_tick - self._clock())
         except KeyboardInterrupt:
             log.warning("interrupted: finishing the videos in progress")
