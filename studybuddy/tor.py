@@ -206,9 +206,12 @@ class TorController:
 
     def exit_fingerprints(self) -> list[str]:
         """The relays of the consensus a new circuit can exit through (Exit flag, not BadExit)."""
+        statuses = self._call(
+            lambda: list(self._controller.get_network_statuses())
+        )  # a generator: read it here
         return [
             status.fingerprint
-            for status in self._call(self._controller.get_network_statuses)
+            for status in statuses
             if "Exit" in status.flags and "BadExit" not in status.flags
         ]
 

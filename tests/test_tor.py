@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -387,3 +387,15 @@ def test_newnym_spacing_on_a_real_tor(start_tor: Callable[..., tuple[str, int]])
     assert tor.newnym()
     assert not tor.newnym()
     tor.close()
+
+
+def test_a_tor_that_dies_while_the_consensus_is_read_is_a_tor_error() -> None:
+    fake = FakeController()
+
+    def statuses() -> Iterator[Any]:
+        raise stem.SocketClosed("control connection closed")
+        yield  # a generator, as stem's: the query runs only when it is read
+
+    fake.get_network_statuses = statuses  # type: ignore[attr-defined]
+    with pytest.raises(TorError, match="Tor control request failed"):
+        make_tor(fake).exit_fingerprints()
