@@ -1,125 +1,50 @@
-"""The SQLite archive: one row per video, so reruns skip what is done and retry what failed.
+"""The archive: one row per video, so reruns skip what is done and retry what failed; claims on videos, so
+runs (and machines) sharing it never process a video twice; the shared work queue; exit reputation.
 
-The file is `<output root>/.study-buddy.sqlite3`. One connection per `Archive`, shared by the threads of a
-run behind a lock; several processes may use the same file at once (WAL journal, a 10 s busy timeout and
-every write in a `BEGIN IMMEDIATE` transaction).
-
-Schema changes are numbered migrations (`m001_initial`, `m002_...`) applied in order and recorded in the
-`migrations` table; opening an archive applies the missing ones. An archive holding a migration this
-version does not know was written by a newer study-buddy and is refused.
+By default it is the SQLite file `<output root>/.study-buddy.sqlite3`; with `--archive postgresql://...` it
+is a PostgreSQL database that several machines share (see `archive_sql` for what differs between them).
+Schema changes are numbered migrations (`migrations.py`), applied when the archive is opened; an archive
+of a newer study-buddy is refused.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from .archive_rows import COLUMNS, ArchiveRow, BatchState, Claim, Status, iso_time, now_iso
+from .archive_sql import Backend, Db, connect
 from .errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
-from .migrations import MIGRATIONS
+from .migrations import apply_migrations
 from .models import Usage
 from .reputation import RECORD_FIELDS, ExitRecord, from_rows
 
-logger = logging.getLogger(__name__)
+__all__ = ["Archive", "ArchiveRow", "BatchState", "Claim", "Status", "iso_time"]
 
-BUSY_TIMEOUT_S = 10.0
 _MAX_ERROR_CHARS = 500
 _IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
-
-
-class Status(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    GAVE_UP = "gave_up"  # failed `max_attempts` times in a row: retried only when asked
-
-
-class BatchState(StrEnum):
-    """Where a video is in its Message Batch (`--batch`)."""
-
-    PENDING = "pending"  # submitted: its note comes with the batch's results
-    WRITTEN = "written"  # its note was written from the batch's result
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveRow:
-    """One video as the archive knows it. Paths are absolute; timestamps are ISO-8601 UTC strings."""
-
-    video_id: str
-    status: Status
-    error_kind: ErrorKind | None
-    error: str | None
-    attempts: int
-    title: str | None
-    channel: str | None
-    note_path: Path | None
-    transcript_path: Path | None
-    exit_fingerprint: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cache_read_tokens: int | None
-    cache_write_tokens: int | None
-    model: str | None
-    first_seen_at: str
-    started_at: str | None
-    finished_at: str | None
-    elapsed_s: float | None
-    updated_at: str
-    batch_id: str | None = field(default=None, kw_only=True)  # the Message Batch of this video's note
-    batch_state: str | None = field(default=None, kw_only=True)  # BatchState of the video in that batch
-    failures: int = field(default=0, kw_only=True)  # failed attempts since the last success
-    next_retry_at: str | None = field(default=None, kw_only=True)  # when watch retries a failure
-    claimed_by: str | None = field(default=None, kw_only=True)  # "host:pid:run" of the run processing it
-    claim_expires_at: str | None = field(default=None, kw_only=True)
-    subject: str | None = None  # the sub-folder (subject) the note is in, chosen or given
-    prompt_version: str | None = None  # the prompts that wrote the note (for `notes regenerate`)
-
-    def to_json(self) -> dict[str, object]:
-        """The row as JSON-ready values (paths as strings, enums as their values)."""
-        data: dict[str, object] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            data[name] = str(value) if isinstance(value, (Path, StrEnum)) else value
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """The answer to `Archive.claim`: granted or not, who holds the video, and its row before the claim."""
-
-    granted: bool
-    row: ArchiveRow | None
-    holder: str | None
-
-
 EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0
 
-_COLUMNS = tuple(ArchiveRow.__dataclass_fields__)
 _SELECT_REPUTATION = f"SELECT {', '.join(RECORD_FIELDS)} FROM exit_reputation"  # noqa: S608 - constants
-_STORE_REPUTATION = (
-    f"INSERT OR REPLACE INTO exit_reputation ({', '.join(RECORD_FIELDS)})"  # noqa: S608 - constants
+_STORE_REPUTATION = (  # an upsert: machines sharing an archive update one exit's record in turn
+    f"INSERT INTO exit_reputation ({', '.join(RECORD_FIELDS)})"  # noqa: S608 - constants
     f" VALUES ({', '.join(':' + name for name in RECORD_FIELDS)})"
+    f" ON CONFLICT (key) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in RECORD_FIELDS)}"
 )
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
+_DUE = (  # a video `work` may take: queued, or left by a run whose claim expired, or a failure now due
+    "(status IN ('queued', 'running') OR (status = 'failed' AND next_retry_at <= :now))"
+    " AND (claimed_by IS NULL OR claim_expires_at <= :now)"
+)
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def iso_time(at: float) -> str:
-    """A Unix time in the archive's timestamp form (ISO-8601 UTC, milliseconds): such strings sort by time."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+_TAKE = (  # + the dialect's row locking, + ")"
+    "UPDATE videos SET claimed_by = :owner, claim_expires_at = :expires WHERE video_id IN ("  # noqa: S608
+    f" SELECT video_id FROM videos WHERE {_DUE} ORDER BY first_seen_at, video_id LIMIT :limit"
+)
 
 
 def _one_line(text: str) -> str:
@@ -132,41 +57,27 @@ class Archive:
 
     FILENAME = ".study-buddy.sqlite3"
 
-    def __init__(self, root: Path, db: sqlite3.Connection) -> None:
-        """Use `Archive.open`: it connects, configures and migrates."""
+    def __init__(self, root: Path, backend: Backend) -> None:
+        """Use `Archive.open`: it connects and migrates."""
         self.root = root
-        self.path = root / self.FILENAME
-        self._db = db
-        self._lock = threading.Lock()
+        self.where = backend.where
+        self._backend = backend
 
     @classmethod
-    def open(cls, root: Path) -> Archive:
-        """Open (or create) the archive in `root`, applying missing migrations."""
+    def open(cls, root: Path, url: str | None = None) -> Archive:
+        """Open (or create) the archive of the output folder `root`, applying missing migrations: the SQLite
+        file in `root`, or the PostgreSQL database at `url`. Note paths are stored relative to `root`."""
         root = root.expanduser().resolve()
-        path = root / cls.FILENAME
+        backend = connect(root, url)
         try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ArchiveError(f"{path}: cannot create the folder ({exc.strerror or exc})") from exc
-        try:
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise ArchiveError(f"{path}: cannot open the archive ({exc})") from exc
-        archive = cls(root, db)
-        try:
-            archive._configure()
-            archive._migrate()
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise ArchiveError(f"{path}: not a usable study-buddy archive ({exc})") from exc
+            apply_migrations(backend)
         except ArchiveError:
-            db.close()
+            backend.close()
             raise
-        return archive
+        return cls(root, backend)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._backend.close()
 
     def __enter__(self) -> Self:
         return self
@@ -188,15 +99,11 @@ class Archive:
         """The rows of those `video_ids` that the archive holds, by video id."""
         unique_ids = list(dict.fromkeys(video_ids))
         found: list[tuple[Any, ...]] = []
-        with self._reading() as db:
-            db.execute("BEGIN")  # one snapshot across the batches
-            try:
-                for start in range(0, len(unique_ids), _IDS_PER_QUERY):
-                    batch = unique_ids[start : start + _IDS_PER_QUERY]
-                    placeholders = ", ".join("?" * len(batch))
-                    found += db.execute(f"{_SELECT} WHERE video_id IN ({placeholders})", batch).fetchall()
-            finally:
-                db.execute("COMMIT")
+        with self._reading(snapshot=True) as db:  # one snapshot across the batches
+            for start in range(0, len(unique_ids), _IDS_PER_QUERY):
+                batch = unique_ids[start : start + _IDS_PER_QUERY]
+                placeholders = ", ".join("?" * len(batch))
+                found += db.execute(f"{_SELECT} WHERE video_id IN ({placeholders})", batch).fetchall()
         rows = (self._row(values) for values in found)
         return {row.video_id: row for row in rows}
 
@@ -242,6 +149,7 @@ class Archive:
     def update_exit_record(self, key: str, change: Callable[[ExitRecord], ExitRecord]) -> ExitRecord:
         """Apply `change` to the stored reputation of `key` in one transaction (runs share archives)."""
         with self._writing() as db:
+            db.lock_key(f"exit {key}")
             found = db.execute(f"{_SELECT_REPUTATION} WHERE key = ?", (key,)).fetchall()
             record = change(from_rows(found)[0] if found else ExitRecord(key, updated_at=time.time()))
             values = {name: getattr(record, name) for name in RECORD_FIELDS}
@@ -251,13 +159,13 @@ class Archive:
 
     def start(self, video_id: str) -> None:
         """Mark the video running: one more attempt, started now, the last error cleared."""
-        now = _now()
+        now = now_iso()
         self._write(
             """
             INSERT INTO videos (video_id, status, attempts, first_seen_at, started_at, updated_at)
             VALUES (:video_id, 'running', 1, :now, :now, :now)
             ON CONFLICT (video_id) DO UPDATE SET
-                status = 'running', attempts = attempts + 1, error_kind = NULL, error = NULL,
+                status = 'running', attempts = videos.attempts + 1, error_kind = NULL, error = NULL,
                 started_at = :now, finished_at = NULL, elapsed_s = NULL, updated_at = :now
             """,
             {"video_id": video_id, "now": now},
@@ -292,7 +200,7 @@ class Archive:
             )
             ON CONFLICT (video_id) DO UPDATE SET
                 status = 'done', error_kind = NULL, error = NULL,
-                title = COALESCE(:title, title), channel = COALESCE(:channel, channel),
+                title = COALESCE(:title, videos.title), channel = COALESCE(:channel, videos.channel),
                 note_path = :note_path, transcript_path = :transcript_path,
                 exit_fingerprint = :exit_fingerprint,
                 input_tokens = :input_tokens, output_tokens = :output_tokens,
@@ -314,7 +222,7 @@ class Archive:
                 "cache_write_tokens": None if usage is None else usage.cache_write_tokens,
                 "model": model,
                 "elapsed_s": elapsed_s,
-                "now": _now(),
+                "now": now_iso(),
                 "batch_id": batch_id,
                 "batch_state": None if batch_id is None else BatchState.WRITTEN.value,
                 "prompt_version": prompt_version,
@@ -349,7 +257,11 @@ class Archive:
         at = time.time() if now is None else now
         automatic = retry_delay is not None and kind not in RETRIED_ONLY_WHEN_ASKED
         with self._writing() as db:
-            found = db.execute("SELECT failures FROM videos WHERE video_id = ?", (video_id,)).fetchone()
+            db.lock_key(f"video {video_id}")
+            found = db.execute(
+                f"SELECT failures FROM videos WHERE video_id = ?{db.dialect.for_update}",  # noqa: S608 - constants
+                (video_id,),
+            ).fetchone()
             failures = (0 if found is None else int(found[0])) + 1
             delay = retry_delay(failures) if automatic and retry_delay is not None else None
             gave_up = automatic and delay is None
@@ -365,7 +277,7 @@ class Archive:
                 )
                 ON CONFLICT (video_id) DO UPDATE SET
                     status = :status, error_kind = :kind, error = :error, failures = :failures,
-                    next_retry_at = :next_retry_at, title = COALESCE(:title, title),
+                    next_retry_at = :next_retry_at, title = COALESCE(:title, videos.title),
                     exit_fingerprint = :exit_fingerprint, finished_at = :now, elapsed_s = :elapsed_s,
                     updated_at = :now, batch_state = NULL
                 """,
@@ -396,12 +308,14 @@ class Archive:
         """Claim the video for `owner` until `now + ttl_s`, unless another owner holds an unexpired claim
         (a holder `is_gone` says has died loses its claim at once).
 
-        One `BEGIN IMMEDIATE` transaction, so two processes can never both get it. A video the archive has
+        One transaction holding the video's row (SQLite: the whole file), so two processes can never both get
+        it. A video the archive has
         never seen gets a `running` row. The claim carries the row as it was, to decide afresh on it.
         """
         at = time.time() if now is None else now
         with self._writing() as db:
-            found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
+            db.lock_key(f"video {video_id}")
+            found = db.execute(f"{_SELECT} WHERE video_id = ?{db.dialect.for_update}", (video_id,)).fetchone()
             row = None if found is None else self._row(found)
             holder = row.claimed_by if row else None
             held = (
@@ -438,10 +352,55 @@ class Archive:
             {"video_id": video_id, "owner": owner},
         )
 
+    def release_all(self, owner: str) -> int:
+        """Drop every claim `owner` holds (a worker that stops hands back what it took); returns how many."""
+        with self._writing() as db:
+            return db.execute(
+                "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ?", (owner,)
+            ).rowcount
+
+    def enqueue(self, video_ids: Sequence[str]) -> int:
+        """Add videos to the shared queue as `queued`; a video the archive holds keeps its row (done stays
+        done). One transaction; returns how many were added."""
+        now = now_iso()
+        added = 0
+        with self._writing() as db:
+            for video_id in dict.fromkeys(video_ids):
+                added += db.execute(
+                    "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
+                    " VALUES (?, 'queued', ?, ?) ON CONFLICT (video_id) DO NOTHING",
+                    (video_id, now, now),
+                ).rowcount
+        return added
+
+    def take(self, owner: str, *, ttl_s: float, limit: int, now: float | None = None) -> list[str]:
+        """Claim for `owner` until `now + ttl_s` up to `limit` videos the queue holds, oldest first: queued
+        ones, ones whose claim expired (a machine died) and failures due for a retry.
+
+        On PostgreSQL the rows are picked with `FOR UPDATE SKIP LOCKED`, so machines taking at once get
+        different videos without waiting for each other; SQLite's write transaction holds the file.
+        """
+        at = time.time() if now is None else now
+        with self._writing() as db:
+            found = db.execute(
+                _TAKE + db.dialect.skip_locked + ") RETURNING video_id",
+                {"owner": owner, "expires": iso_time(at + ttl_s), "now": iso_time(at), "limit": limit},
+            ).fetchall()
+        return sorted(str(video_id) for (video_id,) in found)
+
+    def unfinished(self) -> int:
+        """How many videos are queued or in progress anywhere (a `work` run without `--follow` waits for
+        them: a machine that dies leaves its videos to the others once their claims expire)."""
+        with self._reading() as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM videos WHERE status IN ('queued', 'running')"
+            ).fetchone()
+        return int(count)
+
     def record_batch(self, batch_id: str, model: str, plans: Mapping[str, str]) -> None:
         """A Message Batch was created for these videos: remember it and mark them pending in it, each with
         its note's progress (`plans`: video id -> JSON) as it was when the batch was sent. One transaction."""
-        now = _now()
+        now = now_iso()
         with self._writing() as db:
             db.execute(
                 "INSERT INTO batches (batch_id, model, state, videos, created_at, updated_at)"
@@ -490,86 +449,19 @@ class Archive:
         with self._writing() as db:
             db.execute(
                 "UPDATE batches SET state = 'collected', updated_at = ? WHERE batch_id = ?",
-                (_now(), batch_id),
+                (now_iso(), batch_id),
             )
             db.execute(
-                "UPDATE videos SET batch_plan = NULL WHERE batch_id = ? AND batch_state IS NOT ?",
+                "UPDATE videos SET batch_plan = NULL WHERE batch_id = ?"
+                " AND (batch_state IS NULL OR batch_state <> ?)",
                 (batch_id, BatchState.PENDING.value),
             )
 
-    def _configure(self) -> None:
-        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        mode = self._enable_wal()
-        if mode.lower() != "wal":
-            logger.warning(
-                "%s: WAL journal not available (got %s); concurrent runs may wait", self.path, mode
-            )
+    def _reading(self, *, snapshot: bool = False) -> AbstractContextManager[Db]:
+        return self._backend.reading(snapshot=snapshot)
 
-    def _enable_wal(self) -> str:
-        """Switch to WAL, waiting out another process that is creating the same archive.
-
-        SQLite answers "database is locked" to this pragma at once, without its busy handler, while another
-        connection converts a new database; so the wait is done here, within the same busy timeout.
-        """
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        pause = 0.01
-        while True:
-            try:
-                (mode,) = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
-                return str(mode)
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
-
-    def _migrate(self) -> None:
-        known = [migration.__name__ for migration in MIGRATIONS]
-        with self._writing() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            applied = {str(name) for (name,) in db.execute("SELECT name FROM migrations")}
-            unknown = sorted(applied - set(known))
-            if unknown:
-                raise ArchiveError(
-                    f"{self.path}: written by a newer study-buddy (unknown migration {unknown[-1]}); upgrade"
-                )
-            for migration in MIGRATIONS:
-                if migration.__name__ not in applied:
-                    logger.info("%s: applying migration %s", self.path, migration.__name__)
-                    migration(db)
-                    db.execute(
-                        "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                        (migration.__name__, _now()),
-                    )
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._db
-            except sqlite3.Error as exc:
-                raise ArchiveError(f"{self.path}: cannot read the archive ({exc})") from exc
-
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One `BEGIN IMMEDIATE` transaction: taking the write lock first, processes cannot deadlock."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise ArchiveError(f"{self.path}: cannot write the archive ({exc})") from exc
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise ArchiveError(f"{self.path}: cannot write the archive ({exc})") from exc
-                raise
+    def _writing(self) -> AbstractContextManager[Db]:
+        return self._backend.writing()
 
     def _write(self, statement: str, params: dict[str, object]) -> None:
         with self._writing() as db:
@@ -583,12 +475,12 @@ class Archive:
         return absolute.as_posix()
 
     def _row(self, values: Sequence[Any]) -> ArchiveRow:
-        fields = dict(zip(_COLUMNS, values, strict=True))
+        fields = dict(zip(COLUMNS, values, strict=True))
         try:
             status = Status(fields["status"])
             kind = None if fields["error_kind"] is None else ErrorKind(fields["error_kind"])
         except ValueError as exc:
-            raise ArchiveError(f"{self.path}: video {fields['video_id']}: {exc}") from exc
+            raise ArchiveError(f"{self.where}: video {fields['video_id']}: {exc}") from exc
         return ArchiveRow(
             **{
                 **fields,
