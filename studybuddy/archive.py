@@ -16,7 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from .archive_rows import COLUMNS, ArchiveRow, BatchState, Claim, Status, iso_time, now_iso
+from .archive_claims import QueueRecords
+from .archive_rows import COLUMNS, ArchiveRow, BatchState, Claim, RowCodec, Status, iso_time, now_iso
 from .archive_sql import Backend, Db, connect
 from .errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
 from .migrations import apply_migrations
@@ -36,15 +37,6 @@ _STORE_REPUTATION = (  # an upsert: machines sharing an archive update one exit'
     f" ON CONFLICT (key) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in RECORD_FIELDS)}"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
-_DUE = (  # a video `work` may take: queued, or left by a run whose claim expired, or a failure now due
-    "(status IN ('queued', 'running') OR (status = 'failed' AND next_retry_at <= :now))"
-    " AND (claimed_by IS NULL OR claim_expires_at <= :now)"
-)
-
-_TAKE = (  # + the dialect's row locking, + ")"
-    "UPDATE videos SET claimed_by = :owner, claim_expires_at = :expires WHERE video_id IN ("  # noqa: S608
-    f" SELECT video_id FROM videos WHERE {_DUE} ORDER BY first_seen_at, video_id LIMIT :limit"
-)
 
 
 def _one_line(text: str) -> str:
@@ -52,7 +44,7 @@ def _one_line(text: str) -> str:
     return line if len(line) <= _MAX_ERROR_CHARS else f"{line[: _MAX_ERROR_CHARS - 1]}…"
 
 
-class Archive:
+class Archive(QueueRecords):
     """The archive of one output folder. Thread-safe; use as a context manager or call `close()`."""
 
     FILENAME = ".study-buddy.sqlite3"
@@ -62,6 +54,7 @@ class Archive:
         self.root = root
         self.where = backend.where
         self._backend = backend
+        self._codec = RowCodec(root, backend.where)
 
     @classmethod
     def open(cls, root: Path, url: str | None = None) -> Archive:
@@ -75,6 +68,11 @@ class Archive:
             backend.close()
             raise
         return cls(root, backend)
+
+    @property
+    def backend(self) -> Backend:
+        """Where the archive lives, for tools that work on its tables as a whole (`archive migrate`)."""
+        return self._backend
 
     def close(self) -> None:
         self._backend.close()
@@ -93,7 +91,7 @@ class Archive:
     def get(self, video_id: str) -> ArchiveRow | None:
         with self._reading() as db:
             found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
-        return None if found is None else self._row(found)
+        return None if found is None else self._codec.row(found)
 
     def get_many(self, video_ids: Sequence[str]) -> dict[str, ArchiveRow]:
         """The rows of those `video_ids` that the archive holds, by video id."""
@@ -104,7 +102,7 @@ class Archive:
                 batch = unique_ids[start : start + _IDS_PER_QUERY]
                 placeholders = ", ".join("?" * len(batch))
                 found += db.execute(f"{_SELECT} WHERE video_id IN ({placeholders})", batch).fetchall()
-        rows = (self._row(values) for values in found)
+        rows = (self._codec.row(values) for values in found)
         return {row.video_id: row for row in rows}
 
     def rows(self, status: Status | None = None, kind: ErrorKind | None = None) -> list[ArchiveRow]:
@@ -120,7 +118,7 @@ class Archive:
         query = f"{_SELECT} WHERE {' AND '.join(conditions)} ORDER BY first_seen_at, video_id"
         with self._reading() as db:
             found = db.execute(query, params).fetchall()
-        return [self._row(values) for values in found]
+        return [self._codec.row(values) for values in found]
 
     def record_exit_event(self, fingerprint: str, event: str, at: float | None = None) -> None:
         """Remember that exit `fingerprint` was used for a video (`use`) or blocked us (`block`)."""
@@ -213,8 +211,10 @@ class Archive:
                 "video_id": video_id,
                 "title": title,
                 "channel": channel,
-                "note_path": None if note_path is None else self._stored_path(note_path),
-                "transcript_path": None if transcript_path is None else self._stored_path(transcript_path),
+                "note_path": None if note_path is None else self._codec.stored_path(note_path),
+                "transcript_path": None
+                if transcript_path is None
+                else self._codec.stored_path(transcript_path),
                 "exit_fingerprint": exit_fingerprint,
                 "input_tokens": None if usage is None else usage.input_tokens,
                 "output_tokens": None if usage is None else usage.output_tokens,
@@ -296,107 +296,6 @@ class Archive:
             )
         return status
 
-    def claim(
-        self,
-        video_id: str,
-        owner: str,
-        *,
-        ttl_s: float,
-        now: float | None = None,
-        is_gone: Callable[[str], bool] = lambda _holder: False,
-    ) -> Claim:
-        """Claim the video for `owner` until `now + ttl_s`, unless another owner holds an unexpired claim
-        (a holder `is_gone` says has died loses its claim at once).
-
-        One transaction holding the video's row (SQLite: the whole file), so two processes can never both get
-        it. A video the archive has
-        never seen gets a `running` row. The claim carries the row as it was, to decide afresh on it.
-        """
-        at = time.time() if now is None else now
-        with self._writing() as db:
-            db.lock_key(f"video {video_id}")
-            found = db.execute(f"{_SELECT} WHERE video_id = ?{db.dialect.for_update}", (video_id,)).fetchone()
-            row = None if found is None else self._row(found)
-            holder = row.claimed_by if row else None
-            held = (
-                row is not None
-                and holder not in (None, owner)
-                and (row.claim_expires_at or "") > iso_time(at)
-            )
-            if held and holder is not None and not is_gone(holder):
-                return Claim(granted=False, row=row, holder=holder)
-            db.execute(
-                """
-                INSERT INTO videos (video_id, status, first_seen_at, updated_at, claimed_by, claim_expires_at)
-                VALUES (:video_id, 'running', :now, :now, :owner, :expires)
-                ON CONFLICT (video_id) DO UPDATE SET claimed_by = :owner, claim_expires_at = :expires
-                """,
-                {"video_id": video_id, "now": iso_time(at), "owner": owner, "expires": iso_time(at + ttl_s)},
-            )
-        return Claim(granted=True, row=row, holder=owner)
-
-    def renew_claims(self, owner: str, *, ttl_s: float, now: float | None = None) -> int:
-        """Push back the expiry of every claim `owner` holds (videos long in progress); returns how many."""
-        at = time.time() if now is None else now
-        with self._writing() as db:
-            cursor = db.execute(
-                "UPDATE videos SET claim_expires_at = ? WHERE claimed_by = ?", (iso_time(at + ttl_s), owner)
-            )
-            return cursor.rowcount
-
-    def release(self, video_id: str, owner: str) -> None:
-        """Drop `owner`'s claim on the video (a claim another run has taken over meanwhile stays)."""
-        self._write(
-            "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL"
-            " WHERE video_id = :video_id AND claimed_by = :owner",
-            {"video_id": video_id, "owner": owner},
-        )
-
-    def release_all(self, owner: str) -> int:
-        """Drop every claim `owner` holds (a worker that stops hands back what it took); returns how many."""
-        with self._writing() as db:
-            return db.execute(
-                "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ?", (owner,)
-            ).rowcount
-
-    def enqueue(self, video_ids: Sequence[str]) -> int:
-        """Add videos to the shared queue as `queued`; a video the archive holds keeps its row (done stays
-        done). One transaction; returns how many were added."""
-        now = now_iso()
-        added = 0
-        with self._writing() as db:
-            for video_id in dict.fromkeys(video_ids):
-                added += db.execute(
-                    "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
-                    " VALUES (?, 'queued', ?, ?) ON CONFLICT (video_id) DO NOTHING",
-                    (video_id, now, now),
-                ).rowcount
-        return added
-
-    def take(self, owner: str, *, ttl_s: float, limit: int, now: float | None = None) -> list[str]:
-        """Claim for `owner` until `now + ttl_s` up to `limit` videos the queue holds, oldest first: queued
-        ones, ones whose claim expired (a machine died) and failures due for a retry.
-
-        On PostgreSQL the rows are picked with `FOR UPDATE SKIP LOCKED`, so machines taking at once get
-        different videos without waiting for each other; SQLite's write transaction holds the file.
-        """
-        at = time.time() if now is None else now
-        with self._writing() as db:
-            found = db.execute(
-                _TAKE + db.dialect.skip_locked + ") RETURNING video_id",
-                {"owner": owner, "expires": iso_time(at + ttl_s), "now": iso_time(at), "limit": limit},
-            ).fetchall()
-        return sorted(str(video_id) for (video_id,) in found)
-
-    def unfinished(self) -> int:
-        """How many videos are queued or in progress anywhere (a `work` run without `--follow` waits for
-        them: a machine that dies leaves its videos to the others once their claims expire)."""
-        with self._reading() as db:
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM videos WHERE status IN ('queued', 'running')"
-            ).fetchone()
-        return int(count)
-
     def record_batch(self, batch_id: str, model: str, plans: Mapping[str, str]) -> None:
         """A Message Batch was created for these videos: remember it and mark them pending in it, each with
         its note's progress (`plans`: video id -> JSON) as it was when the batch was sent. One transaction."""
@@ -440,7 +339,7 @@ class Archive:
             found = db.execute(
                 f"{_SELECT} WHERE batch_id = ? AND batch_state = ?", (batch_id, BatchState.PENDING.value)
             ).fetchall()
-        rows = (self._row(values) for values in found)
+        rows = (self._codec.row(values) for values in found)
         return {row.video_id: row for row in rows}
 
     def close_batch(self, batch_id: str) -> None:
@@ -466,30 +365,3 @@ class Archive:
     def _write(self, statement: str, params: dict[str, object]) -> None:
         with self._writing() as db:
             db.execute(statement, params)
-
-    def _stored_path(self, path: Path) -> str:
-        """Relative to the root in POSIX form when inside it (the folder can move), else absolute."""
-        absolute = (self.root / path).resolve()
-        if absolute.is_relative_to(self.root):
-            return absolute.relative_to(self.root).as_posix()
-        return absolute.as_posix()
-
-    def _row(self, values: Sequence[Any]) -> ArchiveRow:
-        fields = dict(zip(COLUMNS, values, strict=True))
-        try:
-            status = Status(fields["status"])
-            kind = None if fields["error_kind"] is None else ErrorKind(fields["error_kind"])
-        except ValueError as exc:
-            raise ArchiveError(f"{self.where}: video {fields['video_id']}: {exc}") from exc
-        return ArchiveRow(
-            **{
-                **fields,
-                "status": status,
-                "error_kind": kind,
-                "note_path": self._absolute(fields["note_path"]),
-                "transcript_path": self._absolute(fields["transcript_path"]),
-            }
-        )
-
-    def _absolute(self, stored: str | None) -> Path | None:
-        return None if stored is None else self.root / stored

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from .errors import ErrorKind
+from .errors import ArchiveError, ErrorKind
 
 
 class Status(StrEnum):
@@ -86,3 +88,38 @@ def now_iso() -> str:
 def iso_time(at: float) -> str:
     """A Unix time in the archive's timestamp form (ISO-8601 UTC, milliseconds): such strings sort by time."""
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class RowCodec:
+    """Rows to `ArchiveRow`s and back: paths are stored relative to the output folder `root` if inside it."""
+
+    root: Path
+    where: str  # how errors name the archive
+
+    def stored_path(self, path: Path) -> str:
+        """Relative to the root in POSIX form when inside it (the folder can move), else absolute."""
+        absolute = (self.root / path).resolve()
+        if absolute.is_relative_to(self.root):
+            return absolute.relative_to(self.root).as_posix()
+        return absolute.as_posix()
+
+    def row(self, values: Sequence[Any]) -> ArchiveRow:
+        fields = dict(zip(COLUMNS, values, strict=True))
+        try:
+            status = Status(fields["status"])
+            kind = None if fields["error_kind"] is None else ErrorKind(fields["error_kind"])
+        except ValueError as exc:
+            raise ArchiveError(f"{self.where}: video {fields['video_id']}: {exc}") from exc
+        return ArchiveRow(
+            **{
+                **fields,
+                "status": status,
+                "error_kind": kind,
+                "note_path": self._absolute(fields["note_path"]),
+                "transcript_path": self._absolute(fields["transcript_path"]),
+            }
+        )
+
+    def _absolute(self, stored: str | None) -> Path | None:
+        return None if stored is None else self.root / stored

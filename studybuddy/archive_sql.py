@@ -42,6 +42,7 @@ _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 class Cursor(Protocol):
     rowcount: int
+    description: Any
 
     def fetchone(self) -> Any: ...
 
@@ -242,8 +243,10 @@ class SqliteBackend:
 class PostgresBackend:
     """An archive on a PostgreSQL server, shared by machines: a pool of connections, one per transaction.
 
-    A connection lost mid-run is replaced by the pool; a transaction that fails on a lost connection is an
-    `ArchiveError` like any other, and the caller decides (claims simply expire if never released).
+    Each connection is checked when taken from the pool, so one the server dropped (a restart, an idle
+    timeout) is replaced. A transaction that fails because the server went away is an `ArchiveError` like
+    any other: the run stops with nothing marked failed, `work` tries again with backoff, and claims that
+    are not released expire.
     """
 
     dialect = POSTGRES
@@ -263,6 +266,7 @@ class PostgresBackend:
             min_size=1,
             max_size=pool_size,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
+            check=psycopg_pool.ConnectionPool.check_connection,  # one the server dropped is replaced
             timeout=BUSY_TIMEOUT_S * 3,
             open=True,
             name="study-buddy-archive",
