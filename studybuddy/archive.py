@@ -27,7 +27,6 @@ from .reputation import RECORD_FIELDS, ExitRecord, from_rows
 __all__ = ["Archive", "ArchiveRow", "BatchState", "Claim", "Status", "iso_time"]
 
 _MAX_ERROR_CHARS = 500
-_IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
 EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0
 
 _SELECT_REPUTATION = f"SELECT {', '.join(RECORD_FIELDS)} FROM exit_reputation"  # noqa: S608 - constants
@@ -98,10 +97,10 @@ class Archive(QueueRecords):
         unique_ids = list(dict.fromkeys(video_ids))
         found: list[tuple[Any, ...]] = []
         with self._reading(snapshot=True) as db:  # one snapshot across the batches
-            for start in range(0, len(unique_ids), _IDS_PER_QUERY):
-                batch = unique_ids[start : start + _IDS_PER_QUERY]
-                placeholders = ", ".join("?" * len(batch))
-                found += db.execute(f"{_SELECT} WHERE video_id IN ({placeholders})", batch).fetchall()
+            size = db.dialect.ids_per_query
+            for start in range(0, len(unique_ids), size):
+                condition, params = db.dialect.in_ids("video_id", unique_ids[start : start + size])
+                found += db.execute(f"{_SELECT} WHERE {condition}", params).fetchall()
         rows = (self._codec.row(values) for values in found)
         return {row.video_id: row for row in rows}
 

@@ -11,7 +11,8 @@ from .archive_sql import Backend
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
 _DUE = (  # a video `work` may take: queued, or left by a run whose claim expired, or a failure now due
-    "(status IN ('queued', 'running') OR (status = 'failed' AND next_retry_at <= :now))"
+    "status IN ('queued', 'running', 'failed')"  # the condition of the index `videos_in_queue`, as written
+    " AND (status <> 'failed' OR next_retry_at <= :now)"
     " AND (claimed_by IS NULL OR claim_expires_at <= :now)"
 )
 

@@ -59,17 +59,26 @@ class Dialect:
     for_update: str  # appended to a SELECT that reads a row it will write
     skip_locked: str  # appended to a SELECT that takes queued rows no other transaction holds
     key_lock: str | None  # a statement taking a lock on `?` (a key that may have no row yet) until commit
+    ids_per_query: int  # how many ids one `in_ids` condition takes
 
     def sql(self, statement: str) -> str:
         return statement if self.name == "sqlite" else _postgres_sql(statement)
 
+    def in_ids(self, column: str, ids: Sequence[str]) -> tuple[str, list[Any]]:
+        """A condition `column` is one of `ids`, and its parameters: SQLite binds each id, PostgreSQL one
+        array (a statement with thousands of placeholders is slow to prepare)."""
+        if self is SQLITE:
+            return f"{column} IN ({', '.join('?' * len(ids))})", list(ids)
+        return f"{column} = ANY(?)", [list(ids)]
 
-SQLITE = Dialect("sqlite", for_update="", skip_locked="", key_lock=None)
+
+SQLITE = Dialect("sqlite", for_update="", skip_locked="", key_lock=None, ids_per_query=500)
 POSTGRES = Dialect(
     "postgresql",
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
     key_lock="SELECT pg_advisory_xact_lock(hashtext(?))",
+    ids_per_query=100_000,
 )
 
 

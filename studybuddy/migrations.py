@@ -152,7 +152,10 @@ def m009_batch_plans(db: Db) -> None:
 def m010_queue(db: Db) -> None:
     """The shared work queue: `enqueue` adds videos as `queued`, `work` takes them (oldest first)."""
     _allow_status(db, "running", "done", "failed", "gave_up", "queued")
-    db.execute("CREATE INDEX videos_by_claim ON videos (status, claim_expires_at)")
+    db.execute(  # what `take` looks through, in its order; done videos stay out
+        "CREATE INDEX videos_in_queue ON videos (first_seen_at, video_id)"
+        " WHERE status IN ('queued', 'running', 'failed')"
+    )
 
 
 def _allow_status(db: Db, *statuses: str) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def _binary(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
     path = found[-1] if found else shutil.which(name)
     if path is None:
-        pytest.skip(f"PostgreSQL's {name} is not installed (./scripts/test installs it)")
+        raise RuntimeError(f"PostgreSQL's {name} is not installed (./scripts/test installs it)")
     return path
 
 
@@ -65,8 +66,9 @@ class PostgresServer:
         return self.url(name)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A new PostgreSQL server in a temporary folder, for as long as the context lasts (tests, benchmarks)."""
     folder = Path(tempfile.mkdtemp(prefix="study-buddy-pg-"))  # not under pytest's folder: root-only
     data = folder / "data"
     pwfile = folder / "pw"
@@ -95,15 +97,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         raise RuntimeError(f"PostgreSQL did not start (exit code {process.wait()})")
     drain = threading.Thread(target=process.stderr.read, daemon=True)  # its later log lines: unread
     drain.start()
-    server = PostgresServer(port, folder, process)
     try:
-        yield server
+        yield PostgresServer(port, folder, process)
     finally:
         os.kill(process.pid, signal.SIGINT)  # fast shutdown, by PID
         process.wait(timeout=60)
         drain.join()
         process.stderr.close()
         shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
