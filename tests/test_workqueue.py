@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 
+from studybuddy.archive import Archive
 from tests.bed.proxies import ProxyBed
 from tests.bed.youtube_server import FakeYouTube
 from tests.test_e2e_tor import CLI, NORMAL
@@ -81,3 +82,58 @@ def test_four_workers_on_one_queue_with_one_killed_do_every_video_once(
     assert not set(fake_youtube.addresses) & {
         a for a, d in stats["exits"].items() if any(d["requests"].values())
     }
+
+
+def test_two_watchers_on_two_machines_share_the_archive_and_do_each_video_once(
+    fake_youtube: FakeYouTube, fake_proxies: ProxyBed, tmp_path: Path, fresh_database: Callable[[], str]
+) -> None:
+    url = fresh_database()
+    env = cli_env(fake_youtube, tmp_path, url)
+    videos = NORMAL[:12]
+    machines = [fake_proxies.socks.url(), fake_proxies.http.url()]  # each "machine" its own egress
+    Archive.open(tmp_path / "notes", url).close()  # the schema, for the test's own queries
+    watchers = [
+        subprocess.Popen(
+            [
+                CLI,
+                "watch",
+                "--interval",
+                "1h",
+                "--parallel",
+                "--workers",
+                "2",
+                "--proxy",
+                proxy,
+                "--",
+                *videos,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for proxy in machines
+    ]
+    waited = threading.Event()
+    for _ in range(900):  # until every video is done (bounded: 900 looks)
+        if done_count(url) == len(videos) or waited.wait(0.2):
+            break
+    for watcher in watchers:
+        watcher.send_signal(signal.SIGTERM)
+    outputs = [watcher.communicate(timeout=120) for watcher in watchers]
+    assert [watcher.returncode for watcher in watchers] == [0, 0], outputs
+    assert all("Watch stopped: 1 check(s) run" in out + err for out, err in outputs), outputs
+
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT video_id, status, attempts, note_path FROM videos").fetchall()
+    assert sorted((vid, status, attempts) for vid, status, attempts, _ in rows) == [
+        (vid, "done", 1) for vid in sorted(videos)
+    ]  # each video processed once, by one of the two
+    notes = [p for p in (tmp_path / "notes").rglob("*.md") if not p.name.endswith(".transcript.md")]
+    assert sorted(p.relative_to(tmp_path / "notes").as_posix() for p in notes) == sorted(r[3] for r in rows)
+
+
+def done_count(url: str) -> int:
+    with psycopg.connect(url) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM videos WHERE status = 'done'").fetchone()
+    return int(count)
