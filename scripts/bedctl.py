@@ -1,10 +1,11 @@
 """Starts and stops the test bed for the scripts (demo, bench): everything on loopback, torn down by PID.
 
 The bed is the private Tor network of ``tests.bed.tornet`` (4 exits), the fake HTTPS ``www.youtube.com`` of
-``tests.bed.youtube_server`` on the exits' addresses (port 443: needs root or CAP_NET_BIND_SERVICE) and the
-fake Anthropic API. ``running_bed()`` yields it ready and stops it on the way out, Ctrl-C and SIGTERM
-included (SIGTERM is turned into ``SystemExit`` so the same clean-up runs). Every tor also runs with
-``__OwningControllerProcess``: it exits by itself if this process dies without cleaning up.
+``tests.bed.youtube_server`` on the exits' addresses (port 443: needs root or CAP_NET_BIND_SERVICE), the
+fake Anthropic API and the bed's proxies (``tests.bed.proxies``). ``running_bed()`` yields it ready and
+stops it on the way out, Ctrl-C and SIGTERM included (SIGTERM is turned into ``SystemExit`` so the same
+clean-up runs). Every tor also runs with ``__OwningControllerProcess``: it exits by itself if this process
+dies without cleaning up.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.bed.hostile import HOSTILE_EXITS, HOSTILE_FIRST_HOST  # noqa: E402
 from tests.bed.lock import bed_lock  # noqa: E402
+from tests.bed.proxies import ProxyBed  # noqa: E402
 from tests.bed.tornet import FIRST_SERVER_HOST, TorNetwork, exit_server_address  # noqa: E402
-from tests.bed.youtube_server import FakeYouTube  # noqa: E402
+from tests.bed.youtube_fixtures import PROXY_TARGET  # noqa: E402
+from tests.bed.youtube_server import CERT_NAMES, FakeYouTube  # noqa: E402
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic, start_fake_anthropic  # noqa: E402
 
 EXITS = 4
@@ -40,11 +43,12 @@ _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "htt
 
 @dataclass
 class Bed:
-    """A running bed: the Tor network, the fake YouTube and the fake Anthropic API."""
+    """A running bed: the Tor network, the fake YouTube, the fake Anthropic API and the bed's proxies."""
 
     tor: TorNetwork
     youtube: FakeYouTube
     anthropic: FakeAnthropic
+    proxies: ProxyBed
 
     def cli_env(self, output: Path, *, notes: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment that runs the real ``study-buddy`` against the bed (Tor already running)."""
@@ -101,15 +105,19 @@ def running_bed(*, latency: float = 0.0, hostile: bool = False) -> Iterator[Bed]
             tor = stack.enter_context(network)
             addresses = [exit_server_address(number, first_host) for number in range(1, exits + 1)]
             youtube = stack.enter_context(
-                FakeYouTube.start(addresses, HTTPS_PORT, ca_dir=workdir, latency=latency)
+                FakeYouTube.start(
+                    addresses, HTTPS_PORT, client_addresses=[PROXY_TARGET], ca_dir=workdir, latency=latency
+                )
             )
+            proxies = ProxyBed.start(PROXY_TARGET, CERT_NAMES, youtube.ca)
+            stack.callback(proxies.stop)
             anthropic, stop_anthropic = start_fake_anthropic()
             stack.callback(stop_anthropic)
             tor.wait_ready(timeout=READY_TIMEOUT_S)
             elapsed = time.monotonic() - started
             say(f"test bed ready in {elapsed:.0f} s; fake YouTube on {', '.join(addresses)}")
             try:
-                yield Bed(tor, youtube, anthropic)
+                yield Bed(tor, youtube, anthropic, proxies)
             finally:
                 say("stopping the test bed")
     finally:

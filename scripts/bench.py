@@ -41,8 +41,8 @@ from pathlib import Path
 
 from bedctl import CLI, EXITS, ROOT, Bed, running_bed, say
 
+from studybuddy.circuits import probe_exit
 from studybuddy.errors import FetchError
-from studybuddy.pacing import probe_exit
 from studybuddy.sessions import Identity, ProxyEndpoint, new_run_id, new_session
 from studybuddy.tor import TorController
 from studybuddy.transcripts import TranscriptFetcher
@@ -135,9 +135,10 @@ class Client:
         self.session.close()
 
 
-def run_study_buddy(bed: Bed, config: Config, workers: int) -> None:
+def run_study_buddy(bed: Bed, config: Config, workers: int, extra: Sequence[str] = ()) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-notes-") as output:  # no exit history from a past cell
         args = ["--parallel", "--workers", str(workers), "--per-exit", f"{config.budget}/{config.window:g}s"]
+        args += extra
         args += ["--exit-interval", "0s", "--exit-cooldown", f"{BLOCK_FOR_S:g}s", "--", *config.videos]
         result = subprocess.run(
             [CLI, *args],
@@ -149,6 +150,14 @@ def run_study_buddy(bed: Bed, config: Config, workers: int) -> None:
         )
     if result.returncode != 0:
         say(f"study-buddy exited with {result.returncode}:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
+
+
+def run_mixed_pool(bed: Bed, config: Config, workers: int) -> None:
+    """study-buddy on Tor and the bed's three fixed proxies at once (`--egress tor,proxies`)."""
+    proxies = (bed.proxies.socks, bed.proxies.http, bed.proxies.https)
+    run_study_buddy(
+        bed, config, workers, ["--egress", "tor,proxies", *(f"--proxy={p.url()}" for p in proxies)]
+    )
 
 
 def run_sequential(bed: Bed, config: Config, _workers: int) -> None:
@@ -185,10 +194,14 @@ RUNNERS: dict[str, Callable[[Bed, Config, int], None]] = {
     "study-buddy": run_study_buddy,
     "sequential rotation": run_sequential,
     "shared session": run_shared_session,
+    "mixed pool": run_mixed_pool,
 }
+MIXED_PROXIES = 3  # the mixed pool: Tor's exits and this many proxies, each paced as one identity
+MIXED_WORKERS = 8
 
 
-def measure(bed: Bed, config: Config, strategy: str, workers: int) -> Cell:
+def measure(bed: Bed, config: Config, strategy: str, workers: int, identities: int = EXITS) -> Cell:
+    """One cell; `identities`: how many paced identities (exits, proxies) the strategy may use."""
     bed.youtube.reset()
     RUNNERS[strategy](bed, config, workers)
     stats = bed.youtube.stats()
@@ -199,7 +212,8 @@ def measure(bed: Bed, config: Config, strategy: str, workers: int) -> Cell:
     times = sorted(finished.values())
     requests = sum(sum(s["requests"].values()) for s in stats["exits"].values())
     blocks = sum(sum(s["blocks"].values()) for s in stats["exits"].values())
-    per_min = steady_rate(times[min(config.burst, len(times) // 3) :]) * 60
+    burst = identities * config.budget
+    per_min = steady_rate(times[min(burst, len(times) // 3) :]) * 60
     cell = Cell(strategy, workers, len(times), per_min, requests / max(1, len(times)), blocks)
     say(
         f"{strategy:>19}, W={workers}: {cell.done}/{len(config.videos)} videos, {per_min:6.1f}/min, "
@@ -262,8 +276,20 @@ def markdown_table(config: Config, t_video: float, cells: dict[tuple[str, int], 
     return "\n".join(rows)
 
 
-def limit_per_min(config: Config, t_video: float, workers: int) -> float:
-    return min(workers / t_video * 60, config.exit_limit_per_min)
+def limit_per_min(config: Config, t_video: float, workers: int, identities: int = EXITS) -> float:
+    return min(workers / t_video * 60, identities * config.budget / config.window * 60)
+
+
+def mixed_pool_line(config: Config, t_video: float, cell: Cell) -> str:
+    identities = EXITS + MIXED_PROXIES
+    limit = limit_per_min(config, t_video, cell.workers, identities)
+    share = cell.per_min / limit
+    return _goal(
+        share >= 0.9,
+        f"mixed pool (Tor's {EXITS} exits + {MIXED_PROXIES} proxies, W={cell.workers}) >= 90% of the limit "
+        f"its identities allow: {cell.per_min:.0f}/min of {limit:.0f}/min ({share:.0%}), "
+        f"{cell.requests_per_video:.2f} requests/video, {cell.blocks} blocks",
+    )
 
 
 def goals(config: Config, t_video: float, cells: dict[tuple[str, int], Cell]) -> list[str]:
@@ -360,6 +386,7 @@ def main() -> None:
                     cells[strategy, workers] = cells[strategy, 1]  # one video at a time whatever W is
                     continue
                 cells[strategy, workers] = measure(bed, config, strategy, workers)
+        mixed = measure(bed, config, "mixed pool", MIXED_WORKERS, EXITS + MIXED_PROXIES)
     plot(config, t_video, cells, args.plot)
     print(
         f"\n{len(config.videos)} videos per cell, {EXITS} exits, budget {config.budget} videos/exit per "
@@ -370,7 +397,7 @@ def main() -> None:
         "for every W.\n"
     )
     print(markdown_table(config, t_video, cells))
-    print("\nGoals:\n" + "\n".join(goals(config, t_video, cells)))
+    print("\nGoals:\n" + "\n".join([*goals(config, t_video, cells), mixed_pool_line(config, t_video, mixed)]))
     print(f"\nPlot: {args.plot}")
 
 

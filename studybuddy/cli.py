@@ -234,7 +234,8 @@ def cli() -> None:
     default=5,
     show_default=True,
     envvar=env_name("MAX_ROTATIONS"),
-    help="New circuits a video may try after blocks before it is recorded as blocked.",
+    help="Blocks a video may take on exits (or proxies) that serve other videos before it is recorded as "
+    "blocked; blocks on exits that serve nothing do not count.",
 )
 @click.option(
     "--max-attempts",

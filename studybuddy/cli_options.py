@@ -162,7 +162,8 @@ def pacing_options(func: F) -> F:
             default="8/10m",
             show_default=True,
             envvar=env_name("PER_EXIT"),
-            help="Budget of videos per Tor exit per window, COUNT/WINDOW.",
+            help="The most videos per Tor exit (or proxy) per window, COUNT/WINDOW: a ceiling; each exit's "
+            "pace adapts below it to what YouTube tolerates.",
         ),
         click.option(
             "--exit-interval",
@@ -176,7 +177,8 @@ def pacing_options(func: F) -> F:
             default="30m",
             show_default=True,
             envvar=env_name("EXIT_COOLDOWN"),
-            help="How long an exit that YouTube blocked is kept out of use.",
+            help="How long an exit YouTube blocked that never served is kept out of use (one that served "
+            "cools down briefly, longer with each block in a row, at most this).",
         ),
     ]
     for decorator in reversed(decorators):

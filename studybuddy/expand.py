@@ -136,7 +136,7 @@ class Expander:
                 log.info("%s: %d videos listed", collection.url, len(videos))
                 return videos
             except BlockedError as exc:
-                if not self.worker.can_renew or rotations >= self.retry.max_rotations:
+                if not self.pacer.can_move(self.worker) or rotations >= self.retry.max_rotations:
                     raise ExpansionError(f"{collection.url}: blocked by YouTube ({exc.reason})") from None
                 rotations += self.pacer.on_blocked(
                     self.worker, exc

@@ -51,6 +51,15 @@ REJECTED_PAUSE_S = 5.0  # the least pause after `REJECTIONS_BEFORE_WAITING` circ
 NOTICE_AFTER_S = 15.0  # a wait this long is shown in the view and logged (shorter ones are routine pacing)
 
 
+def new_reputation(
+    settings: Settings, store: ReputationStore | None, timebase: Timebase = REAL_TIME
+) -> Reputation:
+    """What the run knows of every exit and proxy (from `store`), scored by the settings' pace policy."""
+    return Reputation(
+        PacePolicy(settings.per_exit, settings.exit_cooldown_s), store=store, clock=timebase.time
+    )
+
+
 def build_pacer(
     network: ExitNetwork,
     settings: Settings,
@@ -61,12 +70,12 @@ def build_pacer(
     on_event: Callable[[str, str], None] | None = None,
     timebase: Timebase = REAL_TIME,
     random: Callable[[], float] = random.random,
+    reputation: Reputation | None = None,
 ) -> TorPacer:
     """The pacer of a run, its limiter and its reputation, from the settings: the same assembly for a real
-    Tor and a simulated one. `past_uses`: (exit, seconds ago) of earlier runs' uses, to keep budgets."""
-    reputation = Reputation(
-        PacePolicy(settings.per_exit, settings.exit_cooldown_s), store=store, clock=timebase.time
-    )
+    Tor and a simulated one. `past_uses`: (exit, seconds ago) of earlier runs' uses, to keep budgets;
+    `reputation`: one shared with the run's proxies (else a new one over `store`)."""
+    reputation = reputation or new_reputation(settings, store, timebase)
     trials = ExitTrials(clock=timebase.monotonic)
     judge = ExitJudge(reputation, trials, network.exit_pool(), timebase.monotonic)
     limiter = ExitLimiter(
@@ -157,6 +166,7 @@ class TorPacer:
                     self._last_resort(worker, failures)
                 self._renew(worker)
                 continue
+            failures = 0  # only circuits failing in a row mean Tor cannot reach YouTube
             rejected = self.judge(relay)
             if rejected is not None:
                 rejections += 1
@@ -287,6 +297,9 @@ class TorPacer:
     def move(self, worker: Worker) -> None:
         """A new circuit for this worker; its exit is not blamed (the video is unplayable in its country)."""
         self._renew(worker)
+
+    def can_move(self, worker: Worker) -> bool:
+        return worker.identity is not None
 
     def exit_of(self, worker: Worker) -> str | None:
         relay = self._current(worker)

@@ -135,6 +135,14 @@ class Worker:
         self.session, self.fetcher = self._connect()
         log.debug("worker %d renewed its circuit: %r", self.index, self.identity or self.egress)
 
+    def use_egress(self, egress: ProxySpec) -> None:
+        """Move to another proxy: a new session and client through it."""
+        self.close()
+        self.egress = egress
+        self.circuit_started = time.monotonic()
+        self.session, self.fetcher = self._connect()
+        log.debug("worker %d moved to %s", self.index, egress)
+
     def close(self) -> None:
         self.fetcher.close()
         self.session.close()
@@ -195,6 +203,9 @@ class Pacer(Protocol):
     def move(self, worker: Worker) -> None:
         """Give the worker another circuit (another egress) without charging its exit with a block."""
 
+    def can_move(self, worker: Worker) -> bool:
+        """Whether the worker can get another IP at all (a block is worth a retry)."""
+
     def exit_of(self, worker: Worker) -> str | None: ...
 
     def release(self, worker: Worker) -> None:
@@ -219,6 +230,9 @@ class RenewingPacer:
 
     def move(self, worker: Worker) -> None:
         worker.renew()
+
+    def can_move(self, worker: Worker) -> bool:
+        return worker.can_renew
 
     def exit_of(self, worker: Worker) -> str | None:
         return None
@@ -555,12 +569,12 @@ class Pipeline:
                 self.pacer.after_video(worker)
                 return fetched
             except BlockedError as exc:
-                if not worker.can_renew or rotations >= self.retry.max_rotations:
+                if not self.pacer.can_move(worker) or rotations >= self.retry.max_rotations:
                     raise
                 log.info("%s: blocked (%s); renewing worker %d's circuit", video_id, exc.reason, worker.index)
                 rotations += self.pacer.on_blocked(worker, exc)  # blocks of exits that serve nobody: free
             except GeoBlockedError as exc:
-                if moved or not worker.can_renew:
+                if moved or not self.pacer.can_move(worker):
                     raise
                 moved = True  # an exit in another country may play it: one more try, no blame
                 log.info("%s: %s; trying once more through another exit", video_id, exc.reason)

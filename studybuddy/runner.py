@@ -18,14 +18,14 @@ from .anthropic_engine import AnthropicEngine
 from .archive import Archive
 from .batch import BatchNotes
 from .config import Settings, parse_host_port
-from .errors import BlockedError, ConfigError, InputError, StudyBuddyError
+from .errors import ConfigError, InputError, StudyBuddyError
 from .expand import plan_videos
 from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
 from .notes import NoteEngine
 from .offline import OfflineEngine
 from .output import OutputTree
-from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, Worker, WorkerFactory
+from .pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
 from .preflight import check_before_run
 from .progress import ProgressMonitor, Summary
 from .progress_views import format_summary, make_view
@@ -145,73 +145,67 @@ def open_tor(settings: Settings, warn: Warn) -> TorSetup | None:
 
 
 @contextmanager
-def _tor_pacer(
+def _pacer(
     setup: TorSetup | None, settings: Settings, archive: Archive, monitor: ProgressMonitor
 ) -> Iterator[Pacer | None]:
-    """The run's pacer over its Tor, knowing what earlier runs on this archive learned about the exits."""
-    if setup is None:
+    """The run's pacer: per exit over its Tor, per proxy over the user's proxies, or both; either way
+    knowing what earlier runs on this archive learned about the exits and proxies."""
+    if setup is None and not settings.uses_proxies:
         yield None
         return
-    from .circuits import TorExits
-    from .pacing import build_pacer
+    from .pacing import build_pacer, new_reputation
+    from .proxypacing import MixedPacer, ProxyPacer, is_proxy_key
 
     now = time.time()
     events = archive.exit_events(since=now - settings.per_exit.window_s)
-    pacer = build_pacer(
-        TorExits(setup.controller, setup.socks, private=setup.embedded is not None),
-        settings,
-        monitor,
-        store=archive,
-        past_uses=[(fp, now - at) for fp, event, at in events if event == "use"],
-        on_event=archive.record_exit_event,
+    past_uses = [(key, now - at) for key, event, at in events if event == "use"]
+    reputation = new_reputation(settings, archive)
+    tor_pacer = proxy_pacer = None
+    if setup is not None:
+        from .circuits import TorExits
+
+        tor_pacer = build_pacer(
+            TorExits(setup.controller, setup.socks, private=setup.embedded is not None),
+            settings,
+            monitor,
+            store=archive,
+            past_uses=[(key, ago) for key, ago in past_uses if not is_proxy_key(key)],
+            on_event=archive.record_exit_event,
+            reputation=reputation,
+        )
+    if settings.uses_proxies:
+        proxy_pacer = ProxyPacer(
+            settings.proxies,
+            settings,
+            monitor,
+            reputation,
+            workers=settings.thread_count,
+            past_uses=past_uses,
+            on_event=archive.record_exit_event,
+        )
+    pacer: Pacer = (
+        MixedPacer(tor_pacer, proxy_pacer)
+        if tor_pacer is not None and proxy_pacer is not None
+        else tor_pacer or proxy_pacer or RenewingPacer()
     )
     try:
-        yield _ProxyWorkersUnpaced(pacer) if settings.uses_proxies else pacer
+        yield pacer
     finally:
         pacer.close()
 
 
-def proxy_per_worker(settings: Settings) -> Callable[[int], ProxySpec | None] | None:
-    """Interim egress wiring until proxies are paced identities: worker i gets the i-th slot of
-    [Tor (with `--egress tor,proxies`), proxy 1, proxy 2, ...], round robin; None: every worker on Tor."""
+def egress_per_worker(settings: Settings) -> Callable[[int], ProxySpec | None] | None:
+    """Where each worker starts (None: every worker on Tor). On proxies alone, worker i starts on proxy
+    i mod P. With `--egress tor,proxies`, one worker per proxy (at most all workers but one) works on the
+    proxies and the others on Tor, whose many exits keep them busy. A worker on proxies moves between
+    them as `ProxyPacer` decides; a worker on Tor stays on Tor."""
     if not settings.uses_proxies:
         return None
-    slots: list[ProxySpec | None] = [None] if settings.uses_tor else []
-    slots += settings.proxies
-    return lambda index: slots[index % len(slots)]
-
-
-class _ProxyWorkersUnpaced:
-    """Interim: workers on Tor are paced per exit; workers on a proxy are not paced (a block renews a
-    rotating proxy's session and fails the video on a fixed one)."""
-
-    def __init__(self, tor: Pacer) -> None:
-        self._tor = tor
-        self._unpaced = RenewingPacer()
-
-    def _for(self, worker: Worker) -> Pacer:
-        return self._unpaced if worker.egress is not None else self._tor
-
-    def before_video(self, worker: Worker, stop: threading.Event) -> None:
-        self._for(worker).before_video(worker, stop)
-
-    def after_video(self, worker: Worker) -> None:
-        self._for(worker).after_video(worker)
-
-    def on_blocked(self, worker: Worker, error: BlockedError) -> bool:
-        return self._for(worker).on_blocked(worker, error)
-
-    def move(self, worker: Worker) -> None:
-        self._for(worker).move(worker)
-
-    def exit_of(self, worker: Worker) -> str | None:
-        return self._for(worker).exit_of(worker)
-
-    def release(self, worker: Worker) -> None:
-        self._for(worker).release(worker)
-
-    def close(self) -> None:
-        self._tor.close()
+    proxies = settings.proxies
+    if not settings.uses_tor:
+        return lambda index: proxies[index % len(proxies)]
+    on_proxies = min(len(proxies), settings.thread_count - 1)
+    return lambda index: proxies[index] if 0 <= index < on_proxies else None
 
 
 def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bool:
@@ -271,9 +265,9 @@ def run(
         if setup is not None and tor is None:
             stack.enter_context(setup)
         monitor = ProgressMonitor(make_view(json_output=json_output), all_outcomes=json_output)
-        pacer = stack.enter_context(_tor_pacer(setup, settings, archive, monitor))
+        pacer = stack.enter_context(_pacer(setup, settings, archive, monitor))
         worker_factory = WorkerFactory(
-            settings, proxy=setup.socks if setup else None, egress_for=proxy_per_worker(settings)
+            settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)
         )
         retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
         linker = Linker(output.root, write_links=settings.links)

@@ -236,6 +236,9 @@ class RecordingPacer:
     def exit_of(self, worker: Any) -> str | None:
         return None
 
+    def can_move(self, worker: Any) -> bool:
+        return True
+
     def release(self, worker: Any) -> None:
         self.released.append(worker)
 
@@ -255,7 +258,6 @@ class ScriptedLister:
 
 
 class RenewableWorker:
-    can_renew = True
     session = requests.Session()
 
 

@@ -346,6 +346,17 @@ def test_waits_when_no_exit_can_serve_says_so_and_stops_with_the_run() -> None:
     assert "next try in 600 s" in (bed.monitor.snapshot().notice or "")
 
 
+def test_only_circuits_failing_in_a_row_give_up_not_a_few_among_many_turned_down() -> None:
+    script: Script = {(0, g): (None if g % 2 == 0 else C) for g in range(12)}
+    script |= {(0, 12): A, (1, 0): C}
+    bed = make_bed(script, budget="5/60s")
+    worker, other = bed.worker(), bed.worker()
+    bed.go(other)
+    bed.block(other)  # C is known to block: every circuit of worker 0 on C is turned down
+    assert bed.go(worker) == A  # 6 circuits that reached nothing, never more than one in a row
+    assert generation(worker) == 12
+
+
 def test_no_circuit_reaching_youtube_renews_then_gives_up() -> None:
     bed = make_bed(dict.fromkeys(((0, g) for g in range(6)), None))
     with pytest.raises(TorError, match=r"no Tor circuit reached YouTube in 5 tries"):

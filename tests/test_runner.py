@@ -213,3 +213,19 @@ def test_the_engine_is_checked_before_tor_starts_or_a_playlist_is_listed(
 
     assert reached == []
     assert engine.closed
+
+
+# where workers start
+
+
+def test_workers_start_one_per_proxy_and_the_rest_on_tor(tmp_path: Path) -> None:
+    proxies = tuple(parse_proxy(f"socks5h://127.0.0.{n}:1080") for n in (21, 22, 23))
+    mixed = Settings(output=tmp_path, parallel=True, workers=8, proxies=proxies, egress="tor,proxies")
+    start = runner.egress_per_worker(mixed)
+    assert start is not None
+    assert [start(index) for index in range(8)] == [*proxies, None, None, None, None, None]
+    few = runner.egress_per_worker(dataclasses.replace(mixed, workers=2))
+    assert few is not None and [few(0), few(1)] == [proxies[0], None]  # Tor keeps a worker
+    alone = runner.egress_per_worker(dataclasses.replace(mixed, egress="proxies"))
+    assert alone is not None and [alone(index) for index in range(4)] == [*proxies, proxies[0]]
+    assert runner.egress_per_worker(Settings(output=tmp_path)) is None

@@ -44,7 +44,6 @@ class SimWorker:
         self.next_identity: Identity | None = self.identity.next()
         self.session = _Session()
         self.last_source = None
-        self.can_renew = True
         self._vt = vt
         self._since = vt.now
 
