@@ -24,6 +24,7 @@ def cli_env(youtube: FakeYouTube, tmp_path: Path, url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDY_BUDDY_", "ANTHROPIC_"))}
     env |= {"STUDY_BUDDY_CA_BUNDLE": youtube.ca_bundle, "STUDY_BUDDY_OUTPUT": str(tmp_path / "notes")}
     env |= {"STUDY_BUDDY_TOR": "off", "STUDY_BUDDY_ENGINE": "offline", "STUDY_BUDDY_ARCHIVE": url}
+    env |= {"STUDY_BUDDY_PER_EXIT": "1000/1m", "STUDY_BUDDY_EXIT_INTERVAL": "0s"}  # pacing is not tested here
     return env
 
 
