@@ -274,12 +274,13 @@ class TorPacer:
     def on_blocked(self, worker: Worker, error: BlockedError) -> bool:
         """Blame the exit that carried the blocked answer, cool it down, slow it, renew this worker.
 
-        Returns whether the block counts against the video: only when that exit serves other videos.
+        Returns whether the block counts against the video: only when that exit serves other videos (it
+        has served since its last block); a block in an exit's blocking spell is the exit's own.
         """
         relay = self._carrier(worker) or self._current(worker)
         counts = False
         if relay is not None:
-            counts = self.reputation.record(relay.fingerprint).has_served
+            counts = self.reputation.record(relay.fingerprint).is_serving
             self._blame(relay, error)
         self._renew(worker)
         return counts

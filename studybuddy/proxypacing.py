@@ -144,7 +144,7 @@ class ProxyPacer:
         if key is None:
             worker.renew()
             return True
-        counts = self.reputation.record(key).has_served
+        counts = self.reputation.record(key).is_serving
         cooldown_s = self.reputation.blocked(key)
         self.on_event(key, "block")
         spec = self.proxies[key]

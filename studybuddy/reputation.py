@@ -95,6 +95,11 @@ class ExitRecord:
     def has_served(self) -> bool:
         return self.served >= MIN_EVIDENCE
 
+    @property
+    def is_serving(self) -> bool:
+        """It has served, and served since its last block: a block now is not (only) its own spell."""
+        return self.has_served and self.blocks_in_row == 0
+
 
 class ReputationStore(Protocol):
     """Where records persist (the archive), changed atomically so that runs sharing it never lose one."""
@@ -156,8 +161,12 @@ class PacePolicy:
         return dataclasses.replace(record, pace=pace, pace_limit=pace_limit, streak=streak, blocks_in_row=0)
 
     def after_blocked(self, record: ExitRecord) -> ExitRecord:
-        """Slow a serving exit down: half its pace, and its climb back capped below the pace it blocked at."""
-        if not record.has_served:
+        """Slow a serving exit down: half its pace, and its climb back capped below the pace it blocked at.
+
+        A block right after a cool-down, with nothing served since the last block, says the spell outlasted
+        the cool-down, not that the pace was too fast (it was not tried): the longer cool-down that follows
+        (`cooldown_for`) answers it, and the pace stays."""
+        if not record.has_served or record.blocks_in_row > 0:
             return dataclasses.replace(record, streak=0, blocks_in_row=record.blocks_in_row + 1)
         blocked_at = self.rate(record)
         floor = self.ceiling_per_hour / (self.ceiling.count * 4)  # a quarter of one video per window

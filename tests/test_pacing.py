@@ -357,6 +357,17 @@ def test_only_circuits_failing_in_a_row_give_up_not_a_few_among_many_turned_down
     assert generation(worker) == 12
 
 
+def test_a_block_counts_against_the_video_only_while_its_exit_serves() -> None:
+    bed = make_bed({(0, 0): A, (0, 1): B, (1, 0): A}, budget="5/60s")
+    worker, other = bed.worker(), bed.worker()
+    bed.serve(worker)
+    bed.go(worker)
+    assert bed.block(worker) is True  # A served others: the video may be the problem
+    bed.time.advance(61)  # the cool-down (30 s) and the budget window are over
+    bed.go(other)
+    assert bed.block(other) is False  # A's spell outlasted its cool-down: nothing served since
+
+
 def test_no_circuit_reaching_youtube_renews_then_gives_up() -> None:
     bed = make_bed(dict.fromkeys(((0, g) for g in range(6)), None))
     with pytest.raises(TorError, match=r"no Tor circuit reached YouTube in 5 tries"):

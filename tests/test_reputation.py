@@ -101,6 +101,19 @@ def test_cool_downs_short_for_a_serving_exit_doubling_long_for_one_that_never_se
     assert set(reputation.cooling()) == {B}  # A's last cool-down is over already
 
 
+def test_a_block_after_a_cool_down_with_nothing_served_since_lengthens_the_cool_down_not_the_pace() -> None:
+    clock = Clock()
+    reputation = Reputation(POLICY, clock=clock)
+    reputation.served(A)
+    clock.now += reputation.blocked(A)  # 300 s: YouTube's spell lasts longer than that
+    assert reputation.blocked(A) == 600.0
+    assert reputation.record(A).pace == pytest.approx(24.0)  # halved once, for the one spell
+    clock.now += 600
+    reputation.served(A)
+    reputation.blocked(A)  # blocked again after serving at that pace: slower still
+    assert reputation.record(A).pace == pytest.approx(12.0)
+
+
 def test_answers_of_one_blocking_spell_count_once_for_pace_and_cool_down() -> None:
     clock = Clock()
     reputation = Reputation(POLICY, clock=clock)
