@@ -1,24 +1,39 @@
 # Shared by the scripts in this folder: source it from the repository root (`. scripts/lib.sh`).
 
-# Installs Debian's tor (tor and tor-gencert: the test bed needs both) with apt-get when missing.
-ensure_tor() {
-  if command -v tor >/dev/null 2>&1 && command -v tor-gencert >/dev/null 2>&1; then
-    return 0
-  fi
+# Installs Debian packages with apt-get as root, or says what to install and exits (WHY: what needs them).
+# The packages must not start a system service (a system tor would join the public Tor network): a
+# policy-rc.d that refuses every service start (Debian's documented switch) holds while installing.
+apt_install() {
+  local why=$1
+  shift
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing tor (apt-get)"
-    # The package must not start a system tor: it would join the public Tor network. A policy-rc.d that
-    # refuses every service start (Debian's documented switch) holds while installing.
+    echo "==> installing $* (apt-get)"
     local policy=/usr/sbin/policy-rc.d made_policy=0
     if [ ! -e "$policy" ]; then
       printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tor >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi
   else
-    echo "tor is not installed: run 'sudo apt-get install tor' (the test bed needs it)" >&2
+    echo "$* not installed: run 'sudo apt-get install $*' ($why)" >&2
     exit 1
+  fi
+}
+
+# Installs Debian's tor (tor and tor-gencert: the test bed needs both) when missing.
+ensure_tor() {
+  if command -v tor >/dev/null 2>&1 && command -v tor-gencert >/dev/null 2>&1; then
+    return 0
+  fi
+  apt_install "the test bed needs it" tor
+}
+
+# Installs Debian's postgresql when its server programs are missing (the archive tests run a PostgreSQL of
+# their own on loopback; the package's cluster is never started).
+ensure_postgres() {
+  if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+    apt_install "the archive tests need it" postgresql
   fi
 }
 

@@ -64,7 +64,7 @@ class Admission:
 
     def skip_reason(self, row: ArchiveRow | None, now: float) -> str | None:
         """None to process the video, else why it is skipped (one line for the user)."""
-        if row is None or row.status is Status.RUNNING or self.force:
+        if row is None or row.status in (Status.RUNNING, Status.QUEUED) or self.force:
             return None
         if row.status is Status.DONE:
             return "already done"

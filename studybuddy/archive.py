@@ -1,125 +1,41 @@
-"""The SQLite archive: one row per video, so reruns skip what is done and retry what failed.
+"""The archive: one row per video, so reruns skip what is done and retry what failed; claims on videos, so
+runs (and machines) sharing it never process a video twice; the shared work queue; exit reputation.
 
-The file is `<output root>/.study-buddy.sqlite3`. One connection per `Archive`, shared by the threads of a
-run behind a lock; several processes may use the same file at once (WAL journal, a 10 s busy timeout and
-every write in a `BEGIN IMMEDIATE` transaction).
-
-Schema changes are numbered migrations (`m001_initial`, `m002_...`) applied in order and recorded in the
-`migrations` table; opening an archive applies the missing ones. An archive holding a migration this
-version does not know was written by a newer study-buddy and is refused.
+By default it is the SQLite file `<output root>/.study-buddy.sqlite3`; with `--archive postgresql://...` it
+is a PostgreSQL database that several machines share (see `archive_sql` for what differs between them).
+Schema changes are numbered migrations (`migrations.py`), applied when the archive is opened; an archive
+of a newer study-buddy is refused.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from .archive_claims import QueueRecords
+from .archive_rows import COLUMNS, ArchiveRow, BatchState, Claim, RowCodec, Status, iso_time, now_iso
+from .archive_sql import Backend, Db, connect
 from .errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
-from .migrations import MIGRATIONS
+from .migrations import apply_migrations
 from .models import Usage
 from .reputation import RECORD_FIELDS, ExitRecord, from_rows
 
-logger = logging.getLogger(__name__)
+__all__ = ["Archive", "ArchiveRow", "BatchState", "Claim", "Status", "iso_time"]
 
-BUSY_TIMEOUT_S = 10.0
 _MAX_ERROR_CHARS = 500
-_IDS_PER_QUERY = 500  # well under SQLite's limit on bound parameters
-
-
-class Status(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    GAVE_UP = "gave_up"  # failed `max_attempts` times in a row: retried only when asked
-
-
-class BatchState(StrEnum):
-    """Where a video is in its Message Batch (`--batch`)."""
-
-    PENDING = "pending"  # submitted: its note comes with the batch's results
-    WRITTEN = "written"  # its note was written from the batch's result
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveRow:
-    """One video as the archive knows it. Paths are absolute; timestamps are ISO-8601 UTC strings."""
-
-    video_id: str
-    status: Status
-    error_kind: ErrorKind | None
-    error: str | None
-    attempts: int
-    title: str | None
-    channel: str | None
-    note_path: Path | None
-    transcript_path: Path | None
-    exit_fingerprint: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cache_read_tokens: int | None
-    cache_write_tokens: int | None
-    model: str | None
-    first_seen_at: str
-    started_at: str | None
-    finished_at: str | None
-    elapsed_s: float | None
-    updated_at: str
-    batch_id: str | None = field(default=None, kw_only=True)  # the Message Batch of this video's note
-    batch_state: str | None = field(default=None, kw_only=True)  # BatchState of the video in that batch
-    failures: int = field(default=0, kw_only=True)  # failed attempts since the last success
-    next_retry_at: str | None = field(default=None, kw_only=True)  # when watch retries a failure
-    claimed_by: str | None = field(default=None, kw_only=True)  # "host:pid:run" of the run processing it
-    claim_expires_at: str | None = field(default=None, kw_only=True)
-    subject: str | None = None  # the sub-folder (subject) the note is in, chosen or given
-    prompt_version: str | None = None  # the prompts that wrote the note (for `notes regenerate`)
-
-    def to_json(self) -> dict[str, object]:
-        """The row as JSON-ready values (paths as strings, enums as their values)."""
-        data: dict[str, object] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            data[name] = str(value) if isinstance(value, (Path, StrEnum)) else value
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """The answer to `Archive.claim`: granted or not, who holds the video, and its row before the claim."""
-
-    granted: bool
-    row: ArchiveRow | None
-    holder: str | None
-
-
 EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0
 
-_COLUMNS = tuple(ArchiveRow.__dataclass_fields__)
 _SELECT_REPUTATION = f"SELECT {', '.join(RECORD_FIELDS)} FROM exit_reputation"  # noqa: S608 - constants
-_STORE_REPUTATION = (
-    f"INSERT OR REPLACE INTO exit_reputation ({', '.join(RECORD_FIELDS)})"  # noqa: S608 - constants
+_STORE_REPUTATION = (  # an upsert: machines sharing an archive update one exit's record in turn
+    f"INSERT INTO exit_reputation ({', '.join(RECORD_FIELDS)})"  # noqa: S608 - constants
     f" VALUES ({', '.join(':' + name for name in RECORD_FIELDS)})"
+    f" ON CONFLICT (key) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in RECORD_FIELDS)}"
 )
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def iso_time(at: float) -> str:
-    """A Unix time in the archive's timestamp form (ISO-8601 UTC, milliseconds): such strings sort by time."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
 
 
 def _one_line(text: str) -> str:
@@ -127,46 +43,38 @@ def _one_line(text: str) -> str:
     return line if len(line) <= _MAX_ERROR_CHARS else f"{line[: _MAX_ERROR_CHARS - 1]}…"
 
 
-class Archive:
+class Archive(QueueRecords):
     """The archive of one output folder. Thread-safe; use as a context manager or call `close()`."""
 
     FILENAME = ".study-buddy.sqlite3"
 
-    def __init__(self, root: Path, db: sqlite3.Connection) -> None:
-        """Use `Archive.open`: it connects, configures and migrates."""
+    def __init__(self, root: Path, backend: Backend) -> None:
+        """Use `Archive.open`: it connects and migrates."""
         self.root = root
-        self.path = root / self.FILENAME
-        self._db = db
-        self._lock = threading.Lock()
+        self.where = backend.where
+        self._backend = backend
+        self._codec = RowCodec(root, backend.where)
 
     @classmethod
-    def open(cls, root: Path) -> Archive:
-        """Open (or create) the archive in `root`, applying missing migrations."""
+    def open(cls, root: Path, url: str | None = None) -> Archive:
+        """Open (or create) the archive of the output folder `root`, applying missing migrations: the SQLite
+        file in `root`, or the PostgreSQL database at `url`. Note paths are stored relative to `root`."""
         root = root.expanduser().resolve()
-        path = root / cls.FILENAME
+        backend = connect(root, url)
         try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ArchiveError(f"{path}: cannot create the folder ({exc.strerror or exc})") from exc
-        try:
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise ArchiveError(f"{path}: cannot open the archive ({exc})") from exc
-        archive = cls(root, db)
-        try:
-            archive._configure()
-            archive._migrate()
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise ArchiveError(f"{path}: not a usable study-buddy archive ({exc})") from exc
+            apply_migrations(backend)
         except ArchiveError:
-            db.close()
+            backend.close()
             raise
-        return archive
+        return cls(root, backend)
+
+    @property
+    def backend(self) -> Backend:
+        """Where the archive lives, for tools that work on its tables as a whole (`archive migrate`)."""
+        return self._backend
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._backend.close()
 
     def __enter__(self) -> Self:
         return self
@@ -182,22 +90,18 @@ class Archive:
     def get(self, video_id: str) -> ArchiveRow | None:
         with self._reading() as db:
             found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
-        return None if found is None else self._row(found)
+        return None if found is None else self._codec.row(found)
 
     def get_many(self, video_ids: Sequence[str]) -> dict[str, ArchiveRow]:
         """The rows of those `video_ids` that the archive holds, by video id."""
         unique_ids = list(dict.fromkeys(video_ids))
         found: list[tuple[Any, ...]] = []
-        with self._reading() as db:
-            db.execute("BEGIN")  # one snapshot across the batches
-            try:
-                for start in range(0, len(unique_ids), _IDS_PER_QUERY):
-                    batch = unique_ids[start : start + _IDS_PER_QUERY]
-                    placeholders = ", ".join("?" * len(batch))
-                    found += db.execute(f"{_SELECT} WHERE video_id IN ({placeholders})", batch).fetchall()
-            finally:
-                db.execute("COMMIT")
-        rows = (self._row(values) for values in found)
+        with self._reading(snapshot=True) as db:  # one snapshot across the batches
+            size = db.dialect.ids_per_query
+            for start in range(0, len(unique_ids), size):
+                condition, params = db.dialect.in_ids("video_id", unique_ids[start : start + size])
+                found += db.execute(f"{_SELECT} WHERE {condition}", params).fetchall()
+        rows = (self._codec.row(values) for values in found)
         return {row.video_id: row for row in rows}
 
     def rows(self, status: Status | None = None, kind: ErrorKind | None = None) -> list[ArchiveRow]:
@@ -213,7 +117,7 @@ class Archive:
         query = f"{_SELECT} WHERE {' AND '.join(conditions)} ORDER BY first_seen_at, video_id"
         with self._reading() as db:
             found = db.execute(query, params).fetchall()
-        return [self._row(values) for values in found]
+        return [self._codec.row(values) for values in found]
 
     def record_exit_event(self, fingerprint: str, event: str, at: float | None = None) -> None:
         """Remember that exit `fingerprint` was used for a video (`use`) or blocked us (`block`)."""
@@ -242,6 +146,7 @@ class Archive:
     def update_exit_record(self, key: str, change: Callable[[ExitRecord], ExitRecord]) -> ExitRecord:
         """Apply `change` to the stored reputation of `key` in one transaction (runs share archives)."""
         with self._writing() as db:
+            db.lock_key(f"exit {key}")
             found = db.execute(f"{_SELECT_REPUTATION} WHERE key = ?", (key,)).fetchall()
             record = change(from_rows(found)[0] if found else ExitRecord(key, updated_at=time.time()))
             values = {name: getattr(record, name) for name in RECORD_FIELDS}
@@ -251,13 +156,13 @@ class Archive:
 
     def start(self, video_id: str) -> None:
         """Mark the video running: one more attempt, started now, the last error cleared."""
-        now = _now()
+        now = now_iso()
         self._write(
             """
             INSERT INTO videos (video_id, status, attempts, first_seen_at, started_at, updated_at)
             VALUES (:video_id, 'running', 1, :now, :now, :now)
             ON CONFLICT (video_id) DO UPDATE SET
-                status = 'running', attempts = attempts + 1, error_kind = NULL, error = NULL,
+                status = 'running', attempts = videos.attempts + 1, error_kind = NULL, error = NULL,
                 started_at = :now, finished_at = NULL, elapsed_s = NULL, updated_at = :now
             """,
             {"video_id": video_id, "now": now},
@@ -292,7 +197,7 @@ class Archive:
             )
             ON CONFLICT (video_id) DO UPDATE SET
                 status = 'done', error_kind = NULL, error = NULL,
-                title = COALESCE(:title, title), channel = COALESCE(:channel, channel),
+                title = COALESCE(:title, videos.title), channel = COALESCE(:channel, videos.channel),
                 note_path = :note_path, transcript_path = :transcript_path,
                 exit_fingerprint = :exit_fingerprint,
                 input_tokens = :input_tokens, output_tokens = :output_tokens,
@@ -305,8 +210,10 @@ class Archive:
                 "video_id": video_id,
                 "title": title,
                 "channel": channel,
-                "note_path": None if note_path is None else self._stored_path(note_path),
-                "transcript_path": None if transcript_path is None else self._stored_path(transcript_path),
+                "note_path": None if note_path is None else self._codec.stored_path(note_path),
+                "transcript_path": None
+                if transcript_path is None
+                else self._codec.stored_path(transcript_path),
                 "exit_fingerprint": exit_fingerprint,
                 "input_tokens": None if usage is None else usage.input_tokens,
                 "output_tokens": None if usage is None else usage.output_tokens,
@@ -314,7 +221,7 @@ class Archive:
                 "cache_write_tokens": None if usage is None else usage.cache_write_tokens,
                 "model": model,
                 "elapsed_s": elapsed_s,
-                "now": _now(),
+                "now": now_iso(),
                 "batch_id": batch_id,
                 "batch_state": None if batch_id is None else BatchState.WRITTEN.value,
                 "prompt_version": prompt_version,
@@ -349,7 +256,11 @@ class Archive:
         at = time.time() if now is None else now
         automatic = retry_delay is not None and kind not in RETRIED_ONLY_WHEN_ASKED
         with self._writing() as db:
-            found = db.execute("SELECT failures FROM videos WHERE video_id = ?", (video_id,)).fetchone()
+            db.lock_key(f"video {video_id}")
+            found = db.execute(
+                f"SELECT failures FROM videos WHERE video_id = ?{db.dialect.for_update}",  # noqa: S608 - constants
+                (video_id,),
+            ).fetchone()
             failures = (0 if found is None else int(found[0])) + 1
             delay = retry_delay(failures) if automatic and retry_delay is not None else None
             gave_up = automatic and delay is None
@@ -365,7 +276,7 @@ class Archive:
                 )
                 ON CONFLICT (video_id) DO UPDATE SET
                     status = :status, error_kind = :kind, error = :error, failures = :failures,
-                    next_retry_at = :next_retry_at, title = COALESCE(:title, title),
+                    next_retry_at = :next_retry_at, title = COALESCE(:title, videos.title),
                     exit_fingerprint = :exit_fingerprint, finished_at = :now, elapsed_s = :elapsed_s,
                     updated_at = :now, batch_state = NULL
                 """,
@@ -384,64 +295,10 @@ class Archive:
             )
         return status
 
-    def claim(
-        self,
-        video_id: str,
-        owner: str,
-        *,
-        ttl_s: float,
-        now: float | None = None,
-        is_gone: Callable[[str], bool] = lambda _holder: False,
-    ) -> Claim:
-        """Claim the video for `owner` until `now + ttl_s`, unless another owner holds an unexpired claim
-        (a holder `is_gone` says has died loses its claim at once).
-
-        One `BEGIN IMMEDIATE` transaction, so two processes can never both get it. A video the archive has
-        never seen gets a `running` row. The claim carries the row as it was, to decide afresh on it.
-        """
-        at = time.time() if now is None else now
-        with self._writing() as db:
-            found = db.execute(f"{_SELECT} WHERE video_id = ?", (video_id,)).fetchone()
-            row = None if found is None else self._row(found)
-            holder = row.claimed_by if row else None
-            held = (
-                row is not None
-                and holder not in (None, owner)
-                and (row.claim_expires_at or "") > iso_time(at)
-            )
-            if held and holder is not None and not is_gone(holder):
-                return Claim(granted=False, row=row, holder=holder)
-            db.execute(
-                """
-                INSERT INTO videos (video_id, status, first_seen_at, updated_at, claimed_by, claim_expires_at)
-                VALUES (:video_id, 'running', :now, :now, :owner, :expires)
-                ON CONFLICT (video_id) DO UPDATE SET claimed_by = :owner, claim_expires_at = :expires
-                """,
-                {"video_id": video_id, "now": iso_time(at), "owner": owner, "expires": iso_time(at + ttl_s)},
-            )
-        return Claim(granted=True, row=row, holder=owner)
-
-    def renew_claims(self, owner: str, *, ttl_s: float, now: float | None = None) -> int:
-        """Push back the expiry of every claim `owner` holds (videos long in progress); returns how many."""
-        at = time.time() if now is None else now
-        with self._writing() as db:
-            cursor = db.execute(
-                "UPDATE videos SET claim_expires_at = ? WHERE claimed_by = ?", (iso_time(at + ttl_s), owner)
-            )
-            return cursor.rowcount
-
-    def release(self, video_id: str, owner: str) -> None:
-        """Drop `owner`'s claim on the video (a claim another run has taken over meanwhile stays)."""
-        self._write(
-            "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL"
-            " WHERE video_id = :video_id AND claimed_by = :owner",
-            {"video_id": video_id, "owner": owner},
-        )
-
     def record_batch(self, batch_id: str, model: str, plans: Mapping[str, str]) -> None:
         """A Message Batch was created for these videos: remember it and mark them pending in it, each with
         its note's progress (`plans`: video id -> JSON) as it was when the batch was sent. One transaction."""
-        now = _now()
+        now = now_iso()
         with self._writing() as db:
             db.execute(
                 "INSERT INTO batches (batch_id, model, state, videos, created_at, updated_at)"
@@ -481,7 +338,7 @@ class Archive:
             found = db.execute(
                 f"{_SELECT} WHERE batch_id = ? AND batch_state = ?", (batch_id, BatchState.PENDING.value)
             ).fetchall()
-        rows = (self._row(values) for values in found)
+        rows = (self._codec.row(values) for values in found)
         return {row.video_id: row for row in rows}
 
     def close_batch(self, batch_id: str) -> None:
@@ -490,114 +347,20 @@ class Archive:
         with self._writing() as db:
             db.execute(
                 "UPDATE batches SET state = 'collected', updated_at = ? WHERE batch_id = ?",
-                (_now(), batch_id),
+                (now_iso(), batch_id),
             )
             db.execute(
-                "UPDATE videos SET batch_plan = NULL WHERE batch_id = ? AND batch_state IS NOT ?",
+                "UPDATE videos SET batch_plan = NULL WHERE batch_id = ?"
+                " AND (batch_state IS NULL OR batch_state <> ?)",
                 (batch_id, BatchState.PENDING.value),
             )
 
-    def _configure(self) -> None:
-        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        mode = self._enable_wal()
-        if mode.lower() != "wal":
-            logger.warning(
-                "%s: WAL journal not available (got %s); concurrent runs may wait", self.path, mode
-            )
+    def _reading(self, *, snapshot: bool = False) -> AbstractContextManager[Db]:
+        return self._backend.reading(snapshot=snapshot)
 
-    def _enable_wal(self) -> str:
-        """Switch to WAL, waiting out another process that is creating the same archive.
-
-        SQLite answers "database is locked" to this pragma at once, without its busy handler, while another
-        connection converts a new database; so the wait is done here, within the same busy timeout.
-        """
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        pause = 0.01
-        while True:
-            try:
-                (mode,) = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
-                return str(mode)
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
-
-    def _migrate(self) -> None:
-        known = [migration.__name__ for migration in MIGRATIONS]
-        with self._writing() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            applied = {str(name) for (name,) in db.execute("SELECT name FROM migrations")}
-            unknown = sorted(applied - set(known))
-            if unknown:
-                raise ArchiveError(
-                    f"{self.path}: written by a newer study-buddy (unknown migration {unknown[-1]}); upgrade"
-                )
-            for migration in MIGRATIONS:
-                if migration.__name__ not in applied:
-                    logger.info("%s: applying migration %s", self.path, migration.__name__)
-                    migration(db)
-                    db.execute(
-                        "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                        (migration.__name__, _now()),
-                    )
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._db
-            except sqlite3.Error as exc:
-                raise ArchiveError(f"{self.path}: cannot read the archive ({exc})") from exc
-
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One `BEGIN IMMEDIATE` transaction: taking the write lock first, processes cannot deadlock."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise ArchiveError(f"{self.path}: cannot write the archive ({exc})") from exc
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise ArchiveError(f"{self.path}: cannot write the archive ({exc})") from exc
-                raise
+    def _writing(self) -> AbstractContextManager[Db]:
+        return self._backend.writing()
 
     def _write(self, statement: str, params: dict[str, object]) -> None:
         with self._writing() as db:
             db.execute(statement, params)
-
-    def _stored_path(self, path: Path) -> str:
-        """Relative to the root in POSIX form when inside it (the folder can move), else absolute."""
-        absolute = (self.root / path).resolve()
-        if absolute.is_relative_to(self.root):
-            return absolute.relative_to(self.root).as_posix()
-        return absolute.as_posix()
-
-    def _row(self, values: Sequence[Any]) -> ArchiveRow:
-        fields = dict(zip(_COLUMNS, values, strict=True))
-        try:
-            status = Status(fields["status"])
-            kind = None if fields["error_kind"] is None else ErrorKind(fields["error_kind"])
-        except ValueError as exc:
-            raise ArchiveError(f"{self.path}: video {fields['video_id']}: {exc}") from exc
-        return ArchiveRow(
-            **{
-                **fields,
-                "status": status,
-                "error_kind": kind,
-                "note_path": self._absolute(fields["note_path"]),
-                "transcript_path": self._absolute(fields["transcript_path"]),
-            }
-        )
-
-    def _absolute(self, stored: str | None) -> Path | None:
-        return None if stored is None else self.root / stored

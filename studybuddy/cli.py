@@ -19,6 +19,7 @@ from .cli_commands import register
 from .cli_options import (
     EXIT_INTERRUPTED,
     INTERRUPTED,
+    archive_option,
     configure_logging,
     egress_options,
     env_name,
@@ -128,6 +129,7 @@ def cli() -> None:
     "--translate-to", envvar=env_name("TRANSLATE_TO"), help="Translate transcripts to this language."
 )
 @output_option
+@archive_option
 @click.option("-s", "--subject", envvar=env_name("SUBJECT"), help="Put the notes in this sub-folder.")
 @click.option(
     "--auto-subject",

@@ -1,4 +1,5 @@
-"""The CLI's subcommands: `notes regenerate`, `archive list|stats|retry`, `tor status|check`, `watch`.
+"""The CLI's subcommands: `notes regenerate`, `archive list|stats|retry`, `tor status|check`, `watch`;
+`work`, `enqueue` and `archive migrate` come from `cli_queue`.
 
 `register` adds them to the root group; `watch` and `archive retry` take the options of `process` itself,
 so the two never drift apart.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_options import (
+    archive_option,
     configure_logging,
     env_name,
     note_writing_options,
@@ -33,6 +35,7 @@ from .cli_options import (
     warn,
 )
 from .cli_ui import ui_command
+from .cli_queue import archive_migrate, enqueue_command, work_command
 from .config import DEFAULT_IP_ECHO, Settings, check_pot_provider, parse_notes_lang, resolve_ca_bundle
 from .errors import InputError
 from .logs import SecretFilter, configure
@@ -48,8 +51,19 @@ def register(root: click.Group, process: click.Command) -> None:
     _adopt_options(watch_command, process, without={"urls", "force", "json_output"})
     _adopt_options(archive_retry, process, without={"urls", "files", "force"})
     _adopt_options(ui_command, process, without={"urls", "files", "force", "json_output"})
+    _adopt_options(work_command, process, without={"urls", "files", "force", "json_output"})
+    archive_group.add_command(archive_migrate)
     doctor_command.params.extend(param for param in process.params if param.name in DOCTOR_OPTIONS)
-    for command in (notes_group, archive_group, tor_group, watch_command, doctor_command, ui_command):
+    root.add_command(enqueue_command)
+    for command in (
+        notes_group,
+        archive_group,
+        tor_group,
+        watch_command,
+        doctor_command,
+        ui_command,
+        work_command,
+    ):
         root.add_command(command)
 
 
@@ -164,9 +178,10 @@ def archive_group() -> None:
 
 @archive_group.command("list")
 @output_option
+@archive_option
 @click.option(
     "--status",
-    type=click.Choice(["done", "failed", "gave_up", "running"]),
+    type=click.Choice(["done", "failed", "gave_up", "running", "queued"]),
     help="Only videos with this status.",
 )
 @click.option(
@@ -175,13 +190,15 @@ def archive_group() -> None:
     help="Only failures of this kind (error: a bug to report, see README).",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print JSON lines instead of a table.")
-def archive_list(output: Path, status: str | None, kind: str | None, json_output: bool) -> None:
+def archive_list(
+    output: Path, archive: str | None, status: str | None, kind: str | None, json_output: bool
+) -> None:
     """List the videos in the archive of an output folder."""
     from .archive import Status
     from .errors import ErrorKind
 
-    with user_errors(debug=False), _existing_archive(output) as archive:
-        rows = archive.rows(status=Status(status) if status else None, kind=ErrorKind(kind) if kind else None)
+    with user_errors(debug=False), _existing_archive(output, archive) as store:
+        rows = store.rows(status=Status(status) if status else None, kind=ErrorKind(kind) if kind else None)
     if json_output:
         for row in rows:
             click.echo(json.dumps(row.to_json()))
@@ -195,6 +212,7 @@ def archive_list(output: Path, status: str | None, kind: str | None, json_output
 
 @archive_group.command("stats")
 @output_option
+@archive_option
 @click.option("--json", "json_output", is_flag=True, help="Print the totals as JSON.")
 @click.option(
     "--prices",
@@ -203,23 +221,23 @@ def archive_list(output: Path, status: str | None, kind: str | None, json_output
     help='USD per million tokens by model, TOML or JSON ([models."ID"] input, output, cache_write, '
     "cache_read), over the built-in list prices.",
 )
-def archive_stats(output: Path, json_output: bool, prices: Path | None) -> None:
+def archive_stats(output: Path, archive: str | None, json_output: bool, prices: Path | None) -> None:
     """Totals of an output folder: videos by status and failure kind, tokens by model, estimated cost."""
     from .usage import DEFAULT_TABLE, format_report, usage_report
 
     with user_errors(debug=False):
         table = DEFAULT_TABLE.with_file(prices) if prices else DEFAULT_TABLE
-        with _existing_archive(output) as archive:
-            report = usage_report(archive.rows(), table)
+        with _existing_archive(output, archive) as store:
+            report = usage_report(store.rows(), table)
     click.echo(json.dumps(report.to_json(), indent=2) if json_output else format_report(report))
 
 
-def _existing_archive(output: Path) -> Archive:
+def _existing_archive(output: Path, url: str | None) -> Archive:
     from .archive import Archive
 
-    if not (output / Archive.FILENAME).is_file():
+    if url is None and not (output / Archive.FILENAME).is_file():
         raise InputError(f"{output}: no archive here (run study-buddy with --output {output} first)")
-    return Archive.open(output)
+    return Archive.open(output, url)
 
 
 @click.group("tor")
@@ -328,7 +346,7 @@ def archive_retry(**options: Any) -> None:
     debug = configure_logging(options)
     with stops_like_ctrl_c(), user_errors(debug):
         settings = settings_from(options)
-        with _existing_archive(settings.output) as archive:
+        with _existing_archive(settings.output, settings.archive) as archive:
             video_ids, admission = retry_selection(archive, options["kind"])
         if not video_ids:
             click.echo(f"Nothing to retry in {settings.output} (--kind {options['kind']}).")

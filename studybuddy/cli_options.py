@@ -56,6 +56,16 @@ def output_option(func: F) -> F:
     )(func)
 
 
+def archive_option(func: F) -> F:
+    return click.option(
+        "--archive",
+        metavar="URL",
+        envvar=env_name("ARCHIVE"),
+        help="A shared archive and work queue on PostgreSQL (postgresql://user:password@host/db); default: "
+        "the SQLite file in the output folder.",
+    )(func)
+
+
 def tor_options(func: F) -> F:
     """Where Tor comes from; shared by the process and tor commands. The password comes from the
     environment only (STUDY_BUDDY_TOR_PASSWORD), never from the command line."""
@@ -315,6 +325,7 @@ def settings_from(options: dict[str, Any]) -> Settings:
         max_attempts=options["max_attempts"],
         retry_backoff_s=positive_duration(options["retry_backoff"], "--retry-backoff"),
         claim_ttl_s=positive_duration(options["claim_ttl"], "--claim-ttl"),
+        archive=options["archive"],
         log_tor_events=options["log_tor_events"],
         keep_temp=options["keep_temp"],
     )

@@ -102,6 +102,7 @@ class Settings:
     max_rotations: int = 5
     max_attempts: int = 8  # failed attempts in a row before a video is given up (`gave_up`)
     retry_backoff_s: float = 300.0  # first automatic retry of a failed video (doubling, capped at 6 h)
+    archive: str | None = field(default=None, repr=False)  # --archive: a PostgreSQL URL (else the file)
     claim_ttl_s: float = 120.0  # a claim on a video left by a killed process expires after this
     log_tor_events: bool = False
     keep_temp: bool = False

@@ -286,11 +286,12 @@ class Pipeline:
         batch: BatchNotes | None = None,
         admission: Admission | None = None,
         stop_event: threading.Event | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.admission = admission or Admission(force=settings.force)
         self.schedule = RetrySchedule(base_s=settings.retry_backoff_s, max_attempts=settings.max_attempts)
-        self.claims = ClaimKeeper(archive, ttl_s=settings.claim_ttl_s, run_id=new_run_id())
+        self.claims = ClaimKeeper(archive, ttl_s=settings.claim_ttl_s, run_id=run_id or new_run_id())
         self.batch = batch  # --batch: notes through the Message Batches API, after the fetch stage
         self.linker = linker  # links related notes both ways after each note is written
         self.subjects = subjects  # chooses each note's subject folder (--auto-subject)

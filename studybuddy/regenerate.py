@@ -58,10 +58,10 @@ def regenerate(
     on_note: Callable[[str], None] | None = None,
 ) -> RegenerateOutcome:
     """Regenerate the notes of the done videos in `settings.output` with `engine` (one video at a time)."""
-    if not (settings.output / Archive.FILENAME).is_file():
+    if settings.archive is None and not (settings.output / Archive.FILENAME).is_file():
         raise InputError(f"{settings.output}: no archive here (run study-buddy with --output first)")
     outcome = RegenerateOutcome()
-    with Archive.open(settings.output) as archive:
+    with Archive.open(settings.output, settings.archive) as archive:
         rows = [row for row in archive.rows(status=Status.DONE) if row.note_path and row.model]
         if older_than_prompt:
             rows = [row for row in rows if row.prompt_version != PROMPT_VERSION]

@@ -229,6 +229,7 @@ def run(
     stop: threading.Event | None = None,
     tor: TorKeeper | None = None,
     view: ProgressView | None = None,
+    run_id: str | None = None,
 ) -> RunOutcome:
     """Process the videos named by `urls` and `files`; bad input lines are reported, the rest still run.
 
@@ -236,6 +237,7 @@ def run(
     videos in progress and starts no more (watch mode stops its checks so). With `tor`, the run takes its
     Tor from there and leaves it open (watch keeps one Tor for all its checks); else it opens and closes its
     own. `view` shows the progress instead of the terminal's view (the web UI's live page).
+    `run_id` names the run in its claims (`work` claims videos for it before the run).
     """
     say = warn or log.warning
     inputs = read_inputs(urls, files)
@@ -252,7 +254,7 @@ def run(
         )
     admission = admission or Admission(force=settings.force)
     with ExitStack() as stack:
-        archive = stack.enter_context(Archive.open(settings.output))
+        archive = stack.enter_context(Archive.open(settings.output, settings.archive))
         needs_youtube = _needs_youtube(inputs, archive, admission)
         if engine is not None:
             stack.callback(engine.close)
@@ -286,6 +288,7 @@ def run(
             batch=build_batch(settings, engine, archive),
             admission=admission,
             stop_event=stop,
+            run_id=run_id,
         )
         fatal = None
         try:

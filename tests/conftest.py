@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.bed.fixtures",
     "tests.bed.youtube_fixtures",
     "tests.tor_fixtures",
+    "tests.pg_fixtures",
 ]
 CONFIGURED_LOGGERS = ("studybuddy", "stem", "urllib3", "httpx", "httpcore", "anthropic")
 

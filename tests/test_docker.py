@@ -112,3 +112,16 @@ def test_healthcheck_reports_unhealthy_until_bootstrapped(container_tor: tuple[i
     assert result.returncode == 1  # authenticated, asked, and Tor (without network) is not at 100%
     wrong = {**env, "TOR_CONTROL_PASSWORD": "wrong"}
     assert subprocess.run(["bash", str(TOR_DIR / "healthcheck.sh")], env=wrong, check=False).returncode != 0
+
+
+def test_compose_has_an_optional_postgres_and_a_worker_that_scales() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    postgres, worker = compose["services"]["postgres"], compose["services"]["worker"]
+    assert postgres["profiles"] == ["postgres"]  # only when asked for
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert "container_name" not in worker and "ports" not in worker  # so `--scale worker=3` can run it
+    assert worker["command"][:2] == ["work", "--follow"]
+    assert worker["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    assert worker["environment"]["STUDY_BUDDY_ARCHIVE"].endswith("@postgres/studybuddy}")
+    assert worker["environment"]["STUDY_BUDDY_OUTPUT"] == "/data/notes"  # the one shared notes folder
+    assert "postgres" in (ROOT / "Dockerfile").read_text()  # the image has the 'postgres' extra

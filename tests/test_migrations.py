@@ -4,11 +4,13 @@ nothing lost; an archive written by a newer version is refused, naming what it d
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from studybuddy.archive import Archive, Status
+from studybuddy.archive_sql import POSTGRES, SQLITE, Db
 from studybuddy.errors import ArchiveError
 from studybuddy.migrations import MIGRATIONS
 
@@ -22,6 +24,7 @@ RELEASED = [  # never renamed, reordered or left out: archives out there record 
     "m007_prompt_version",
     "m008_exit_reputation",
     "m009_batch_plans",
+    "m010_queue",
 ]
 NAMES = [migration.__name__ for migration in MIGRATIONS]
 T0 = "2025-01-01T00:00:00.000+00:00"
@@ -41,7 +44,7 @@ def archive_at(root: Path, version: int) -> sqlite3.Connection:
     db = raw(root)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     for migration in MIGRATIONS[:version]:
-        migration(db)
+        migration(Db(db, SQLITE))
         db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, T0))
     db.commit()
     return db
@@ -164,3 +167,68 @@ def test_an_older_archive_keeps_what_it_knew_of_exits_as_their_reputation(tmp_pa
     assert (records[good].served, records[good].blocked, records[good].last_outcome) == (2, 1, "served")
     assert (records[bad].served, records[bad].blocked, records[bad].last_outcome) == (0, 1, "blocked")
     assert records[bad].updated_at == 40.0
+
+
+# the same migrations on PostgreSQL
+
+
+def server_archive_at(url: str, version: int) -> None:
+    """A database as a release with the first `version` migrations left it."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        db = Db(connection, POSTGRES)
+        db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for migration in MIGRATIONS[:version]:
+            migration(db)
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, T0))
+        db.execute(
+            "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
+            " VALUES ('vid00000001', 'done', ?, ?)",
+            (T0, T0),
+        )
+        if version >= 3:
+            db.execute(
+                "INSERT INTO exit_events VALUES (?, 'use', 1.5), (?, 'block', 2.5)", ("F" * 40, "F" * 40)
+            )
+
+
+def server_applied(url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        return [name for (name,) in connection.execute("SELECT name FROM migrations ORDER BY name")]
+
+
+@pytest.mark.parametrize("version", [1, 5, 7, len(MIGRATIONS) - 1], ids=lambda v: NAMES[v - 1])
+def test_a_server_archive_of_an_older_version_migrates_forward(
+    tmp_path: Path, fresh_database: Callable[[], str], version: int
+) -> None:
+    url = fresh_database()
+    server_archive_at(url, version)
+    with Archive.open(tmp_path, url) as archive:
+        row = archive.get("vid00000001")
+        assert row is not None and row.status is Status.DONE
+        archive.enqueue(["vid00000002"])  # the newest status is allowed
+        assert archive.take("me", ttl_s=60, limit=5) == ["vid00000002"]
+        records = archive.exit_records()
+    assert server_applied(url) == NAMES
+    if 3 <= version < 8:  # m008 seeded each exit's reputation from its events
+        assert [(r.key, r.served, r.blocked, r.last_at) for r in records] == [("F" * 40, 1, 1, 2.5)]
+
+
+def test_a_server_archive_of_a_newer_version_is_refused_naming_both_versions(
+    tmp_path: Path, fresh_database: Callable[[], str]
+) -> None:
+    url = fresh_database()
+    server_archive_at(url, 3)
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("INSERT INTO migrations VALUES ('m099_future', 'x')")
+    with pytest.raises(ArchiveError) as caught:
+        Archive.open(tmp_path, url)
+    message = str(caught.value)
+    assert "at m099_future, newer than this study-buddy's " + NAMES[-1] in message
+    assert "pg-s3cret" not in message and "\n" not in message
+    assert server_applied(url) == [*NAMES[:3], "m099_future"]
