@@ -34,8 +34,8 @@ from .cli_options import (
     user_errors,
     warn,
 )
-from .cli_ui import ui_command
 from .cli_queue import archive_migrate, enqueue_command, work_command
+from .cli_ui import ui_command
 from .config import DEFAULT_IP_ECHO, Settings, check_pot_provider, parse_notes_lang, resolve_ca_bundle
 from .errors import InputError
 from .logs import SecretFilter, configure
