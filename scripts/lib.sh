@@ -50,15 +50,7 @@ ensure_extra() {
 # Installs Debian's chromium with apt-get when missing: the UI's browser tests drive it through Playwright
 # (launched with this executable; Playwright downloads no browser of its own).
 ensure_chromium() {
-  if command -v chromium >/dev/null 2>&1; then
-    return 0
-  fi
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing chromium (apt-get)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "chromium is not installed: run 'sudo apt-get install chromium' (the UI's browser tests need it)" >&2
-    exit 1
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt_install "the UI's browser tests need it" chromium
   fi
 }
