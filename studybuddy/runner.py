@@ -183,11 +183,12 @@ def _pacer(
             past_uses=past_uses,
             on_event=archive.record_exit_event,
         )
-    pacer: Pacer = (
-        MixedPacer(tor_pacer, proxy_pacer)
-        if tor_pacer is not None and proxy_pacer is not None
-        else tor_pacer or proxy_pacer or RenewingPacer()
-    )
+    pacer: Pacer
+    if proxy_pacer is None:
+        assert tor_pacer is not None  # without proxies there is a Tor (see the first lines)
+        pacer = tor_pacer
+    else:
+        pacer = proxy_pacer if tor_pacer is None else MixedPacer(tor_pacer, proxy_pacer)
     try:
         yield pacer
     finally:
