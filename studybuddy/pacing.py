@@ -38,6 +38,7 @@ from .reputation import PacePolicy, Reputation, ReputationStore, Standing
 from .spares import SpareCircuits
 from .timebase import REAL_TIME, Timebase
 from .tor import ExitRelay
+from .trials import RECENT as RECENT_TRIALS
 from .trials import ExitTrials
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def build_pacer(
     Tor and a simulated one. `past_uses`: (exit, seconds ago) of earlier runs' uses, to keep budgets;
     `reputation`: one shared with the run's proxies (else a new one over `store`)."""
     reputation = reputation or new_reputation(settings, store, timebase)
-    trials = ExitTrials(clock=timebase.monotonic)
+    trials = warm_trials(reputation, network.exit_pool(), timebase)
     judge = ExitJudge(reputation, trials, network.exit_pool(), timebase.monotonic)
     limiter = ExitLimiter(
         settings.per_exit,
@@ -102,6 +103,17 @@ def build_pacer(
         stall_after_s=max(2 * settings.exit_cooldown_s, STALL_MIN_S),
         on_event=on_event,
     )
+
+
+def warm_trials(reputation: Reputation, pool: frozenset[str], timebase: Timebase = REAL_TIME) -> ExitTrials:
+    """The run's trials of new exits. A run that knows exits that serve starts on them: no free trials (it
+    earns them by serving), and the standings it knows count as the recent tries, so on a network that
+    mostly blocks it starts backed off. A run that knows none starts with the free trials."""
+    standings = [reputation.standing(key) for key in sorted(reputation.known() & pool)]
+    known = [standing is Standing.GOOD for standing in standings if standing is not Standing.UNKNOWN]
+    if not any(known):
+        return ExitTrials(clock=timebase.monotonic)
+    return ExitTrials(clock=timebase.monotonic, free_trials=0.0, history=known[-RECENT_TRIALS:])
 
 
 class TorPacer:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 RECENT = 10  # trials the run judges by
 FREE_TRIALS = 24.0  # trials a run may start with, before anything has served
@@ -42,17 +42,20 @@ class ExitTrials:
         trials_per_video: float = TRIALS_PER_VIDEO,
         base_interval_s: float = BASE_INTERVAL_S,
         max_interval_s: float = MAX_INTERVAL_S,
+        history: Iterable[bool] = (),
     ) -> None:
+        """`history`: how earlier tries fared (True: served), oldest first, e.g. the known exits of an
+        archive: a rerun on a network that mostly blocks starts backed off, not with free tries."""
         self._clock = clock
         self._per_video = trials_per_video
         self._base_s = base_interval_s
         self._max_s = max_interval_s
         self._lock = threading.Lock()
         self._tokens = free_trials
-        self._recent: deque[bool] = deque(maxlen=RECENT)  # True: served
+        self._recent: deque[bool] = deque(history, maxlen=RECENT)  # True: served
         self._pending: set[str] = set()  # exits on trial, their first answer not in yet
         self._last_at = -float("inf")
-        self._spacing = 0.0  # the interval for the outcomes so far (see `_interval`)
+        self._spacing = self._spacing_now()  # the interval for the outcomes so far (see `_interval`)
         self.tried = 0
         self.served = 0
         self.tried_since_served = 0  # trials since any video was served

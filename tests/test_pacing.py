@@ -13,7 +13,7 @@ import pytest
 
 from studybuddy.config import Settings
 from studybuddy.errors import BlockedError, TorError
-from studybuddy.pacing import TorPacer, build_pacer
+from studybuddy.pacing import TorPacer, build_pacer, new_reputation, warm_trials
 from studybuddy.pipeline import RunStopped, Worker, WorkerFactory
 from studybuddy.progress import ProgressMonitor
 from studybuddy.reputation import Standing
@@ -458,3 +458,21 @@ def test_a_released_lister_leaves_no_exit_and_no_worker_row_behind() -> None:
     assert bed.monitor.snapshot().workers == ()
     assert bed.go(bed.worker()) == A  # no pool worker counts A as taken
     assert bed.events == [("A", "use"), ("A", "use")]  # the listing stays counted against A's budget
+
+
+def test_a_rerun_that_knows_exits_that_serve_starts_on_them_and_earns_its_trials() -> None:
+    time_ = ManualTime()
+    settings = Settings(per_exit=ExitBudget.parse("5/60s"), exit_interval_s=0.0, exit_cooldown_s=600.0)
+    reputation = new_reputation(settings, None, time_)
+    new = "E" * 40
+    pool = frozenset(relay.fingerprint for relay in (A, B, C, D)) | {new}
+    cold = warm_trials(reputation, pool, time_)
+    assert cold.may_try() and cold.begin(new)  # nothing known: free trials
+    reputation.served(A.fingerprint)
+    for bad in (B, C, D):
+        reputation.blocked(bad.fingerprint)
+    warm = warm_trials(reputation, pool, time_)
+    assert warm.interval_s() == 20.0  # 3 of 4 known exits blocked: backed off from the start
+    assert warm.begin(new) and not warm.begin(D.fingerprint)  # one try now, the next in 20 s
+    time_.advance(20.0)
+    assert warm.may_try()
