@@ -41,11 +41,11 @@ from pathlib import Path
 
 from bedctl import CLI, EXITS, ROOT, Bed, running_bed, say
 
-from studybuddy.circuits import probe_exit
+from studybuddy.egress.circuits import probe_exit
+from studybuddy.egress.sessions import Identity, ProxyEndpoint, new_run_id, new_session
+from studybuddy.egress.tor import TorController
 from studybuddy.errors import FetchError
-from studybuddy.sessions import Identity, ProxyEndpoint, new_run_id, new_session
-from studybuddy.tor import TorController
-from studybuddy.transcripts import TranscriptFetcher
+from studybuddy.youtube.transcripts import TranscriptFetcher
 from tests.bed.youtube_server import Limit
 from tests.bed.youtube_site import load_catalogue
 

@@ -16,14 +16,14 @@ import responses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studybuddy.admission import Admission
-from studybuddy.archive import Archive
 from studybuddy.config import Settings
-from studybuddy.inputs import read_inputs
-from studybuddy.output import OutputTree
-from studybuddy.pipeline import Pipeline, WorkerFactory
-from studybuddy.progress import ProgressMonitor
-from studybuddy.sessions import ProxyEndpoint
+from studybuddy.egress.sessions import ProxyEndpoint
+from studybuddy.run.admission import Admission
+from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.progress import ProgressMonitor
+from studybuddy.store.archive import Archive
+from studybuddy.store.output import OutputTree
+from studybuddy.youtube.inputs import read_inputs
 from tests.fakes.youtube_mock import MockYouTube, video
 
 
@@ -86,9 +86,9 @@ def ytdlp_requests_per_video(videos: int = 20) -> tuple[float, float] | None:
     """YouTube requests per video on yt-dlp's subtitle path alone, and on the fallback after a PO token
     (library first, then yt-dlp), counted by the fake YouTube; every manual track needs a PO token from the
     fake bgutil provider. None when port 443 cannot be bound (not root)."""
-    from studybuddy.proxies import parse_proxy
-    from studybuddy.sessions import new_session
-    from studybuddy.transcripts import SubtitleOptions, TranscriptFetcher
+    from studybuddy.egress.proxies import parse_proxy
+    from studybuddy.egress.sessions import new_session
+    from studybuddy.youtube.transcripts import SubtitleOptions, TranscriptFetcher
     from tests.bed.lock import bed_lock
     from tests.bed.proxies import FakeProxy
     from tests.bed.youtube_server import CERT_NAMES, FakeYouTube

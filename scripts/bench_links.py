@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from studybuddy.links import Linker
+from studybuddy.store.links import Linker
 
 WORDS = [f"word{n}" for n in range(20_000)]
 

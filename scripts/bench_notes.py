@@ -26,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_offline import long_transcript
 
-from studybuddy.anthropic_engine import AnthropicEngine
 from studybuddy.errors import NotesError
 from studybuddy.models import NoteBody, Transcript, VideoMeta
-from studybuddy.note_checks import Captions, check_answer
-from studybuddy.note_plan import REPAIR
-from studybuddy.notes import render_note
-from studybuddy.ratelimit import RequestLimiter
-from studybuddy.usage import DEFAULT_TABLE
+from studybuddy.notes.anthropic import AnthropicEngine
+from studybuddy.notes.checks import Captions, check_answer
+from studybuddy.notes.engine import render_note
+from studybuddy.notes.plan import REPAIR
+from studybuddy.notes.ratelimit import RequestLimiter
+from studybuddy.store.usage import DEFAULT_TABLE
 from tests.fakes.anthropic_server import API_KEY, MODEL, start_fake_anthropic
 
 SIZES = ((10 / 60, "10 min", 20), (1.0, "1 h", 20), (3.0, "3 h", 6), (10.0, "10 h", 2))

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studybuddy.models import Segment, Transcript, VideoMeta
-from studybuddy.offline import OfflineEngine
+from studybuddy.notes.offline import OfflineEngine
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "transcripts"
 WORDS_PER_HOUR = 10_000

@@ -17,12 +17,12 @@ import responses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studybuddy.archive import Archive
 from studybuddy.config import Settings
-from studybuddy.expand import order_videos
-from studybuddy.output import OutputTree
-from studybuddy.pipeline import Pipeline, WorkerFactory
-from studybuddy.progress import ProgressMonitor, Summary
+from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.progress import ProgressMonitor, Summary
+from studybuddy.store.archive import Archive
+from studybuddy.store.output import OutputTree
+from studybuddy.youtube.expand import order_videos
 from tests.fakes.youtube_mock import CAPTIONS, MockYouTube, video
 
 VIDEOS, WORKERS, SECONDS_PER_MINUTE_OF_VIDEO = 40, 4, 0.02

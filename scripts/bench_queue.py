@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import itertools
 
-from studybuddy.archive import Archive
+from studybuddy.store.archive import Archive
 from tests.pg_fixtures import PostgresServer, running_postgres
 
 T0 = "2025-01-01T00:00:00.000+00:00"

@@ -15,14 +15,14 @@ import responses
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.bedctl import running_bed
-from studybuddy.admission import Admission
-from studybuddy.archive import Archive
 from studybuddy.config import Settings, parse_host_port
-from studybuddy.expand import list_videos
-from studybuddy.output import OutputTree
-from studybuddy.pipeline import Pipeline, WorkerFactory
-from studybuddy.progress import ProgressMonitor
-from studybuddy.sessions import Identity, ProxyEndpoint, new_run_id, new_session
+from studybuddy.egress.sessions import Identity, ProxyEndpoint, new_run_id, new_session
+from studybuddy.run.admission import Admission
+from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.progress import ProgressMonitor
+from studybuddy.store.archive import Archive
+from studybuddy.store.output import OutputTree
+from studybuddy.youtube.expand import list_videos
 from tests.fakes.youtube_mock import MockYouTube, video
 
 SCALE_PLAYLIST = "https://www.youtube.com/playlist?list=PLstudybuddyScale00000000000005000"

@@ -16,13 +16,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Settings": "config",
-    "Pipeline": "pipeline",
-    "Worker": "pipeline",
-    "WorkerFactory": "pipeline",
-    "run": "runner",
-    "RunOutcome": "runner",
-    "StudyBuddyError": "errors",
+    "Settings": "studybuddy.config",
+    "Pipeline": "studybuddy.run.pipeline",
+    "Worker": "studybuddy.run.pipeline",
+    "WorkerFactory": "studybuddy.run.pipeline",
+    "run": "studybuddy.run.runner",
+    "RunOutcome": "studybuddy.run.runner",
+    "StudyBuddyError": "studybuddy.errors",
 }
 __all__ = [
     "Pipeline",
@@ -38,5 +38,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """`python -m studybuddy` runs the CLI."""
 
-from .cli import main
+from studybuddy.cli.main import main
 
 main()

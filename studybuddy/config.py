@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, InputError
-from .units import ExitBudget
+from studybuddy.errors import ConfigError, InputError
+from studybuddy.units import ExitBudget
 
 if TYPE_CHECKING:
-    from .inputs import BadInput
-    from .proxies import ProxySpec
+    from studybuddy.egress.proxies import ProxySpec
+    from studybuddy.youtube.inputs import BadInput
 
 ENV_PREFIX = "STUDY_BUDDY_"
 DEFAULT_MODEL = "claude-sonnet-4-5"

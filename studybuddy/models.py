@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .note_schema import StudyNote
+from studybuddy.schema import StudyNote
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import InputError
+from studybuddy.errors import InputError
 
 _NUMBER = r"\d+(?:\.\d+)?"
 _DURATION_RE = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?")

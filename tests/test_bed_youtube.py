@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 import pytest
 import urllib3.util.connection
 
+from studybuddy.egress.sessions import new_session
 from studybuddy.errors import BlockedError, FetchError, GeoBlockedError, PermanentError, TransientError
 from studybuddy.models import Chapter, Segment
-from studybuddy.sessions import new_session
-from studybuddy.transcripts import FetchResult, TranscriptFetcher
+from studybuddy.youtube.transcripts import FetchResult, TranscriptFetcher
 from tests.bed.youtube_server import CERT_NAMES, FakeYouTube, Limit
 from tests.bed.youtube_site import BLOCK_STYLES, CASES, CatalogueVideo, SiteOptions, load_catalogue
 from tests.fakes.pot_provider import make_token

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from studybuddy.tor import TorController
+from studybuddy.egress.tor import TorController
 from tests.bed.tornet import reserve_ports
 
 ROOT = Path(__file__).parent.parent

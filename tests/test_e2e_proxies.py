@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.proxies import parse_proxy
-from studybuddy.proxypacing import egress_key
+from studybuddy.egress.proxies import parse_proxy
+from studybuddy.run.proxypacing import egress_key
 from tests.bed.proxies import ProxyBed
 from tests.bed.tornet import TorNetwork
 from tests.bed.youtube_server import FakeYouTube, Limit

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import stem.control
 
-from studybuddy.archive import Archive
 from studybuddy.errors import ErrorKind
+from studybuddy.store.archive import Archive
 from tests.bed.tornet import TorNetwork, exit_server_address
 from tests.bed.youtube_server import FakeYouTube, Limit
 from tests.bed.youtube_site import BLOCK_STYLES, load_catalogue

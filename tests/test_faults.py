@@ -11,8 +11,8 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from studybuddy.archive import Archive, Status
-from studybuddy.cli import cli
+from studybuddy.cli.main import cli
+from studybuddy.store.archive import Archive, Status
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.notecheck import front_matter

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from studybuddy.archive import Archive
 from studybuddy.owners import owner_is_gone, process_owner
+from studybuddy.store.archive import Archive
 
 
 def a_dead_owner() -> str:

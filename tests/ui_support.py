@@ -10,15 +10,15 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from studybuddy.admission import Admission
 from studybuddy.config import Settings
-from studybuddy.inputs import read_inputs
-from studybuddy.progress import Outcome, ProgressMonitor, ProgressView, Stage
-from studybuddy.runner import RunOutcome
+from studybuddy.run.admission import Admission
+from studybuddy.run.progress import Outcome, ProgressMonitor, ProgressView, Stage
+from studybuddy.run.runner import RunOutcome
 from studybuddy.ui.app import UiConfig, create_app
 from studybuddy.ui.guard import allowed_hosts
 from studybuddy.ui.runs import RunManager, Runner
 from studybuddy.ui.watching import WatchService
+from studybuddy.youtube.inputs import read_inputs
 
 PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"

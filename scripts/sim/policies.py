@@ -1,6 +1,6 @@
 """The policies the simulator compares, each driving simulated workers through one `SimWorld`.
 
-- `new`: study-buddy's pacer as it ships (`studybuddy.pacing.build_pacer`): exact blame, reputation,
+- `new`: study-buddy's pacer as it ships (`studybuddy.run.pacing.build_pacer`): exact blame, reputation,
   adaptive pace, judged spare circuits, paid-for trials of new exits.
 - `baseline`: the policy before it (kept here, frozen): the same limiter with the fixed `--per-exit` budget,
   every new circuit used whatever its exit, a block cools its exit for `--exit-cooldown` and counts
@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from scripts.sim.vtime import VirtualTime
 from scripts.sim.world import NEVER, SimWorld
 from studybuddy.config import Settings
+from studybuddy.egress.exits import Decision, ExitLimiter
+from studybuddy.egress.reputation import ExitRecord
+from studybuddy.egress.sessions import Identity
+from studybuddy.egress.tor import NEWNYM_SPACING, ExitRelay
 from studybuddy.errors import BlockedError
-from studybuddy.exits import Decision, ExitLimiter
-from studybuddy.pacing import build_pacer
-from studybuddy.pipeline import RunStopped
-from studybuddy.progress import ProgressMonitor
-from studybuddy.reputation import ExitRecord
-from studybuddy.sessions import Identity
-from studybuddy.tor import NEWNYM_SPACING, ExitRelay
+from studybuddy.run.pacing import build_pacer
+from studybuddy.run.pipeline import RunStopped
+from studybuddy.run.progress import ProgressMonitor
 
 MAX_NEW_CIRCUITS = 50  # a worker gives up waiting for a usable circuit after this many in a row
 

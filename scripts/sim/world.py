@@ -1,10 +1,11 @@
 """A synthetic Tor network and YouTube at internet scale, in virtual time.
 
 `SimWorld` holds the exits (a share of them blocked outright, the others tolerating a number of videos in a
-sliding window, drawn per exit, then blocking for a while) and implements `studybuddy.circuits.ExitNetwork`
-for the pacer: circuits are built (taking build_s) on an exit drawn at random among those not excluded, the
-way Tor picks exits when all weigh the same; a stream of a circuit whose exit has since been excluded goes
-on a new circuit, as in Tor. Fetching a video costs three requests, a blocked attempt one or two.
+sliding window, drawn per exit, then blocking for a while) and implements
+`studybuddy.egress.circuits.ExitNetwork` for the pacer: circuits are built (taking build_s) on an exit drawn
+at random among those not excluded, the way Tor picks exits when all weigh the same; a stream of a circuit
+whose exit has since been excluded goes on a new circuit, as in Tor. Fetching a video costs three requests,
+a blocked attempt one or two.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scripts.sim.vtime import VirtualTime
-from studybuddy.sessions import Identity
-from studybuddy.tor import ExitRelay
+from studybuddy.egress.sessions import Identity
+from studybuddy.egress.tor import ExitRelay
 
 REQUESTS_PER_VIDEO = 3
 NEVER = threading.Event()  # the simulation never interrupts a request or a build

@@ -26,19 +26,19 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..admission import retry_selection
-from ..archive import Archive, Status
-from ..config import EGRESS, Settings
-from ..errors import ErrorKind, StudyBuddyError
-from ..note_render import format_clock
-from ..progress_views import format_seconds
-from . import charts
-from .forms import ENGINES, TOR_MODES, RunForm, read_run_form
-from .guard import TokenGuard
-from .library import Library
-from .pages import tor_lines, usage_lines
-from .runs import FolderBusy, Run, RunManager, Subscriber
-from .watching import WatchService
+from studybuddy.config import EGRESS, Settings
+from studybuddy.errors import ErrorKind, StudyBuddyError
+from studybuddy.run.admission import retry_selection
+from studybuddy.run.progress_views import format_seconds
+from studybuddy.store.archive import Archive, Status
+from studybuddy.store.render import format_clock
+from studybuddy.ui import charts
+from studybuddy.ui.forms import ENGINES, TOR_MODES, RunForm, read_run_form
+from studybuddy.ui.guard import TokenGuard
+from studybuddy.ui.library import Library
+from studybuddy.ui.pages import tor_lines, usage_lines
+from studybuddy.ui.runs import FolderBusy, Run, RunManager, Subscriber
+from studybuddy.ui.watching import WatchService
 
 LIVE_ROWS = 50  # video rows on the run page, however many videos the run has
 MIN_UPDATE_S = 0.1  # at most 10 updates a second per tab

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from starlette.datastructures import FormData, UploadFile
 
-from ..config import Settings, check_egress, parse_languages
-from ..errors import StudyBuddyError
-from ..inputs import read_inputs
-from ..output import OutputTree, safe_filename
-from ..proxies import ProxySpec, parse_proxy
+from studybuddy.config import Settings, check_egress, parse_languages
+from studybuddy.egress.proxies import ProxySpec, parse_proxy
+from studybuddy.errors import StudyBuddyError
+from studybuddy.store.output import OutputTree, safe_filename
+from studybuddy.youtube.inputs import read_inputs
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 PASTED = "pasted"

@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import yaml
 from markdown_it import MarkdownIt
 
-from ..inputs import parse_video_id
-from ..note_render import format_clock
-from .markdown import make_renderer, render
+from studybuddy.store.render import format_clock
+from studybuddy.ui.markdown import make_renderer, render
+from studybuddy.youtube.inputs import parse_video_id
 
 TRANSCRIPT_SUFFIX = ".transcript.md"
 ROOT_SUBJECT = "(no subject)"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..archive import Archive
-from ..config import Settings
-from ..errors import StudyBuddyError
+from studybuddy.config import Settings
+from studybuddy.errors import StudyBuddyError
+from studybuddy.store.archive import Archive
 
 
 def tor_lines(settings: Settings) -> list[str]:
     """`tor status` for the server's Tor settings; a page never launches a Tor, it only connects."""
-    from ..runner import open_tor
-    from ..torstatus import status_lines
+    from studybuddy.egress.torstatus import status_lines
+    from studybuddy.run.runner import open_tor
 
     if settings.tor == "off" or not settings.uses_tor:
         return ["Tor is off for this server (--tor off, or --egress proxies): runs use no Tor."]
@@ -35,7 +35,7 @@ def tor_lines(settings: Settings) -> list[str]:
 
 def usage_lines(output: Path) -> list[str]:
     """`archive stats` of an output folder."""
-    from ..usage import format_report, usage_report
+    from studybuddy.store.usage import format_report, usage_report
 
     if not (output / Archive.FILENAME).is_file():
         return [f"{output}: no archive here yet (start a run with this output folder first)."]

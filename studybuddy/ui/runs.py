@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ..admission import Admission
-from ..config import Settings
-from ..errors import StudyBuddyError
-from ..progress import ProgressMonitor, ProgressSnapshot, ProgressView, Summary
-from ..progress_views import format_summary
+from studybuddy.config import Settings
+from studybuddy.errors import StudyBuddyError
+from studybuddy.run.admission import Admission
+from studybuddy.run.progress import ProgressMonitor, ProgressSnapshot, ProgressView, Summary
+from studybuddy.run.progress_views import format_summary
 
 if TYPE_CHECKING:
-    from ..runner import RunOutcome
+    from studybuddy.run.runner import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def run_videos(
 ) -> RunOutcome:
     """The server's `Runner`: `runner.run`, imported when the first run starts (it is the heavy part), so
     the server starts fast."""
-    from ..runner import run
+    from studybuddy.run.runner import run
 
     return run(settings, urls, files, warn=warn, admission=admission, stop=stop, view=view)
 

@@ -19,12 +19,12 @@ from types import FrameType
 import uvicorn
 from starlette.concurrency import run_in_threadpool
 
-from ..config import Settings
-from ..errors import ConfigError
-from .app import UiConfig, create_app
-from .guard import allowed_hosts
-from .runs import RunManager, run_videos
-from .watching import WatchService
+from studybuddy.config import Settings
+from studybuddy.errors import ConfigError
+from studybuddy.ui.app import UiConfig, create_app
+from studybuddy.ui.guard import allowed_hosts
+from studybuddy.ui.runs import RunManager, run_videos
+from studybuddy.ui.watching import WatchService
 
 log = logging.getLogger(__name__)
 

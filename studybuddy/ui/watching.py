@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..admission import Admission
-from ..config import Settings
-from ..errors import InputError
-from ..inputs import read_inputs
-from ..output import atomic_write_text
-from ..progress import Summary
-from ..progress_views import QuietView
-from ..watch import Watcher, WatchStats
-from .runs import Runner
+from studybuddy.config import Settings
+from studybuddy.errors import InputError
+from studybuddy.run.admission import Admission
+from studybuddy.run.progress import Summary
+from studybuddy.run.progress_views import QuietView
+from studybuddy.run.watch import Watcher, WatchStats
+from studybuddy.store.output import atomic_write_text
+from studybuddy.ui.runs import Runner
+from studybuddy.youtube.inputs import read_inputs
 
 log = logging.getLogger(__name__)
 

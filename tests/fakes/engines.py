@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from studybuddy.anthropic_engine import AnthropicEngine
-from studybuddy.ratelimit import RequestLimiter
+from studybuddy.notes.anthropic import AnthropicEngine
+from studybuddy.notes.ratelimit import RequestLimiter
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 
 

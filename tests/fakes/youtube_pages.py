@@ -3,8 +3,9 @@
 They follow what youtube-transcript-api 1.2.5 reads (the `INNERTUBE_API_KEY` in the watch page, the player
 response's `playabilityStatus` and `captions.playerCaptionsTracklistRenderer`, `<transcript><text>` XML),
 what YouTube adds there (`defaultTranslationSourceTrackIndices`: the track it translates from), and
-what `studybuddy.metadata` parses (`videoDetails`, `microformat`, `ytInitialPlayerResponse`, `ytInitialData`
-chapters, `<meta>` titles). Used by the unit tests (through `responses`) and by the fake YouTube server.
+what `studybuddy.youtube.metadata` parses (`videoDetails`, `microformat`, `ytInitialPlayerResponse`,
+`ytInitialData` chapters, `<meta>` titles). Used by the unit tests (through `responses`) and by the fake
+YouTube server.
 """
 
 from __future__ import annotations

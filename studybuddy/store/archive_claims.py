@@ -1,0 +1,131 @@
+"""The archive's claims and shared work queue (a mixin of `Archive`): a claim on a video keeps runs and
+machines sharing the archive from processing it twice; `enqueue` and `take` are the queue `work` runs on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from studybuddy.store.archive_rows import COLUMNS, Claim, RowCodec, iso_time, now_iso
+from studybuddy.store.archive_sql import Backend
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
+_DUE = (  # a video `work` may take: queued, or left by a run whose claim expired, or a failure now due
+    "status IN ('queued', 'running', 'failed')"  # the condition of the index `videos_in_queue`, as written
+    " AND (status <> 'failed' OR next_retry_at <= :now)"
+    " AND (claimed_by IS NULL OR claim_expires_at <= :now)"
+)
+
+_TAKE = (  # + the dialect's row locking, + ")"
+    "UPDATE videos SET claimed_by = :owner, claim_expires_at = :expires WHERE video_id IN ("  # noqa: S608
+    f" SELECT video_id FROM videos WHERE {_DUE} ORDER BY first_seen_at, video_id LIMIT :limit"
+)
+
+
+class QueueRecords:
+    """Claims and the queue, on the backend and row codec of the `Archive` that inherits this."""
+
+    _backend: Backend
+    _codec: RowCodec
+
+    def claim(
+        self,
+        video_id: str,
+        owner: str,
+        *,
+        ttl_s: float,
+        now: float | None = None,
+        is_gone: Callable[[str], bool] = lambda _holder: False,
+    ) -> Claim:
+        """Claim the video for `owner` until `now + ttl_s`, unless another owner holds an unexpired claim
+        (a holder `is_gone` says has died loses its claim at once).
+
+        One transaction holding the video's row (SQLite: the whole file), so two processes can never both get
+        it. A video the archive has
+        never seen gets a `running` row. The claim carries the row as it was, to decide afresh on it.
+        """
+        at = time.time() if now is None else now
+        with self._backend.writing() as db:
+            db.lock_key(f"video {video_id}")
+            found = db.execute(f"{_SELECT} WHERE video_id = ?{db.dialect.for_update}", (video_id,)).fetchone()
+            row = None if found is None else self._codec.row(found)
+            holder = row.claimed_by if row else None
+            held = (
+                row is not None
+                and holder not in (None, owner)
+                and (row.claim_expires_at or "") > iso_time(at)
+            )
+            if held and holder is not None and not is_gone(holder):
+                return Claim(granted=False, row=row, holder=holder)
+            db.execute(
+                """
+                INSERT INTO videos (video_id, status, first_seen_at, updated_at, claimed_by, claim_expires_at)
+                VALUES (:video_id, 'running', :now, :now, :owner, :expires)
+                ON CONFLICT (video_id) DO UPDATE SET claimed_by = :owner, claim_expires_at = :expires
+                """,
+                {"video_id": video_id, "now": iso_time(at), "owner": owner, "expires": iso_time(at + ttl_s)},
+            )
+        return Claim(granted=True, row=row, holder=owner)
+
+    def renew_claims(self, owner: str, *, ttl_s: float, now: float | None = None) -> int:
+        """Push back the expiry of every claim `owner` holds (videos long in progress); returns how many."""
+        at = time.time() if now is None else now
+        with self._backend.writing() as db:
+            cursor = db.execute(
+                "UPDATE videos SET claim_expires_at = ? WHERE claimed_by = ?", (iso_time(at + ttl_s), owner)
+            )
+            return cursor.rowcount
+
+    def release(self, video_id: str, owner: str) -> None:
+        """Drop `owner`'s claim on the video (a claim another run has taken over meanwhile stays)."""
+        with self._backend.writing() as db:
+            db.execute(
+                "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL"
+                " WHERE video_id = :video_id AND claimed_by = :owner",
+                {"video_id": video_id, "owner": owner},
+            )
+
+    def release_all(self, owner: str) -> int:
+        """Drop every claim `owner` holds (a worker that stops hands back what it took); returns how many."""
+        with self._backend.writing() as db:
+            return db.execute(
+                "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ?", (owner,)
+            ).rowcount
+
+    def enqueue(self, video_ids: Sequence[str]) -> int:
+        """Add videos to the shared queue as `queued`; a video the archive holds keeps its row (done stays
+        done). One transaction; returns how many were added."""
+        now = now_iso()
+        added = 0
+        with self._backend.writing() as db:
+            for video_id in dict.fromkeys(video_ids):
+                added += db.execute(
+                    "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
+                    " VALUES (?, 'queued', ?, ?) ON CONFLICT (video_id) DO NOTHING",
+                    (video_id, now, now),
+                ).rowcount
+        return added
+
+    def take(self, owner: str, *, ttl_s: float, limit: int, now: float | None = None) -> list[str]:
+        """Claim for `owner` until `now + ttl_s` up to `limit` videos the queue holds, oldest first: queued
+        ones, ones whose claim expired (a machine died) and failures due for a retry.
+
+        On PostgreSQL the rows are picked with `FOR UPDATE SKIP LOCKED`, so machines taking at once get
+        different videos without waiting for each other; SQLite's write transaction holds the file.
+        """
+        at = time.time() if now is None else now
+        with self._backend.writing() as db:
+            found = db.execute(
+                _TAKE + db.dialect.skip_locked + ") RETURNING video_id",
+                {"owner": owner, "expires": iso_time(at + ttl_s), "now": iso_time(at), "limit": limit},
+            ).fetchall()
+        return sorted(str(video_id) for (video_id,) in found)
+
+    def unfinished(self) -> int:
+        """How many videos are queued or in progress anywhere (a `work` run without `--follow` waits for
+        them: a machine that dies leaves its videos to the others once their claims expire)."""
+        with self._backend.reading() as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM videos WHERE status IN ('queued', 'running')"
+            ).fetchone()
+        return int(count)

@@ -1,0 +1,1 @@
+"""YouTube: input URL forms, playlist and channel listing, transcripts, metadata, the yt-dlp path."""

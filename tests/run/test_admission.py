@@ -1,0 +1,25 @@
+"""Tests for studybuddy.admission: which failed videos come back, and when."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from studybuddy.errors import ErrorKind
+from studybuddy.run.admission import RETRIED_KINDS, Admission, RetrySchedule
+from studybuddy.store.archive import Archive, Status
+
+
+def test_a_bug_is_retried_only_when_asked(tmp_path: Path) -> None:
+    now = time.time()
+    with Archive.open(tmp_path) as archive:
+        status = archive.record_failed(
+            "vid00000001", ErrorKind.ERROR, "a bug", retry_delay=RetrySchedule(max_attempts=1).delay, now=now
+        )
+        row = archive.get("vid00000001")
+    assert row is not None
+    assert (status, row.next_retry_at) == (Status.FAILED, None)  # never scheduled, never given up
+    assert ErrorKind.ERROR not in RETRIED_KINDS
+    assert "failed before (error)" in (Admission().skip_reason(row, now) or "")
+    assert "failed before (error)" in (Admission(due_only=True).skip_reason(row, now + 10**6) or "")
+    assert Admission(kinds=frozenset({ErrorKind.ERROR}), gave_up=True).skip_reason(row, now) is None

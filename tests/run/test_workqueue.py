@@ -1,0 +1,140 @@
+"""Tests for studybuddy.workqueue: `enqueue` and `work` processes sharing one PostgreSQL queue, against the
+bed's fake YouTube through its SOCKS proxy (no Tor), notes from the offline engine into one shared folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+from studybuddy.store.archive import Archive
+from tests.bed.proxies import ProxyBed
+from tests.bed.youtube_server import FakeYouTube
+from tests.test_e2e_tor import CLI, NORMAL
+
+UNKNOWN = [f"zzUnknwn{i:03d}" for i in range(156)]  # the fake site has no such video: unavailable
+
+
+def cli_env(youtube: FakeYouTube, tmp_path: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDY_BUDDY_", "ANTHROPIC_"))}
+    env |= {"STUDY_BUDDY_CA_BUNDLE": youtube.ca_bundle, "STUDY_BUDDY_OUTPUT": str(tmp_path / "notes")}
+    env |= {"STUDY_BUDDY_TOR": "off", "STUDY_BUDDY_ENGINE": "offline", "STUDY_BUDDY_ARCHIVE": url}
+    env |= {"STUDY_BUDDY_PER_EXIT": "1000/1m", "STUDY_BUDDY_EXIT_INTERVAL": "0s"}  # pacing is not tested here
+    return env
+
+
+def finished(url: str) -> int:
+    with psycopg.connect(url) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM videos WHERE status IN ('done', 'failed')").fetchone()
+    return int(count)
+
+
+def test_four_workers_on_one_queue_with_one_killed_do_every_video_once(
+    fake_youtube: FakeYouTube, fake_proxies: ProxyBed, tmp_path: Path, fresh_database: Callable[[], str]
+) -> None:
+    url = fresh_database()
+    env = cli_env(fake_youtube, tmp_path, url)
+    videos = [*NORMAL, *UNKNOWN]
+    assert len(videos) == 200
+    queued = subprocess.run(
+        [CLI, "enqueue", "--", *videos], env=env, capture_output=True, text=True, check=False
+    )
+    assert queued.returncode == 0, queued.stderr
+    assert "200 video(s) queued" in queued.stdout
+    args = [CLI, "work", "--parallel", "--workers", "2", "--claim-ttl", "4s", "--poll", "1s"]
+    args += ["--proxy", fake_proxies.socks.url()]
+    workers = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    midway = threading.Event()
+    for _ in range(600):  # until a quarter is finished (bounded: 600 looks)
+        if finished(url) >= 50 or midway.wait(0.2):
+            break
+    victim = workers[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    outputs = [worker.communicate(timeout=300) for worker in workers[1:]]
+    assert [worker.returncode for worker in workers[1:]] == [1, 1, 1], outputs  # the unknown videos failed
+
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            "SELECT video_id, status, error_kind, note_path, claimed_by FROM videos ORDER BY video_id"
+        ).fetchall()
+    assert len(rows) == 200
+    by_id = {row[0]: row for row in rows}
+    assert {vid for vid, row in by_id.items() if row[1] == "done"} == set(NORMAL)
+    assert all(by_id[vid][1:3] == ("failed", "permanent") for vid in UNKNOWN)
+    assert all(row[4] is None for row in rows)  # every claim released or taken over
+    notes = sorted(
+        path.relative_to(tmp_path / "notes").as_posix()
+        for path in (tmp_path / "notes").rglob("*.md")
+        if not path.name.endswith(".transcript.md")
+        and not path.relative_to(tmp_path / "notes").parts[0].startswith(".")
+    )
+    recorded = sorted(str(by_id[vid][3]) for vid in NORMAL)
+    assert notes == recorded  # one note per done video, none twice, each where the archive says
+    stats = fake_youtube.stats()
+    assert not set(fake_youtube.addresses) & {
+        a for a, d in stats["exits"].items() if any(d["requests"].values())
+    }
+
+
+def test_two_watchers_on_two_machines_share_the_archive_and_do_each_video_once(
+    fake_youtube: FakeYouTube, fake_proxies: ProxyBed, tmp_path: Path, fresh_database: Callable[[], str]
+) -> None:
+    url = fresh_database()
+    env = cli_env(fake_youtube, tmp_path, url)
+    videos = NORMAL[:12]
+    machines = [fake_proxies.socks.url(), fake_proxies.http.url()]  # each "machine" its own egress
+    Archive.open(tmp_path / "notes", url).close()  # the schema, for the test's own queries
+    watchers = [
+        subprocess.Popen(
+            [
+                CLI,
+                "watch",
+                "--interval",
+                "1h",
+                "--parallel",
+                "--workers",
+                "2",
+                "--proxy",
+                proxy,
+                "--",
+                *videos,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for proxy in machines
+    ]
+    waited = threading.Event()
+    for _ in range(900):  # until every video is done (bounded: 900 looks)
+        if done_count(url) == len(videos) or waited.wait(0.2):
+            break
+    for watcher in watchers:
+        watcher.send_signal(signal.SIGTERM)
+    outputs = [watcher.communicate(timeout=120) for watcher in watchers]
+    assert [watcher.returncode for watcher in watchers] == [0, 0], outputs
+    assert all("Watch stopped: 1 check(s) run" in out + err for out, err in outputs), outputs
+
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT video_id, status, attempts, note_path FROM videos").fetchall()
+    assert sorted((vid, status, attempts) for vid, status, attempts, _ in rows) == [
+        (vid, "done", 1) for vid in sorted(videos)
+    ]  # each video processed once, by one of the two
+    notes = [p for p in (tmp_path / "notes").rglob("*.md") if not p.name.endswith(".transcript.md")]
+    assert sorted(p.relative_to(tmp_path / "notes").as_posix() for p in notes) == sorted(r[3] for r in rows)
+
+
+def done_count(url: str) -> int:
+    with psycopg.connect(url) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM videos WHERE status = 'done'").fetchone()
+    return int(count)
