@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from studybuddy.config import Settings
 from studybuddy.egress.sessions import ProxyEndpoint
 from studybuddy.run.admission import Admission
-from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor
+from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.store.output import OutputTree
 from studybuddy.youtube.inputs import read_inputs
@@ -86,8 +87,8 @@ def ytdlp_requests_per_video(videos: int = 20) -> tuple[float, float] | None:
     """YouTube requests per video on yt-dlp's subtitle path alone, and on the fallback after a PO token
     (library first, then yt-dlp), counted by the fake YouTube; every manual track needs a PO token from the
     fake bgutil provider. None when port 443 cannot be bound (not root)."""
-    from studybuddy.egress.proxies import parse_proxy
     from studybuddy.egress.sessions import new_session
+    from studybuddy.proxyspec import parse_proxy
     from studybuddy.youtube.transcripts import SubtitleOptions, TranscriptFetcher
     from tests.bed.lock import bed_lock
     from tests.bed.proxies import FakeProxy

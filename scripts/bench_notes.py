@@ -30,9 +30,9 @@ from studybuddy.errors import NotesError
 from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.checks import Captions, check_answer
-from studybuddy.notes.engine import render_note
 from studybuddy.notes.plan import REPAIR
 from studybuddy.notes.ratelimit import RequestLimiter
+from studybuddy.store.render import render_note
 from studybuddy.store.usage import DEFAULT_TABLE
 from tests.fakes.anthropic_server import API_KEY, MODEL, start_fake_anthropic
 

@@ -18,8 +18,9 @@ import responses
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studybuddy.config import Settings
-from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor, Summary
+from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.store.output import OutputTree
 from studybuddy.youtube.expand import order_videos

@@ -18,8 +18,9 @@ from scripts.bedctl import running_bed
 from studybuddy.config import Settings, parse_host_port
 from studybuddy.egress.sessions import Identity, ProxyEndpoint, new_run_id, new_session
 from studybuddy.run.admission import Admission
-from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor
+from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.store.output import OutputTree
 from studybuddy.youtube.expand import list_videos

@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Settings": "studybuddy.config",
     "Pipeline": "studybuddy.run.pipeline",
-    "Worker": "studybuddy.run.pipeline",
-    "WorkerFactory": "studybuddy.run.pipeline",
+    "Worker": "studybuddy.run.workers",
+    "WorkerFactory": "studybuddy.run.workers",
     "run": "studybuddy.run.runner",
     "RunOutcome": "studybuddy.run.runner",
     "StudyBuddyError": "studybuddy.errors",

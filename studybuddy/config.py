@@ -22,8 +22,8 @@ from studybuddy.errors import ConfigError, InputError
 from studybuddy.units import ExitBudget
 
 if TYPE_CHECKING:
-    from studybuddy.egress.proxies import ProxySpec
-    from studybuddy.youtube.inputs import BadInput
+    from studybuddy.proxyspec import ProxySpec
+    from studybuddy.text import BadInput
 
 ENV_PREFIX = "STUDY_BUDDY_"
 DEFAULT_MODEL = "claude-sonnet-4-5"

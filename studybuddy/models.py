@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from studybuddy.schema import StudyNote
+
+VIDEO_ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9_-]{11}")  # a video id's form
 
 
 @dataclass(frozen=True, slots=True)

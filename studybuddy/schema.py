@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from studybuddy.text import one_line
+
 __all__ = [
     "ASSESSMENT_GROUPS",
     "TOOL_PARTS",
@@ -230,7 +232,7 @@ class _Reader:
 
     def text(self, value: object, where: str) -> str:
         if isinstance(value, str) and value.strip():
-            return " ".join(value.split())
+            return one_line(value)
         self.problems.append(f"{where} is not a non-empty text")
         return ""
 

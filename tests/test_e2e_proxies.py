@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.egress.proxies import parse_proxy
+from studybuddy.proxyspec import parse_proxy
 from studybuddy.run.proxypacing import egress_key
 from tests.bed.proxies import ProxyBed
 from tests.bed.tornet import TorNetwork

@@ -19,13 +19,13 @@ from scripts.sim.vtime import VirtualTime
 from scripts.sim.world import NEVER, SimWorld
 from studybuddy.config import Settings
 from studybuddy.egress.exits import Decision, ExitLimiter
-from studybuddy.egress.reputation import ExitRecord
 from studybuddy.egress.sessions import Identity
 from studybuddy.egress.tor import NEWNYM_SPACING, ExitRelay
 from studybuddy.errors import BlockedError
 from studybuddy.run.pacing import build_pacer
-from studybuddy.run.pipeline import RunStopped
 from studybuddy.run.progress import ProgressMonitor
+from studybuddy.run.workers import RunStopped
+from studybuddy.store.exit_records import ExitRecord
 
 MAX_NEW_CIRCUITS = 50  # a worker gives up waiting for a usable circuit after this many in a row
 

@@ -333,7 +333,7 @@ def settings_from(options: dict[str, Any]) -> Settings:
 
 def proxy_settings(options: dict[str, Any]) -> dict[str, Any]:
     """`proxies`, `proxy_problems` and `egress` of Settings, from the egress options."""
-    from studybuddy.egress.proxies import load_proxies
+    from studybuddy.proxyspec import load_proxies
 
     loaded = load_proxies(options["proxy"], options["proxy_rotating"], options["proxy_file"])
     egress = check_egress(options["egress"], loaded.proxies)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from studybuddy.egress.reputation import Reputation, Standing
+from studybuddy.egress.reputation import Reputation
 from studybuddy.egress.trials import ExitTrials
+from studybuddy.store.exit_records import Standing
 
 RECHECK_S = 1.0  # how long "is there anything else?" (a walk over the whole pool) is reused
 

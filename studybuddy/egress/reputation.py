@@ -1,10 +1,10 @@
 """Exit reputation: which exits YouTube serves, which it blocks, and the pace each one tolerates.
 
 Per exit (a Tor relay's fingerprint): videos served, blocks, failures to reach YouTube at all (counted
-apart: they say nothing about YouTube), the last outcome with its time, and its pace. The counts fade
-with a half-life (`HALF_LIFE_S`), so an exit blocked last week is tried again some day, and which exits
-pass may change from day to day. Records live in the archive (`ReputationStore`), so every run on an
-archive starts from what the earlier ones learned.
+apart: they say nothing about YouTube), the last outcome with its time, and its pace: a
+`store.exit_records.ExitRecord`, whose counts fade with a half-life, so an exit blocked last week is tried
+again some day, and which exits pass may change from day to day. Records live in the archive
+(`ReputationStore`), so every run on an archive starts from what the earlier ones learned.
 
 Standing, from the faded counts: UNKNOWN while there is (almost) no evidence, GOOD when it served (at least
 once for every three blocks: a serving exit that blocks now and then is paced down, not dropped), BAD
@@ -27,78 +27,18 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
+from studybuddy.store.exit_records import HALF_LIFE_S, ExitRecord, Outcome, Standing
 from studybuddy.units import ExitBudget
 
 log = logging.getLogger(__name__)
 
-HALF_LIFE_S = 2 * 24 * 3600.0  # evidence halves every two days
-MIN_EVIDENCE = 0.25  # less than this (one block, four days ago) is no evidence: UNKNOWN again
 STANDING_KEPT_S = 60.0  # a standing is judged again after this long, or at once when its record changes
-GOOD_ODDS = 3.0  # an exit that serves once for every three blocks (or better) is still worth using
 SHORT_COOLDOWN_MIN_S = 15.0  # the first cool-down of an exit that served: at least this...
 CAP_RAISE_AFTER_WINDOWS = 3  # ...and its pace cap rises after this many full windows at the cap unblocked
-
-
-class Outcome(StrEnum):
-    SERVED = "served"
-    BLOCKED = "blocked"
-    UNREACHABLE = "unreachable"
-
-
-class Standing(StrEnum):
-    GOOD = "good"
-    UNKNOWN = "unknown"
-    BAD = "bad"
-
-
-@dataclass(frozen=True, slots=True)
-class ExitRecord:
-    """What is known of one exit. Counts are as of `updated_at` (Unix time); `faded` brings them to now."""
-
-    key: str
-    served: float = 0.0
-    blocked: float = 0.0
-    unreachable: float = 0.0
-    last_outcome: Outcome | None = None
-    last_at: float | None = None
-    pace: float | None = None  # videos per hour allowed now (None: the ceiling)
-    pace_limit: float | None = None  # videos per hour the pace may climb back to (None: the ceiling)
-    streak: int = 0  # videos served since the pace last changed
-    blocks_in_row: int = 0
-    cooling_until: float | None = None  # Unix time its last cool-down ends
-    updated_at: float = 0.0
-
-    def faded(self, now: float, half_life_s: float = HALF_LIFE_S) -> ExitRecord:
-        if now <= self.updated_at:
-            return self
-        factor = 0.5 ** ((now - self.updated_at) / half_life_s)
-        return dataclasses.replace(
-            self,
-            served=self.served * factor,
-            blocked=self.blocked * factor,
-            unreachable=self.unreachable * factor,
-            updated_at=now,
-        )
-
-    @property
-    def standing(self) -> Standing:
-        if self.served + self.blocked < MIN_EVIDENCE:
-            return Standing.UNKNOWN
-        return Standing.GOOD if self.has_served and self.served >= self.blocked / GOOD_ODDS else Standing.BAD
-
-    @property
-    def has_served(self) -> bool:
-        return self.served >= MIN_EVIDENCE
-
-    @property
-    def is_serving(self) -> bool:
-        """It has served, and served since its last block: a block now is not (only) its own spell."""
-        return self.has_served and self.blocks_in_row == 0
 
 
 class ReputationStore(Protocol):
@@ -301,17 +241,3 @@ class Reputation:
             self._records[key] = updated
             self._standings.pop(key, None)
         log.debug("exit %s %s: %s", key, outcome, updated)
-
-
-def from_rows(rows: Iterable[tuple[object, ...]]) -> list[ExitRecord]:
-    """Records from stored rows in `ExitRecord` field order (as the archive keeps them)."""
-    records = []
-    for row in rows:
-        values = dict(zip(RECORD_FIELDS, row, strict=True))
-        outcome = values["last_outcome"]
-        values["last_outcome"] = Outcome(outcome) if isinstance(outcome, str) else None
-        records.append(ExitRecord(**values))  # type: ignore[arg-type]
-    return records
-
-
-RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(ExitRecord))

@@ -20,7 +20,7 @@ from requests.adapters import HTTPAdapter
 from studybuddy.errors import InputError
 
 if TYPE_CHECKING:
-    from studybuddy.egress.proxies import ProxySpec
+    from studybuddy.proxyspec import ProxySpec
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

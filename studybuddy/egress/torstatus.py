@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from studybuddy.config import Settings
 from studybuddy.egress.circuits import probe_exit
-from studybuddy.egress.reputation import ExitRecord, PacePolicy, Reputation, Standing
+from studybuddy.egress.reputation import PacePolicy, Reputation
 from studybuddy.egress.sessions import Identity, ProxyEndpoint, new_run_id
 from studybuddy.egress.tor import ExitRelay, TorController
 from studybuddy.store.archive import Archive
+from studybuddy.store.exit_records import ExitRecord, Standing
 
 SHOWN_EXITS = 5  # the best and the worst this many
 

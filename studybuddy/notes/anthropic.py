@@ -20,6 +20,7 @@ from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.notes.plan import DEFAULT_MAX_INPUT_TOKENS, NotePlan, NoteSettings
 from studybuddy.notes.prompting import probe_params
 from studybuddy.notes.ratelimit import RequestLimiter
+from studybuddy.text import one_line
 
 if TYPE_CHECKING:
     import anthropic
@@ -184,4 +185,4 @@ class AnthropicEngine:
 
     def _scrub(self, text: str) -> str:
         """`text` on one line, without the API key (whatever a server echoes)."""
-        return " ".join(text.split()).replace(self._api_key, "[key]")
+        return one_line(text).replace(self._api_key, "[key]")

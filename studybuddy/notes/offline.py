@@ -27,6 +27,7 @@ from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.notes.checks import Captions, check_answer
 from studybuddy.notes.offline_text import PhraseIndex, Sentence, split_sentences, tfidf_vectors
 from studybuddy.schema import Concept, OutlineItem, Point, Question, StudyNote, fold_outline
+from studybuddy.text import one_line
 
 __all__ = [
     "BLANK",
@@ -256,7 +257,7 @@ def _outline(
     if chapters:
         starts = [start for start, _ in chapters]
         spans = _spans_by_time(sentences, starts)
-        titles: list[str | None] = [" ".join(title.split()) or None for _, title in chapters]
+        titles: list[str | None] = [one_line(title) or None for _, title in chapters]
         if spans[0][0] < spans[0][1]:
             starts, titles = [sentences[0].start, *starts], [None, *titles]  # speech before chapter 1
         else:

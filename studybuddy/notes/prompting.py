@@ -26,6 +26,7 @@ from studybuddy.notes.checks import speaks
 from studybuddy.notes.chunking import estimate_tokens
 from studybuddy.schema import StudyNote, Tool, tool_definition
 from studybuddy.store.render import format_clock
+from studybuddy.text import one_line
 
 __all__ = [
     "ASSESSMENT_TASK",
@@ -73,10 +74,6 @@ PROMPT_VERSION = "notes-" + hashlib.sha256(_VERSIONED.encode("utf-8")).hexdigest
 """Changes whenever a prompt, a tool's schema or the material's layout does: notes record which wrote them."""
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def transcript_lines(transcript: Transcript) -> list[tuple[float, str]]:
     """(start, text) of the lines the model reads: the captions with speech, joined up to `LINE_S` seconds.
 
@@ -85,7 +82,7 @@ def transcript_lines(transcript: Transcript) -> list[tuple[float, str]]:
     """
     lines: list[tuple[float, list[str], float]] = []  # start, texts, end of the last caption
     for segment in sorted(transcript.segments, key=lambda s: s.start):
-        text = _one_line(segment.text)
+        text = one_line(segment.text)
         if not speaks(text):
             continue
         if lines:
@@ -102,14 +99,14 @@ def transcript_lines(transcript: Transcript) -> list[tuple[float, str]]:
 
 
 def _video_block(meta: VideoMeta, transcript: Transcript, language: str) -> str:
-    video = [f"title: {_one_line(meta.display_title)}", f"video_id: {meta.video_id}"]
+    video = [f"title: {one_line(meta.display_title)}", f"video_id: {meta.video_id}"]
     if meta.channel:
-        video.append(f"channel: {_one_line(meta.channel)}")
+        video.append(f"channel: {one_line(meta.channel)}")
     duration = meta.duration if meta.duration is not None else transcript.end
     video += [f"duration: {format_clock(duration)}", f"notes_language: {language}"]
     if meta.chapters:
         video.append("chapters:")
-        video.extend(f"[{int(chapter.start)}s] {_one_line(chapter.title)}" for chapter in meta.chapters)
+        video.extend(f"[{int(chapter.start)}s] {one_line(chapter.title)}" for chapter in meta.chapters)
     return "<video>\n" + "\n".join(video) + "\n</video>"
 
 

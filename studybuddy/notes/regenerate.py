@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 from studybuddy.config import Settings
 from studybuddy.errors import InputError, NotesError, NotesFatalError, OutputError
-from studybuddy.notes.engine import NoteEngine, render_note
+from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.prompting import PROMPT_VERSION
 from studybuddy.store.archive import Archive, ArchiveRow, Status
 from studybuddy.store.formats import load_saved_transcript, render_note_json, saved_transcript_path
 from studybuddy.store.links import Linker
 from studybuddy.store.output import OutputTree
+from studybuddy.store.render import render_note
 
 __all__ = ["RegenerateOutcome", "regenerate"]
 

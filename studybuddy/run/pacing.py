@@ -31,14 +31,15 @@ from studybuddy.config import Settings
 from studybuddy.egress.circuits import ExitNetwork
 from studybuddy.egress.exits import Decision, ExitLimiter
 from studybuddy.egress.judge import ExitJudge
-from studybuddy.egress.reputation import PacePolicy, Reputation, ReputationStore, Standing
+from studybuddy.egress.reputation import PacePolicy, Reputation, ReputationStore
 from studybuddy.egress.spares import SpareCircuits
 from studybuddy.egress.tor import ExitRelay
 from studybuddy.egress.trials import RECENT as RECENT_TRIALS
 from studybuddy.egress.trials import ExitTrials
 from studybuddy.errors import BlockedError, TorError
-from studybuddy.run.pipeline import RunStopped, Worker
 from studybuddy.run.progress import ProgressMonitor
+from studybuddy.run.workers import RunStopped, Worker
+from studybuddy.store.exit_records import Standing
 from studybuddy.timebase import REAL_TIME, Timebase
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from collections.abc import Callable
 import requests
 
 from studybuddy.config import Settings
-from studybuddy.egress.proxies import ProxySpec, check_proxy, dns_leak_warning, usable_proxies
+from studybuddy.egress.proxies import check_proxy, dns_leak_warning, usable_proxies
 from studybuddy.errors import ConfigError, InputError
+from studybuddy.proxyspec import ProxySpec
 from studybuddy.youtube.cookiefile import COOKIES_WARNING
 
 __all__ = [

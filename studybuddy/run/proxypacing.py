@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 
 from studybuddy.config import Settings
 from studybuddy.egress.exits import Decision, ExitLimiter
-from studybuddy.egress.proxies import ProxySpec
-from studybuddy.egress.reputation import ExitPace, Reputation, Standing
+from studybuddy.egress.reputation import ExitPace, Reputation
 from studybuddy.errors import BlockedError
-from studybuddy.run.pipeline import Pacer, RunStopped, Worker
+from studybuddy.proxyspec import ProxySpec
 from studybuddy.run.progress import ProgressMonitor
+from studybuddy.run.workers import Pacer, RunStopped, Worker
+from studybuddy.store.exit_records import Standing
 from studybuddy.timebase import REAL_TIME, Timebase
 
 log = logging.getLogger(__name__)

@@ -23,19 +23,21 @@ from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.notes.ratelimit import RequestLimiter
 from studybuddy.run.admission import Admission
-from studybuddy.run.pipeline import Pacer, Pipeline, RenewingPacer, RetryPolicy, WorkerFactory
+from studybuddy.run.listing import plan_videos
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.preflight import check_before_run
 from studybuddy.run.progress import ProgressMonitor, ProgressView, Summary
 from studybuddy.run.progress_views import format_summary, make_view
+from studybuddy.run.workers import Pacer, RenewingPacer, RetryPolicy, WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.store.links import Linker
 from studybuddy.store.output import OutputTree
 from studybuddy.store.subjects import SubjectChooser
-from studybuddy.youtube.expand import plan_videos
-from studybuddy.youtube.inputs import BadInput, Inputs, read_inputs
+from studybuddy.text import BadInput
+from studybuddy.youtube.inputs import Inputs, read_inputs
 
 if TYPE_CHECKING:
-    from studybuddy.egress.proxies import ProxySpec
+    from studybuddy.proxyspec import ProxySpec
 
 log = logging.getLogger(__name__)
 Warn = Callable[[str], None]

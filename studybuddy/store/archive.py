@@ -16,7 +16,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from studybuddy.egress.reputation import RECORD_FIELDS, ExitRecord, from_rows
 from studybuddy.errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
 from studybuddy.models import Usage
 from studybuddy.store.archive_claims import QueueRecords
@@ -31,7 +30,9 @@ from studybuddy.store.archive_rows import (
     now_iso,
 )
 from studybuddy.store.archive_sql import Backend, Db, connect
+from studybuddy.store.exit_records import RECORD_FIELDS, ExitRecord, from_rows
 from studybuddy.store.migrations import apply_migrations
+from studybuddy.text import one_line
 
 __all__ = ["Archive", "ArchiveRow", "BatchState", "Claim", "Status", "iso_time"]
 
@@ -45,11 +46,6 @@ _STORE_REPUTATION = (  # an upsert: machines sharing an archive update one exit'
     f" ON CONFLICT (key) DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in RECORD_FIELDS)}"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= _MAX_ERROR_CHARS else f"{line[: _MAX_ERROR_CHARS - 1]}…"
 
 
 class Archive(QueueRecords):
@@ -293,7 +289,7 @@ class Archive(QueueRecords):
                     "video_id": video_id,
                     "status": status.value,
                     "kind": kind.value,
-                    "error": _one_line(error),
+                    "error": one_line(error, limit=_MAX_ERROR_CHARS),
                     "failures": failures,
                     "next_retry_at": None if delay is None else iso_time(at + delay),
                     "title": title,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from studybuddy.errors import ArchiveError
+from studybuddy.text import one_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -141,8 +142,8 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _one_line(exc: BaseException, secret: str | None = None) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
+def _error_line(exc: BaseException, secret: str | None = None) -> str:
+    text = one_line(str(exc)) or exc.__class__.__name__
     return text.replace(secret, "***") if secret else text
 
 
@@ -282,7 +283,7 @@ class PostgresBackend:
         )
 
     def _line(self, exc: BaseException) -> str:
-        return _one_line(exc, self._password)
+        return _error_line(exc, self._password)
 
     def close(self) -> None:
         self._pool.close()

@@ -18,9 +18,8 @@ from typing import Any
 from studybuddy.config import NOTE_FORMATS, TRANSCRIPT_FORMATS
 from studybuddy.errors import InputError
 from studybuddy.models import Chapter, NoteBody, Segment, Transcript, VideoMeta
-from studybuddy.notes.engine import render_transcript, video_fields
 from studybuddy.store.output import id_in_path
-from studybuddy.store.render import note_json
+from studybuddy.store.render import note_json, render_transcript, video_fields
 
 __all__ = [
     "NOTE_FORMATS",

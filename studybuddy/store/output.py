@@ -32,8 +32,8 @@ from types import TracebackType
 from typing import IO
 
 from studybuddy.errors import DiskFullError, OutputError
+from studybuddy.models import VIDEO_ID_PATTERN
 from studybuddy.owners import owner_is_gone, process_owner
-from studybuddy.youtube.inputs import VIDEO_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from starlette.datastructures import FormData, UploadFile
 
 from studybuddy.config import Settings, check_egress, parse_languages
-from studybuddy.egress.proxies import ProxySpec, parse_proxy
 from studybuddy.errors import StudyBuddyError
+from studybuddy.proxyspec import ProxySpec, parse_proxy
 from studybuddy.store.output import OutputTree, safe_filename
 from studybuddy.youtube.inputs import read_inputs
 

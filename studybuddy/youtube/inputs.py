@@ -9,31 +9,27 @@ as a `BadInput` naming its file and line number. Playlists (`list=`) and channel
 
 from __future__ import annotations
 
-import codecs
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 from urllib.parse import quote, unquote_plus
 
 from studybuddy.errors import InputError
+from studybuddy.models import VIDEO_ID_PATTERN
+from studybuddy.text import DISPLAY_CHARS, BadInput, file_lines
 
 __all__ = [
-    "VIDEO_ID_PATTERN",
-    "BadInput",
     "Collection",
-    "FileLine",
     "Inputs",
-    "file_lines",
     "parse_video_id",
     "read_inputs",
 ]
 
 logger = logging.getLogger(__name__)
 
-VIDEO_ID_PATTERN: re.Pattern[str] = re.compile(r"[A-Za-z0-9_-]{11}")
 
 _YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})
 _SHORT_LINK_HOSTS = frozenset({"youtu.be", "www.youtu.be"})
@@ -43,9 +39,7 @@ _ALL_HOSTS = _YOUTUBE_HOSTS | _SHORT_LINK_HOSTS | _NOCOOKIE_HOSTS
 _ID_PATH_PREFIXES = frozenset({"shorts", "embed", "live", "v", "e"})
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A `#` at the start of a line or after whitespace starts a comment; `watch?v=ID#t=30` keeps its fragment.
-_COMMENT_START = re.compile(rb"(?<!\S)#")
 
-_DISPLAY_CHARS = 80
 _NOT_A_VIDEO = "not a YouTube video URL"
 _NOT_UTF8 = "not valid UTF-8"
 _VIDEO_AS_PLAYLIST = "a video id, not a playlist: use https://www.youtube.com/watch?v="
@@ -61,20 +55,6 @@ def parse_video_id(text: str) -> str | None:
         return candidate
     url = _youtube_url(candidate)
     return _valid_id(_id_in_url(url)) if url else None
-
-
-@dataclass(frozen=True)
-class BadInput:
-    """One argument or file line that names no video we can process."""
-
-    source: str  # "urls.txt:7" or "argument 2"
-    text: str  # shortened for display
-    reason: str
-
-    @property
-    def message(self) -> str:
-        """One line for the user: `urls.txt:7: not a YouTube video URL: 'http://x'`."""
-        return f"{self.source}: {self.reason}: {self.text!r}"
 
 
 @dataclass(frozen=True)
@@ -189,9 +169,9 @@ def _collection(text: str) -> tuple[CollectionKind, str] | None:
 
 
 def _shorten(text: str) -> str:
-    if len(text) <= _DISPLAY_CHARS:
+    if len(text) <= DISPLAY_CHARS:
         return text
-    return f"{text[: _DISPLAY_CHARS - 3]}..."
+    return f"{text[: DISPLAY_CHARS - 3]}..."
 
 
 class _Collector:
@@ -231,34 +211,6 @@ class _Collector:
         self.inputs.bad.append(BadInput(source, _shorten(text.strip()), reason))
 
 
-class FileLine(NamedTuple):
-    """A non-blank line of a list file without its comment: `text` is None when it is not UTF-8."""
-
-    source: str  # "urls.txt:7"
-    text: str | None
-    raw: str  # for display (undecodable bytes replaced)
-
-
-def file_lines(path: Path) -> Iterator[FileLine]:
-    """The non-blank, non-comment lines of a list file (`#` comments, a UTF-8 BOM), each decoded on its own.
-
-    Raises `InputError` naming the file when it cannot be read.
-    """
-    data = _read_bytes(path).removeprefix(codecs.BOM_UTF8)
-    lines = data.splitlines()
-    for number, line in enumerate(lines, start=1):
-        comment = _COMMENT_START.search(line)
-        content = (line[: comment.start()] if comment else line).strip()
-        if not content:
-            continue
-        try:
-            text: str | None = content.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        yield FileLine(f"{path}:{number}", text, content[: _DISPLAY_CHARS * 4].decode("utf-8", "replace"))
-    logger.debug("read %d lines from %s", len(lines), path)
-
-
 def _read_file(path: Path, collector: _Collector) -> None:
     """Add every non-blank, non-comment line of `path`."""
     for line in file_lines(path):
@@ -266,20 +218,6 @@ def _read_file(path: Path, collector: _Collector) -> None:
             collector.add_bad(line.source, line.raw, _NOT_UTF8)
         else:
             collector.add(line.source, line.text)
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        problem = "no such file"
-    except IsADirectoryError:
-        problem = "is a directory, not a file"
-    except PermissionError:
-        problem = "permission denied"
-    except OSError as error:
-        problem = f"cannot be read ({error.strerror or error})"
-    raise InputError(f"{path}: {problem}")
 
 
 def _nothing_given_message(files: Sequence[Path]) -> str:

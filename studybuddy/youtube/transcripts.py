@@ -75,9 +75,9 @@ from studybuddy.errors import (
     PermanentError,
     TransientError,
 )
-from studybuddy.models import Segment, Transcript, VideoMeta
+from studybuddy.models import VIDEO_ID_PATTERN, Segment, Transcript, VideoMeta
 from studybuddy.store.output import atomic_write_text, id_in_path
-from studybuddy.youtube.inputs import VIDEO_ID_PATTERN
+from studybuddy.text import one_line
 from studybuddy.youtube.metadata import PageRecorder, collect_metadata, translation_source
 
 if TYPE_CHECKING:
@@ -335,7 +335,7 @@ def _unplayable_text(error: BaseException) -> str:
     """YouTube's reason and sub-reasons, one line ("Video unavailable. The uploader has not made...")."""
     if not isinstance(error, VideoUnplayable):
         return ""
-    parts = (" ".join(part.split()).rstrip(".") for part in (error.reason or "", *error.sub_reasons))
+    parts = (one_line(part).rstrip(".") for part in (error.reason or "", *error.sub_reasons))
     return ". ".join(part for part in parts if part)
 
 
@@ -350,7 +350,7 @@ def _is_geo_block(error: BaseException) -> bool:
 
 
 def _bug_reason(error: BaseException) -> str:
-    detail = " ".join(str(error).split())[:_MAX_REASON_LENGTH]
+    detail = one_line(str(error), limit=_MAX_REASON_LENGTH)
     where = _raised_in(error)
     return (
         f"a bug, not a network problem: {type(error).__name__}"

@@ -13,17 +13,9 @@ import trustme
 from hypothesis import given
 from hypothesis import strategies as st
 
-from studybuddy.egress.proxies import (
-    ProxySpec,
-    check_proxy,
-    dns_leak_warning,
-    exit_ip,
-    load_proxies,
-    parse_proxy,
-    redact_proxy_text,
-    usable_proxies,
-)
+from studybuddy.egress.proxies import check_proxy, dns_leak_warning, exit_ip, usable_proxies
 from studybuddy.errors import InputError
+from studybuddy.proxyspec import ProxySpec, load_proxies, parse_proxy, redact_proxy_text
 from tests.bed.proxies import FakeProxy, IpEcho
 
 ECHO_NAME = "echo.test"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.egress.reputation import HALF_LIFE_S, ExitRecord, Outcome, PacePolicy, Reputation, Standing
+from studybuddy.egress.reputation import PacePolicy, Reputation
 from studybuddy.store.archive import Archive
+from studybuddy.store.exit_records import HALF_LIFE_S, ExitRecord, Outcome, Standing
 from studybuddy.units import ExitBudget
 
 A, B = "A" * 40, "B" * 40

@@ -1,8 +1,8 @@
 import pytest
 
-from studybuddy.egress.proxies import parse_proxy
 from studybuddy.egress.sessions import LISTER, Identity, ProxyEndpoint, new_session
 from studybuddy.errors import InputError
+from studybuddy.proxyspec import parse_proxy
 
 
 def test_proxy_endpoint_parsing() -> None:

@@ -15,7 +15,6 @@ import pytest
 from studybuddy.errors import ConfigError, NotesError, NotesFatalError
 from studybuddy.models import Chapter, NoteBody, Segment, Transcript, Usage, VideoMeta
 from studybuddy.notes.anthropic import AnthropicEngine
-from studybuddy.notes.engine import render_note
 from studybuddy.notes.prompting import (
     ASSESSMENT_TASK,
     NOTE_TASK,
@@ -24,6 +23,7 @@ from studybuddy.notes.prompting import (
     build_material,
 )
 from studybuddy.notes.ratelimit import RequestLimiter
+from studybuddy.store.render import render_note
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic, RecordedRequest
 from tests.fakes.engines import make_engine
 from tests.notecheck import check_note

@@ -19,8 +19,9 @@ from studybuddy.models import Segment, Transcript, VideoMeta
 from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.batch import BatchNotes
 from studybuddy.notes.ratelimit import RequestLimiter
-from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor, Summary
+from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive, ArchiveRow, BatchState, Status
 from studybuddy.store.formats import load_saved_transcript, saved_transcript_path
 from studybuddy.store.output import OutputTree

@@ -11,8 +11,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from studybuddy.models import Chapter, NoteBody, Segment, Transcript, Usage, VideoMeta
-from studybuddy.notes.engine import render_note, render_transcript
 from studybuddy.schema import StudyNote
+from studybuddy.store.render import render_note, render_transcript
 from tests.fakes.anthropic_server import MODEL
 from tests.notecheck import front_matter
 

@@ -12,9 +12,9 @@ import pytest
 from studybuddy.errors import NotesError, NotesFatalError
 from studybuddy.models import Segment, Transcript, VideoMeta
 from studybuddy.notes.chunking import estimate_tokens
-from studybuddy.notes.engine import render_note
 from studybuddy.notes.plan import DEFAULT_MAX_INPUT_TOKENS
 from studybuddy.notes.prompting import SYSTEM_PROMPT
+from studybuddy.store.render import render_note
 from tests.fakes.anthropic_answers import transcript_lines
 from tests.fakes.anthropic_server import FakeAnthropic, RecordedRequest
 from tests.fakes.engines import make_engine

@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from studybuddy.cli.main import cli
 from studybuddy.config import Settings
 from studybuddy.models import NoteBody, Segment, Transcript, VideoMeta
-from studybuddy.notes.engine import render_note
 from studybuddy.notes.prompting import PROMPT_VERSION
 from studybuddy.notes.regenerate import regenerate
 from studybuddy.schema import StudyNote
 from studybuddy.store.archive import Archive
 from studybuddy.store.formats import save_transcript_json, saved_transcript_path
 from studybuddy.store.links import RELATED_START
+from studybuddy.store.render import render_note
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.notecheck import check_note

@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from studybuddy.config import Settings
-from studybuddy.egress.reputation import Standing
 from studybuddy.egress.sessions import LISTER, Identity, ProxyEndpoint
 from studybuddy.egress.tor import ExitRelay
 from studybuddy.errors import BlockedError, TorError
 from studybuddy.run.pacing import TorPacer, build_pacer, new_reputation, warm_trials
-from studybuddy.run.pipeline import RunStopped, Worker, WorkerFactory
 from studybuddy.run.progress import ProgressMonitor
+from studybuddy.run.workers import RunStopped, Worker, WorkerFactory
+from studybuddy.store.exit_records import Standing
 from studybuddy.timebase import Task
 from studybuddy.units import ExitBudget
 

@@ -18,7 +18,6 @@ import responses
 import yaml
 
 from studybuddy.config import Settings
-from studybuddy.egress.proxies import ProxySpec, parse_proxy
 from studybuddy.egress.sessions import ProxyEndpoint
 from studybuddy.errors import BlockedError, ErrorKind, NotesFatalError, OutputError
 from studybuddy.models import NoteBody, Transcript, VideoMeta
@@ -26,9 +25,11 @@ from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.notes.ratelimit import RequestLimiter
+from studybuddy.proxyspec import ProxySpec, parse_proxy
 from studybuddy.run.admission import Admission
-from studybuddy.run.pipeline import Pacer, Pipeline, RenewingPacer, Worker, WorkerFactory
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor, Stage, Summary
+from studybuddy.run.workers import Pacer, RenewingPacer, Worker, WorkerFactory
 from studybuddy.schema import StudyNote
 from studybuddy.store import output as output_module
 from studybuddy.store.archive import Archive, Status

@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 
 from studybuddy.cli.main import cli
 from studybuddy.config import Settings
-from studybuddy.egress.proxies import parse_proxy
 from studybuddy.errors import ConfigError, InputError
+from studybuddy.proxyspec import parse_proxy
 from studybuddy.run import preflight
 from studybuddy.run.preflight import check_before_run, ping_pot_provider
 from tests.bed.proxies import FakeProxy

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from studybuddy.config import Settings
-from studybuddy.egress.proxies import ProxySpec, parse_proxy
 from studybuddy.errors import BlockedError
+from studybuddy.proxyspec import ProxySpec, parse_proxy
 from studybuddy.run.pacing import new_reputation
-from studybuddy.run.pipeline import RenewingPacer, RunStopped, Worker
 from studybuddy.run.progress import ProgressMonitor
 from studybuddy.run.proxypacing import MixedPacer, ProxyPacer, egress_key
+from studybuddy.run.workers import RenewingPacer, RunStopped, Worker
 from studybuddy.units import ExitBudget
 from tests.run.test_pacing import ManualTime
 

@@ -11,18 +11,18 @@ import pytest
 import responses
 
 from studybuddy.config import Settings
-from studybuddy.egress.proxies import parse_proxy
 from studybuddy.egress.torlaunch import TorKeeper
 from studybuddy.errors import ConfigError, InputError, NotesFatalError
 from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
+from studybuddy.proxyspec import parse_proxy
 from studybuddy.run import runner
 from studybuddy.run.progress import Summary
 from studybuddy.run.runner import RunOutcome
 from studybuddy.store.archive import Archive
-from studybuddy.youtube.inputs import BadInput
+from studybuddy.text import BadInput
 from tests.fakes import youtube_lists as yl
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video

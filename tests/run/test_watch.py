@@ -21,9 +21,10 @@ from studybuddy.cli.main import cli
 from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, InputError, StudyBuddyError
 from studybuddy.run.admission import Admission, RetrySchedule
-from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor, Summary
 from studybuddy.run.watch import Watcher, WatchStats, run_check, stop_on_sigterm
+from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive, ArchiveRow, Status
 from studybuddy.store.output import OutputTree
 from tests.fakes import youtube_lists as yl

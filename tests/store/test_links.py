@@ -14,8 +14,9 @@ import yaml
 
 from studybuddy.config import Settings
 from studybuddy.models import NoteBody, Transcript, VideoMeta
-from studybuddy.run.pipeline import Pipeline, WorkerFactory
+from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor, Summary
+from studybuddy.run.workers import WorkerFactory
 from studybuddy.schema import StudyNote
 from studybuddy.store import links as links_module
 from studybuddy.store.archive import Archive

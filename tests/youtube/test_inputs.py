@@ -11,14 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from studybuddy.errors import InputError
-from studybuddy.youtube.inputs import (
-    VIDEO_ID_PATTERN,
-    BadInput,
-    Collection,
-    Inputs,
-    parse_video_id,
-    read_inputs,
-)
+from studybuddy.models import VIDEO_ID_PATTERN
+from studybuddy.text import BadInput
+from studybuddy.youtube.inputs import Collection, Inputs, parse_video_id, read_inputs
 
 VIDEO = "dQw4w9WgXcQ"
 OTHER = "a_b-C0d1E2f"

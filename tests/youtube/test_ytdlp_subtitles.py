@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.egress.proxies import ProxySpec, parse_proxy
 from studybuddy.egress.sessions import new_session
 from studybuddy.errors import BlockedError, PermanentError, TransientError
 from studybuddy.models import Segment
+from studybuddy.proxyspec import ProxySpec, parse_proxy
 from studybuddy.youtube.transcripts import SubtitleOptions, TranscriptFetcher
 from studybuddy.youtube.ytdlp_common import YtDlpLogger
 from studybuddy.youtube.ytdlp_subtitles import (
