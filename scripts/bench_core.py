@@ -3,7 +3,6 @@ both ways in: youtube-transcript-api, and yt-dlp's subtitle path on the bed's fa
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import subprocess
 import sys
@@ -20,10 +19,8 @@ from studybuddy.config import Settings
 from studybuddy.egress.sessions import ProxyEndpoint
 from studybuddy.run.admission import Admission
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import ProgressMonitor
 from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive
-from studybuddy.store.output import OutputTree
 from studybuddy.youtube.inputs import read_inputs
 from tests.fakes.youtube_mock import MockYouTube, video
 
@@ -68,18 +65,11 @@ def memory_per_worker() -> float:
 
 def requests_per_video(root: Path) -> float:
     youtube = MockYouTube.of(video(n) for n in range(50))
-    settings = Settings(output=root / "notes", notes=False, parallel=True, workers=4)
+    settings = Settings(output=root / "notes", notes=False, parallel=True, workers=4, links=False)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         youtube.install(mock)
         with Archive.open(settings.output) as archive:
-            summary = Pipeline(
-                settings,
-                archive=archive,
-                output=OutputTree(settings.output),
-                engine=None,
-                monitor=ProgressMonitor(),
-                worker_factory=WorkerFactory(dataclasses.replace(settings), proxy=None),
-            ).run(list(youtube.videos))
+            summary = Pipeline.from_settings(settings, archive).run(list(youtube.videos))
     return sum(youtube.per_video().values()) / summary.done
 
 

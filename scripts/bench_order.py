@@ -20,9 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from studybuddy.config import Settings
 from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor, Summary
-from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive
-from studybuddy.store.output import OutputTree
 from studybuddy.youtube.expand import order_videos
 from tests.fakes.youtube_mock import CAPTIONS, MockYouTube, video
 
@@ -65,14 +63,7 @@ def run(order: str, root: Path, durations: dict[str, float]) -> list[float]:
         captions.callback = slow_captions  # type: ignore[attr-defined]
         ordered = order_videos(list(youtube.videos), durations, order)
         with Archive.open(settings.output) as archive:
-            Pipeline(
-                settings,
-                archive=archive,
-                output=OutputTree(settings.output),
-                engine=None,
-                monitor=ProgressMonitor(view),
-                worker_factory=WorkerFactory(settings, proxy=None),
-            ).run(ordered)
+            Pipeline.from_settings(settings, archive, monitor=ProgressMonitor(view)).run(ordered)
     return view.times
 
 

@@ -20,9 +20,7 @@ from studybuddy.egress.sessions import Identity, ProxyEndpoint, new_run_id, new_
 from studybuddy.run.admission import Admission
 from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive
-from studybuddy.store.output import OutputTree
 from studybuddy.youtube.expand import list_videos
 from tests.fakes.youtube_mock import MockYouTube, video
 
@@ -61,13 +59,10 @@ def retained_memory(root: Path, count: int) -> float:
         youtube.install(mock)
         tracemalloc.start(10)
         with Archive.open(settings.output) as archive:
-            pipeline = Pipeline(
+            pipeline = Pipeline.from_settings(
                 settings,
-                archive=archive,
-                output=OutputTree(settings.output),
-                engine=None,
+                archive,
                 monitor=ProgressMonitor(all_outcomes=False),  # as a run without --json
-                worker_factory=WorkerFactory(settings, proxy=None),
             )
             pipeline.run(list(youtube.videos))
             mock.calls.reset()  # `responses` keeps every request and response: not ours to count

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studybuddy.errors import NotesError, StudyBuddyError
+from studybuddy.config import Settings
+from studybuddy.errors import ConfigError, NotesError, StudyBuddyError
 from studybuddy.models import NoteBody, Transcript, VideoMeta
+from studybuddy.notes.engine import NoteEngine
 from studybuddy.store.archive import Archive, ArchiveRow, BatchState
 from studybuddy.store.formats import load_saved_transcript, save_transcript_json, saved_transcript_path
 from studybuddy.store.output import atomic_write_text
@@ -235,3 +237,20 @@ class BatchNotes:
     @property
     def _client(self) -> anthropic.Anthropic:
         return self.engine.client
+
+
+def batch_for(settings: Settings, engine: NoteEngine | None, archive: Archive) -> BatchNotes | None:
+    """With --batch, the Message Batches side of the Anthropic engine."""
+    if not settings.batch:
+        return None
+    from studybuddy.notes.anthropic import AnthropicEngine
+
+    if not isinstance(engine, AnthropicEngine):
+        raise ConfigError("--batch needs the Anthropic engine (notes on, ANTHROPIC_API_KEY set)")
+    return BatchNotes(
+        engine,
+        archive,
+        archive.root,
+        poll_interval_s=settings.batch_poll_s,
+        max_wait_s=settings.batch_max_wait_s,
+    )

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studybuddy.config import Settings
@@ -35,24 +34,14 @@ from studybuddy.errors import (
     TorError,
     TransientError,
 )
-from studybuddy.models import NoteBody, VideoMeta
-from studybuddy.notes.batch import BatchNotes, BatchOutcome
+from studybuddy.models import NoteBody
+from studybuddy.notes.batch import BatchNotes, BatchOutcome, batch_for
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.run.admission import Admission, ClaimKeeper, RetrySchedule
 from studybuddy.run.progress import Outcome, ProgressMonitor, Stage, Summary
-from studybuddy.run.workers import Pacer, RenewingPacer, RetryPolicy, RunStopped, Worker
+from studybuddy.run.workers import Pacer, RenewingPacer, RetryPolicy, RunStopped, Worker, WorkerFactory
 from studybuddy.store.archive import Archive, ArchiveRow
-from studybuddy.store.formats import (
-    render_note_json,
-    render_transcript_as,
-    save_transcript_json,
-    saved_transcript_path,
-    transcript_suffix,
-)
-from studybuddy.store.links import Linker
-from studybuddy.store.output import OutputTree, atomic_write_text
-from studybuddy.store.render import render_note
-from studybuddy.store.subjects import SubjectChooser, subject_of
+from studybuddy.store.notewriter import NoteWriter
 from studybuddy.youtube.transcripts import FetchResult
 
 if TYPE_CHECKING:
@@ -78,14 +67,12 @@ class Pipeline:
         settings: Settings,
         *,
         archive: Archive,
-        output: OutputTree,
+        writer: NoteWriter,
         engine: NoteEngine | None,
         monitor: ProgressMonitor,
         worker_factory: Callable[[], Worker],
         pacer: Pacer | None = None,
         retry: RetryPolicy | None = None,
-        linker: Linker | None = None,
-        subjects: SubjectChooser | None = None,
         batch: BatchNotes | None = None,
         admission: Admission | None = None,
         stop_event: threading.Event | None = None,
@@ -96,15 +83,13 @@ class Pipeline:
         self.schedule = RetrySchedule(base_s=settings.retry_backoff_s, max_attempts=settings.max_attempts)
         self.claims = ClaimKeeper(archive, ttl_s=settings.claim_ttl_s, run_id=run_id or new_run_id())
         self.batch = batch  # --batch: notes through the Message Batches API, after the fetch stage
-        self.linker = linker  # links related notes both ways after each note is written
-        self.subjects = subjects  # chooses each note's subject folder (--auto-subject)
         self.archive = archive
-        self.output = output
+        self.writer = writer
         self.engine = engine
         self.monitor = monitor
         self.worker_factory = worker_factory
         self.pacer = pacer or RenewingPacer()
-        self.retry = retry or RetryPolicy(settings.max_retries, backoff_s=settings.backoff_s)
+        self.retry = retry or RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
         self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
         self.hurry = threading.Event()  # set (a second Ctrl-C): also start no notes call for a fetched video
         self.fatal: StudyBuddyError | None = None
@@ -115,6 +100,39 @@ class Pipeline:
         self._unavailable: dict[str, str] = {}  # see run()
         self._busy = 0  # workers inside _process (see _shut_down)
         self._busy_changed = threading.Condition()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        archive: Archive,
+        *,
+        engine: NoteEngine | None = None,
+        monitor: ProgressMonitor | None = None,
+        worker_factory: Callable[[], Worker] | None = None,
+        pacer: Pacer | None = None,
+        writer: NoteWriter | None = None,
+        admission: Admission | None = None,
+        stop_event: threading.Event | None = None,
+        run_id: str | None = None,
+    ) -> Pipeline:
+        """The pipeline of a run of `settings`: its note writer (tree, links, subjects), workers (direct,
+        unless `worker_factory` puts them on Tor or proxies), retries and `--batch` all follow `settings`.
+        The runner builds its pipeline here, and so do the tests and benchmarks, passing what they replace."""
+        run_id = run_id or new_run_id()
+        return cls(
+            settings,
+            archive=archive,
+            writer=writer or NoteWriter.for_settings(settings),
+            engine=engine,
+            monitor=monitor or ProgressMonitor(),
+            worker_factory=worker_factory or WorkerFactory(settings, proxy=None, run_id=run_id),
+            pacer=pacer,
+            batch=batch_for(settings, engine, archive),
+            admission=admission,
+            stop_event=stop_event,
+            run_id=run_id,
+        )
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -318,13 +336,14 @@ class Pipeline:
     ) -> None:
         """Write the note and record the video done (`worker` is None for a note from a batch)."""
         video_id = attempt.video_id
-        note_path, transcript_path = self._write(worker, fetched, body, row)
+        self.monitor.stage(video_id, Stage.WRITING, worker.index if worker else None)
+        written = self.writer.write(fetched.meta, fetched.transcript, body, row)
         self.archive.record_done(
             video_id,
             title=attempt.title,
             channel=fetched.meta.channel,
-            note_path=note_path,
-            transcript_path=transcript_path,
+            note_path=written.note_path,
+            transcript_path=written.transcript_path,
             usage=body.usage if body else None,
             model=body.model if body else None,
             exit_fingerprint=self.pacer.exit_of(worker) if worker else None,
@@ -332,9 +351,9 @@ class Pipeline:
             batch_id=batch_id,
             prompt_version=body.prompt_version if body else None,
         )
-        self.archive.record_subject(video_id, subject_of(self.output.root, note_path))
-        self.output.release(note_path, transcript_path)  # on disk and in the archive: no longer reserved
-        outcome = Outcome(video_id, Stage.DONE, attempt.title, None, None, note_path)
+        self.archive.record_subject(video_id, written.subject)
+        self.writer.release(written)  # on disk and in the archive: no longer reserved
+        outcome = Outcome(video_id, Stage.DONE, attempt.title, None, None, written.note_path)
         self.monitor.finish(outcome, worker.index if worker else None)
 
     def _collect_batches(self) -> None:
@@ -397,57 +416,6 @@ class Pipeline:
             return None
         self.monitor.stage(fetched.meta.video_id, Stage.NOTES, worker.index)
         return self.engine.generate(fetched.meta, fetched.transcript)
-
-    def _write(
-        self, worker: Worker | None, fetched: FetchResult, body: NoteBody | None, row: ArchiveRow | None
-    ) -> tuple[Path, Path | None]:
-        meta, transcript = fetched.meta, fetched.transcript
-        self.monitor.stage(meta.video_id, Stage.WRITING, worker.index if worker else None)
-        subject = self._subject(meta, body.note.text if body else transcript.text, row)
-        as_json = body is not None and self.settings.note_format == "json"
-        note_path = self.output.note_path(
-            meta.video_id,
-            meta.title,
-            subject,
-            previous=row.note_path if row else None,
-            suffix=".json" if as_json else ".md",
-        )
-        if body is not None:  # for `notes regenerate`: the note can be written again without YouTube
-            saved = saved_transcript_path(self.output.root, meta.video_id)
-            atomic_write_text(saved, save_transcript_json(meta, transcript))  # hidden, never a note
-        transcript_path = None
-        if self.settings.save_transcript:
-            transcript_format = self.settings.transcript_format
-            transcript_path = self.output.note_path(
-                meta.video_id,
-                meta.title,
-                subject,
-                previous=row.transcript_path if row else None,
-                suffix=transcript_suffix(transcript_format),
-            )
-            self.output.write(transcript_path, render_transcript_as(meta, transcript, transcript_format))
-        if as_json:
-            assert body is not None  # as_json is only True with a body
-            self.output.write(note_path, render_note_json(meta, transcript, body))
-            return note_path, transcript_path
-        note = render_note(
-            meta,
-            transcript,
-            body,
-            prompt_version=body.prompt_version if body else None,
-            transcript_path=transcript_path,
-            subject=subject_of(self.output.root, note_path),
-        )
-        self.output.write(note_path, note)  # under the tree's lock, as a backlink rewrite is
-        if self.linker is not None:
-            self.linker.link_written(note_path)
-        return note_path, transcript_path
-
-    def _subject(self, meta: VideoMeta, text: str, row: ArchiveRow | None) -> str | None:
-        """`--subject`, else (`--auto-subject`) a chosen one; a note already written stays where it is."""
-        if self.subjects is None or self.settings.subject or (row is not None and row.note_path is not None):
-            return self.settings.subject
-        return self.subjects.choose(meta, text).subject
 
     def _fail(self, worker: Worker | None, attempt: _Attempt, exc: StudyBuddyError) -> None:
         kind = _kind_of(exc)

@@ -18,7 +18,6 @@ from studybuddy.egress.sessions import ProxyEndpoint
 from studybuddy.egress.torlaunch import TorKeeper, TorSetup, resolve_tor
 from studybuddy.errors import ConfigError, InputError, StudyBuddyError
 from studybuddy.notes.anthropic import AnthropicEngine
-from studybuddy.notes.batch import BatchNotes
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.notes.ratelimit import RequestLimiter
@@ -28,11 +27,9 @@ from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.preflight import check_before_run
 from studybuddy.run.progress import ProgressMonitor, ProgressView, Summary
 from studybuddy.run.progress_views import format_summary, make_view
-from studybuddy.run.workers import Pacer, RenewingPacer, RetryPolicy, WorkerFactory
+from studybuddy.run.workers import Pacer, RenewingPacer, WorkerFactory
 from studybuddy.store.archive import Archive
-from studybuddy.store.links import Linker
-from studybuddy.store.output import OutputTree
-from studybuddy.store.subjects import SubjectChooser
+from studybuddy.store.notewriter import NoteWriter
 from studybuddy.text import BadInput
 from studybuddy.youtube.inputs import Inputs, read_inputs
 
@@ -104,21 +101,6 @@ def build_engine(settings: Settings) -> NoteEngine | None:
         assessment=settings.assessment,
         max_input_tokens=settings.max_input_tokens,
         notes_lang=settings.notes_lang,
-    )
-
-
-def build_batch(settings: Settings, engine: NoteEngine | None, archive: Archive) -> BatchNotes | None:
-    """With --batch, the Message Batches side of the Anthropic engine."""
-    if not settings.batch:
-        return None
-    if not isinstance(engine, AnthropicEngine):
-        raise ConfigError("--batch needs the Anthropic engine (notes on, ANTHROPIC_API_KEY set)")
-    return BatchNotes(
-        engine,
-        archive,
-        archive.root,
-        poll_interval_s=settings.batch_poll_s,
-        max_wait_s=settings.batch_max_wait_s,
     )
 
 
@@ -246,8 +228,8 @@ def run(
     inputs = read_inputs(urls, files)
     for bad in inputs.bad:
         say(bad.message)
-    output = OutputTree(settings.output)
-    output.ensure_writable()
+    writer = NoteWriter.for_settings(settings)
+    writer.output.ensure_writable()
     for bad in settings.proxy_problems:
         say(bad.message)
     engine = build_engine(settings)
@@ -274,21 +256,14 @@ def run(
         worker_factory = WorkerFactory(
             settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)
         )
-        retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
-        linker = Linker(output.root, write_links=settings.links)
-        subjects = SubjectChooser(linker) if settings.auto_subject and not settings.subject else None
-        pipeline = Pipeline(
+        pipeline = Pipeline.from_settings(
             settings,
-            archive=archive,
-            output=output,
+            archive,
             engine=engine,
             monitor=monitor,
             worker_factory=worker_factory,
             pacer=pacer,
-            retry=retry,
-            linker=linker if settings.links or subjects else None,
-            subjects=subjects,
-            batch=build_batch(settings, engine, archive),
+            writer=writer,
             admission=admission,
             stop_event=stop,
             run_id=run_id,
@@ -300,7 +275,7 @@ def run(
                 settings,
                 worker_factory=worker_factory,
                 pacer=pacer or RenewingPacer(),
-                retry=retry,
+                retry=pipeline.retry,
                 stop=pipeline.stop_event,
             )
             for bad in plan.bad:
@@ -312,6 +287,5 @@ def run(
             fatal, summary = str(exc), monitor.summary()
         finally:
             monitor.close()
-    chosen = tuple(subjects.report_lines()) if subjects else ()
     unusable = (*settings.proxy_problems, *inputs.bad, *plan.bad)
-    return RunOutcome(summary, unusable, fatal, chosen, plan.duplicates)
+    return RunOutcome(summary, unusable, fatal, writer.subjects_chosen(), plan.duplicates)

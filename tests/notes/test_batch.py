@@ -14,21 +14,19 @@ from click.testing import CliRunner
 
 from studybuddy.cli.main import cli
 from studybuddy.config import Settings
-from studybuddy.errors import ErrorKind, NotesError
+from studybuddy.errors import ConfigError, ErrorKind, NotesError
 from studybuddy.models import Segment, Transcript, VideoMeta
 from studybuddy.notes.anthropic import AnthropicEngine
-from studybuddy.notes.batch import BatchNotes
+from studybuddy.notes.batch import BatchNotes, batch_for
 from studybuddy.notes.ratelimit import RequestLimiter
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import ProgressMonitor, Summary
-from studybuddy.run.workers import WorkerFactory
+from studybuddy.run.progress import Summary
 from studybuddy.store.archive import Archive, ArchiveRow, BatchState, Status
 from studybuddy.store.formats import load_saved_transcript, saved_transcript_path
-from studybuddy.store.output import OutputTree
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic, RecordedRequest
 from tests.fakes.youtube_mock import MockYouTube, video
 
-SETTINGS = Settings(backoff_s=0.001, notes=True, batch=True)
+SETTINGS = Settings(backoff_s=0.001, notes=True, batch=True, links=False)
 IDS = ["vid00000001", "vid00000002", "vid00000003"]
 
 
@@ -45,21 +43,13 @@ def run_batch(
     tmp_path: Path, *, max_wait_s: float = 5.0, ids: list[str] = IDS, **engine_options: object
 ) -> Summary:
     """One run with fresh objects (archive, engine, batch, pipeline), as a new process would have."""
-    settings = dataclasses.replace(SETTINGS, output=tmp_path / "notes")
+    settings = dataclasses.replace(
+        SETTINGS, output=tmp_path / "notes", batch_poll_s=0.02, batch_max_wait_s=max_wait_s
+    )
     engine = AnthropicEngine(api_key=API_KEY, model=MODEL, limiter=RequestLimiter(2, 1000), **engine_options)  # type: ignore[arg-type]
     try:
         with Archive.open(settings.output) as archive:
-            batch = BatchNotes(engine, archive, archive.root, poll_interval_s=0.02, max_wait_s=max_wait_s)
-            pipeline = Pipeline(
-                settings,
-                archive=archive,
-                output=OutputTree(settings.output),
-                engine=engine,
-                monitor=ProgressMonitor(),
-                worker_factory=WorkerFactory(settings, proxy=None),
-                batch=batch,
-            )
-            return pipeline.run(ids)
+            return Pipeline.from_settings(settings, archive, engine=engine).run(ids)
     finally:
         engine.close()
 
@@ -328,3 +318,10 @@ def test_the_command_line_resumes_a_batch_after_a_stopped_run(
     assert "2 done" in resumed.output
     assert len(fake_anthropic.batch_creations()) == 1
     assert (tmp_path / "out" / "Lecture 1.md").is_file()
+
+
+def test_batch_needs_the_anthropic_engine(tmp_path: Path) -> None:
+    with Archive.open(tmp_path) as archive:
+        assert batch_for(Settings(batch=False), None, archive) is None
+        with pytest.raises(ConfigError, match="--batch needs"):
+            batch_for(Settings(batch=True, notes=False), None, archive)

@@ -28,19 +28,18 @@ from studybuddy.notes.ratelimit import RequestLimiter
 from studybuddy.proxyspec import ProxySpec, parse_proxy
 from studybuddy.run.admission import Admission
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import ProgressMonitor, Stage, Summary
+from studybuddy.run.progress import Stage, Summary
 from studybuddy.run.workers import Pacer, RenewingPacer, Worker, WorkerFactory
 from studybuddy.schema import StudyNote
 from studybuddy.store import output as output_module
 from studybuddy.store.archive import Archive, Status
-from studybuddy.store.links import RELATED_START, Linker
-from studybuddy.store.output import OutputTree
+from studybuddy.store.links import RELATED_START
 from tests.fakes import youtube_pages as yt
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.fakes.youtube_pages import FakeTrack
 
-FAST = Settings(backoff_s=0.001, notes=False)
+FAST = Settings(backoff_s=0.001, notes=False, links=False)
 
 
 @pytest.fixture
@@ -58,12 +57,11 @@ def run(
     factory: WorkerFactory | None = None,
     admission: Admission | None = None,
     pacer: Pacer | None = None,
-    linker: Linker | None = None,
 ) -> Summary:
     settings = dataclasses.replace(settings, output=tmp_path / "notes")
     with Archive.open(settings.output) as archive:
         pipeline = new_pipeline(
-            archive, settings, engine=engine, factory=factory, admission=admission, pacer=pacer, linker=linker
+            archive, settings, engine=engine, factory=factory, admission=admission, pacer=pacer
         )
         return pipeline.run(ids)
 
@@ -76,18 +74,9 @@ def new_pipeline(
     factory: WorkerFactory | None = None,
     admission: Admission | None = None,
     pacer: Pacer | None = None,
-    linker: Linker | None = None,
 ) -> Pipeline:
-    return Pipeline(
-        settings,
-        archive=archive,
-        output=OutputTree(settings.output),
-        engine=engine,
-        monitor=ProgressMonitor(),
-        worker_factory=factory or WorkerFactory(settings, proxy=None),
-        admission=admission,
-        pacer=pacer,
-        linker=linker,
+    return Pipeline.from_settings(
+        settings, archive, engine=engine, worker_factory=factory, admission=admission, pacer=pacer
     )
 
 
@@ -450,15 +439,14 @@ def test_a_note_whose_related_notes_cannot_be_linked_is_still_done_and_not_fetch
 ) -> None:
     youtube = MockYouTube.of([video(1), video(2)])
     youtube.install(mock)
-    settings = dataclasses.replace(FAST, notes=True)
-    linker = Linker(tmp_path / "notes")
-    summary = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine(), linker=linker)
+    settings = dataclasses.replace(FAST, notes=True, links=True)
+    summary = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine())
     assert (summary.done, summary.failed) == (2, 0)
     assert rows(tmp_path) == dict.fromkeys(youtube.videos, (Status.DONE, None, 1))
     assert (tmp_path / "notes" / "Lecture 1.md").read_text().count(RELATED_START) == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert sum("could not be linked" in line for line in warnings) == 2
-    again = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine(), linker=linker)
+    again = run(tmp_path, list(youtube.videos), settings, engine=StrayMarkerEngine())
     assert again.skipped == 2
     assert youtube.per_video() == dict.fromkeys(youtube.videos, 3)  # nothing fetched, nothing paid twice
 

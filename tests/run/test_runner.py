@@ -104,13 +104,6 @@ def test_without_an_api_key_the_run_uses_the_offline_engine() -> None:
     engine.close()
 
 
-def test_batch_needs_the_anthropic_engine(tmp_path: Path) -> None:
-    with Archive.open(tmp_path) as archive:
-        assert runner.build_batch(Settings(batch=False), None, archive) is None
-        with pytest.raises(ConfigError, match="--batch needs"):
-            runner.build_batch(Settings(batch=True, notes=False), None, archive)
-
-
 # Tor
 
 

@@ -22,11 +22,9 @@ from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, InputError, StudyBuddyError
 from studybuddy.run.admission import Admission, RetrySchedule
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import ProgressMonitor, Summary
+from studybuddy.run.progress import Summary
 from studybuddy.run.watch import Watcher, WatchStats, run_check, stop_on_sigterm
-from studybuddy.run.workers import WorkerFactory
 from studybuddy.store.archive import Archive, ArchiveRow, Status
-from studybuddy.store.output import OutputTree
 from tests.fakes import youtube_lists as yl
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.youtube.test_expand import CHANNEL_ID, CHANNEL_URL, PLAYLIST_ID, PLAYLIST_URL, FakeSite, listed
@@ -387,14 +385,7 @@ def test_pipeline_skips_videos_claimed_by_another_run_and_releases_its_own(
     settings = Settings(output=tmp_path, notes=False, backoff_s=0.001)
     with Archive.open(tmp_path) as archive:
         assert archive.claim("vid00000000", "other-host:1:run", ttl_s=60).granted
-        pipeline = Pipeline(
-            settings,
-            archive=archive,
-            output=OutputTree(tmp_path),
-            engine=None,
-            monitor=ProgressMonitor(),
-            worker_factory=WorkerFactory(settings, proxy=None),
-        )
+        pipeline = Pipeline.from_settings(settings, archive)
         summary = pipeline.run(["vid00000000", "vid00000001"])
         reasons = {o.video_id: o.reason for o in summary.outcomes}
         assert (summary.done, summary.skipped) == (1, 1)

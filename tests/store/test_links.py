@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import re
 import threading
@@ -15,8 +16,7 @@ import yaml
 from studybuddy.config import Settings
 from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import ProgressMonitor, Summary
-from studybuddy.run.workers import WorkerFactory
+from studybuddy.run.progress import Summary
 from studybuddy.schema import StudyNote
 from studybuddy.store import links as links_module
 from studybuddy.store.archive import Archive
@@ -32,7 +32,6 @@ from studybuddy.store.links import (
     tokenize,
 )
 from studybuddy.store.output import TREE_LOCK_FILENAME, OutputTree
-from studybuddy.store.subjects import SubjectChooser
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.fakes.youtube_pages import FakeVideo
 
@@ -336,20 +335,11 @@ class TopicEngine:
 def run_pipeline(settings: Settings, videos: list[FakeVideo], *, auto_subject: bool = False) -> Summary:
     """Run the pipeline (with a linker, and a subject chooser if asked) on a faked YouTube."""
     youtube = MockYouTube.of(videos)
-    linker = Linker(settings.output)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         youtube.install(mock)
         with Archive.open(settings.output) as archive:
-            return Pipeline(
-                settings,
-                archive=archive,
-                output=OutputTree(settings.output),
-                engine=TopicEngine(),
-                monitor=ProgressMonitor(),
-                worker_factory=WorkerFactory(settings, proxy=None),
-                linker=linker,
-                subjects=SubjectChooser(linker) if auto_subject else None,
-            ).run(list(youtube.videos))
+            settings = dataclasses.replace(settings, auto_subject=auto_subject)
+            return Pipeline.from_settings(settings, archive, engine=TopicEngine()).run(list(youtube.videos))
 
 
 def test_six_notes_on_two_topics_link_within_their_topic(tmp_path: Path) -> None:
