@@ -39,7 +39,8 @@ TABS = 10
 
 def synthetic_runner(settings, urls, files, *, warn, admission, stop, view):  # type: ignore[no-untyped-def]
     """Queue every video, then move them through fetching to done at EVENTS_PER_S until stopped."""
-    from studybuddy.run.progress import Outcome, ProgressMonitor, Stage
+    from studybuddy.run.progress import ProgressMonitor
+    from studybuddy.run.progress_records import Outcome, Stage
     from studybuddy.run.runner import RunOutcome
     from studybuddy.youtube.inputs import read_inputs
 

@@ -12,7 +12,8 @@ import responses
 from click.testing import CliRunner
 
 from studybuddy.cli.main import cli
-from studybuddy.store.archive import Archive, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import Status
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.notecheck import front_matter

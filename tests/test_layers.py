@@ -1,5 +1,6 @@
 """The package's layers point down: every module imports only from its own package or from packages below it,
-and no modules import one another in a circle. Read from the source, so the rule holds without a reviewer.
+and no modules import one another in a circle; and a module's `__all__` names only what it defines. Read
+from the source, so the rules hold without a reviewer.
 
     cli -> ui -> run -> notes -> youtube -> egress -> store -> base (the modules at the package root)
 
@@ -10,6 +11,7 @@ checking only.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,39 @@ class Package:
             name = name.rpartition(".")[0]
         return name
 
+    def borrowed_exports(self) -> list[str]:
+        """Names a module's `__all__` exports without defining them (a package's face is exempt)."""
+        found = []
+        for module in sorted(self.paths.keys() - ENTRY_POINTS):
+            tree = ast.parse(self.paths[module].read_text(encoding="utf-8"))
+            defined: set[str] = set()
+            exported: list[str] = []
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                    defined.add(node.name)
+                targets = node.targets if isinstance(node, ast.Assign) else []
+                targets += [node.target] if isinstance(node, ast.AnnAssign) else []
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        defined.add(target.id)
+                        if target.id == "__all__" and isinstance(node.value, ast.List | ast.Tuple):
+                            exported = [ast.literal_eval(element) for element in node.value.elts]
+            package = self.paths[module].name == "__init__.py"
+            found += [
+                f"{module} exports {name}"
+                for name in exported
+                if name not in defined and not (package and self._defined_below(module, name))
+            ]
+        return found
+
+    def _defined_below(self, package: str, name: str) -> bool:
+        """Whether a module of `package` defines `name` (a package may export its own modules' names)."""
+        return any(
+            module.startswith(f"{package}.")
+            and re.search(rf"^(def|class) {name}\b|^{name} =", path.read_text(), re.M)
+            for module, path in self.paths.items()
+        )
+
     def upward(self) -> list[str]:
         found = set()
         for module in self.paths.keys() - ENTRY_POINTS:
@@ -95,13 +130,18 @@ def test_no_modules_import_one_another_in_a_circle() -> None:
     assert Package(Path(studybuddy.__file__).parent).circles() == []
 
 
-def test_the_checks_name_an_upward_import_and_a_circle(tmp_path: Path) -> None:
+def test_a_module_exports_only_what_it_defines() -> None:
+    assert Package(Path(studybuddy.__file__).parent).borrowed_exports() == []
+
+
+def test_the_checks_name_an_upward_import_a_circle_and_a_borrowed_export(tmp_path: Path) -> None:
     root = tmp_path / "studybuddy"
     for name, text in {
         "__init__.py": "",
         "errors.py": "",
-        "egress/__init__.py": "",
-        "egress/tor.py": "from studybuddy.run.pipeline import Pipeline\nfrom ..errors import X\n",
+        "egress/__init__.py": "from studybuddy.egress.tor import f\n__all__ = ['f']\n",
+        "egress/tor.py": "from studybuddy.run.pipeline import P\nfrom ..errors import X\n"
+        "__all__ = ['X', 'f']\ndef f():\n    pass\n",
         "run/__init__.py": "",
         "run/pipeline.py": "from . import workers\n",
         "run/workers.py": "def f():\n    from studybuddy.run import pipeline\n",
@@ -113,3 +153,4 @@ def test_the_checks_name_an_upward_import_and_a_circle(tmp_path: Path) -> None:
     assert package.circles() == [
         "studybuddy.run.pipeline -> studybuddy.run.workers -> studybuddy.run.pipeline"
     ]
+    assert package.borrowed_exports() == ["studybuddy.egress.tor exports X"]  # the package may export f

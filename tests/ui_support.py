@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from studybuddy.config import Settings
 from studybuddy.run.admission import Admission
-from studybuddy.run.progress import Outcome, ProgressMonitor, ProgressView, Stage
+from studybuddy.run.progress import ProgressMonitor, ProgressView
+from studybuddy.run.progress_records import Outcome, Stage
 from studybuddy.run.runner import RunOutcome
 from studybuddy.ui.app import UiConfig, create_app
 from studybuddy.ui.guard import allowed_hosts

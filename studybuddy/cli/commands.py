@@ -201,7 +201,7 @@ def archive_list(
 ) -> None:
     """List the videos in the archive of an output folder."""
     from studybuddy.errors import ErrorKind
-    from studybuddy.store.archive import Status
+    from studybuddy.store.archive_rows import Status
 
     with user_errors(debug=False), _existing_archive(output, archive) as store:
         rows = store.rows(status=Status(status) if status else None, kind=ErrorKind(kind) if kind else None)

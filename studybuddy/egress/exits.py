@@ -47,7 +47,7 @@ from typing import Protocol
 from studybuddy.egress.reputation import ExitPace
 from studybuddy.units import ExitBudget
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 RENEWAL_SAMPLES = 5  # a renewal costs the median of this many last ones (one slow circuit is not the norm)
 
@@ -164,20 +164,14 @@ class ExitLimiter:
         pool = frozenset(fingerprints)
         with self._lock:
             self._pool = pool
-        logger.debug("exit pool: %d exits", len(pool))
+        log.debug("exit pool: %d exits", len(pool))
 
-    def assess(self, exit_fp: str, taken: Collection[str] = ()) -> Verdict:
-        """What a worker on `exit_fp` should do now, without reserving anything.
+    def acquire(self, exit_fp: str, taken: Collection[str] = ()) -> Verdict:
+        """What a worker on `exit_fp` should do now; a GO also records the use (check and reserve at once).
 
         `taken`: exits other workers are on. Their budget is theirs, so a new circuit landing there would
         not help: they do not count as exits that could serve.
         """
-        with self._lock:
-            now = self._now()
-            return self._decide(exit_fp, now, frozenset(taken))
-
-    def acquire(self, exit_fp: str, taken: Collection[str] = ()) -> Verdict:
-        """Like `assess`, but a GO also records the use: check and reserve happen atomically."""
         with self._lock:
             now = self._now()
             verdict = self._decide(exit_fp, now, frozenset(taken))
@@ -185,7 +179,7 @@ class ExitLimiter:
                 state = self._exits.setdefault(exit_fp, _ExitState())
                 state.uses.append(now)
                 state.next_allowed = now + self._interval(exit_fp) + self._jitter_s * self._random()
-        logger.debug("exit %s: %s (%s)", exit_fp, verdict.decision, verdict.reason)
+        log.debug("exit %s: %s (%s)", exit_fp, verdict.decision, verdict.reason)
         return verdict
 
     def record(self, exit_fp: str) -> None:
@@ -215,7 +209,7 @@ class ExitLimiter:
             now = self._now()
             state = self._exits.setdefault(exit_fp, _ExitState())
             state.cooling_until = max(state.cooling_until, now + duration)
-        logger.info("exit %s cooling down for %.0fs", exit_fp, duration)
+        log.info("exit %s cooling down for %.0fs", exit_fp, duration)
 
     def cooling(self) -> dict[str, float]:
         """Exits still cooling down, with their seconds left (to exclude them from new circuits)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterable
@@ -31,7 +30,6 @@ __all__ = [
     "usable_proxies",
 ]
 
-log = logging.getLogger(__name__)
 
 CHECK_TARGET = ("www.youtube.com", 443)
 CHECK_TIMEOUT_S = 15.0

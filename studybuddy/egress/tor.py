@@ -266,10 +266,6 @@ class TorController:
         log.info("sent NEWNYM")
         return True
 
-    def bootstrap_progress(self) -> int:
-        """Tor's bootstrap percentage (100: ready to build circuits)."""
-        return self.bootstrap_phase()[0]
-
     def bootstrap_phase(self) -> tuple[int, str]:
         """Tor's bootstrap percentage and its summary of the phase (e.g. `(100, "Done")`)."""
         phase = self._call(self._controller.get_info, "status/bootstrap-phase")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AnthropicEngine"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 class AnthropicEngine:
@@ -98,9 +98,9 @@ class AnthropicEngine:
                 )
             if fatal is not None:
                 raise fatal from error
-            logger.warning("cannot check model %r: %s", self.model, self._describe(error))
+            log.warning("cannot check model %r: %s", self.model, self._describe(error))
         except anthropic.APIError as error:
-            logger.warning("cannot check model %r: %s", self.model, self._describe(error))
+            log.warning("cannot check model %r: %s", self.model, self._describe(error))
 
     def plan(self, meta: VideoMeta, transcript: Transcript, state: dict[str, Any] | None = None) -> NotePlan:
         """The calls that write this video's note (`state`: a plan's saved progress, to go on from)."""
@@ -123,7 +123,7 @@ class AnthropicEngine:
             except anthropic.APIError as error:
                 raise self.api_error(error, subject) from error
         usage = message.usage
-        logger.debug(
+        log.debug(
             "%s: answer by %s (%s), %d input (%s cached) and %d output tokens",
             subject,
             message.model,

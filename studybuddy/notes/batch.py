@@ -30,7 +30,8 @@ from studybuddy.config import Settings
 from studybuddy.errors import ConfigError, NotesError, StudyBuddyError
 from studybuddy.models import NoteBody, Transcript, VideoMeta
 from studybuddy.notes.engine import NoteEngine
-from studybuddy.store.archive import Archive, ArchiveRow, BatchState
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import ArchiveRow, BatchState
 from studybuddy.store.formats import load_saved_transcript, save_transcript_json, saved_transcript_path
 from studybuddy.store.output import atomic_write_text
 from studybuddy.youtube.transcripts import FetchResult
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from studybuddy.notes.anthropic import AnthropicEngine
     from studybuddy.notes.plan import NotePlan
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL_S = 30.0
 DEFAULT_MAX_WAIT_S = 25 * 3600.0  # a batch expires 24 hours after it was created
@@ -119,7 +120,7 @@ class BatchNotes:
             raise self.engine.api_error(error, f"batch of {len(requests)} note call(s)") from error
         progress = {video_id: json.dumps(plan.state) for video_id, plan in plans.items()}
         self.archive.record_batch(batch.id, self.engine.model, progress)
-        logger.info("submitted batch %s: %d call(s) for %d note(s)", batch.id, len(requests), len(plans))
+        log.info("submitted batch %s: %d call(s) for %d note(s)", batch.id, len(requests), len(plans))
         return batch.id
 
     def collect(self, stop: threading.Event, on_outcome: Callable[[BatchOutcome], None]) -> bool:
@@ -208,7 +209,7 @@ class BatchNotes:
             if batch.processing_status == "ended":
                 return True
             counts = batch.request_counts
-            logger.info(
+            log.info(
                 "batch %s: %s, %d request(s) processing", batch_id, batch.processing_status, counts.processing
             )
             if time.monotonic() + self.poll_interval_s > deadline:

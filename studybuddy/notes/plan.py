@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_INPUT_TOKENS", "NotePlan", "NoteSettings"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_INPUT_TOKENS = 60_000
 """Estimated tokens (`chunking.estimate_tokens`) one call may send; a longer transcript goes in sections."""
@@ -124,7 +124,7 @@ class NotePlan:
             "failed": None,
         }
         if not fits:
-            logger.info(
+            log.info(
                 "%s: long transcript, written in %d sections", self.meta.video_id, len(state["sections"])
             )
         return state
@@ -260,7 +260,7 @@ class NotePlan:
                 + _summary(problems)
             )
             return
-        logger.info("%s: the %s needs a repair: %s", self.meta.video_id, self._what(base), _summary(problems))
+        log.info("%s: the %s needs a repair: %s", self.meta.video_id, self._what(base), _summary(problems))
         text = self._cut_off_text(tool) if reading.cut_off else repair_text(tool, problems, dropped)
         state["repairs"][base] = {"content": reading.content, "text": text, "cut_off": reading.cut_off}
         state["repaired"].append(base)
@@ -312,7 +312,7 @@ class NotePlan:
         if not sections[index][2] or len(pieces) < 2:
             return False
         start, end = self._span(first, last)
-        logger.info(
+        log.info(
             "%s: the notes on %s-%s were cut off; writing them in %d pieces",
             self.meta.video_id,
             format_clock(start),
@@ -339,7 +339,7 @@ class NotePlan:
 
     def _accept(self, base: str, note: StudyNote, dropped: Sequence[str]) -> None:
         if dropped:
-            logger.info(
+            log.info(
                 "%s: the %s left out %d item(s) that point at no moment of the video (%s)",
                 self.meta.video_id,
                 self._what(base),

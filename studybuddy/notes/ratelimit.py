@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60.0
 
@@ -71,5 +71,5 @@ class RequestLimiter:
                     self._recent_starts.append(now)
                     return
                 wait = self._recent_starts[0] + WINDOW_SECONDS - now
-            logger.debug("request budget of %d per minute used up: waiting %.1fs", self.per_minute, wait)
+            log.debug("request budget of %d per minute used up: waiting %.1fs", self.per_minute, wait)
             self._sleep(wait)

@@ -19,7 +19,8 @@ from studybuddy.config import Settings
 from studybuddy.errors import InputError, NotesError, NotesFatalError, OutputError
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.prompting import PROMPT_VERSION
-from studybuddy.store.archive import Archive, ArchiveRow, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import ArchiveRow, Status
 from studybuddy.store.formats import load_saved_transcript, render_note_json, saved_transcript_path
 from studybuddy.store.links import Linker
 from studybuddy.store.output import OutputTree

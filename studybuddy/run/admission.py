@@ -17,7 +17,8 @@ from typing import Self
 
 from studybuddy.errors import RETRIED_ONLY_WHEN_ASKED, ArchiveError, ErrorKind
 from studybuddy.owners import owner_is_gone, process_owner
-from studybuddy.store.archive import Archive, ArchiveRow, Claim, Status, iso_time
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import ArchiveRow, Claim, Status, iso_time
 
 log = logging.getLogger(__name__)
 

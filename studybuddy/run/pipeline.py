@@ -38,9 +38,11 @@ from studybuddy.models import NoteBody
 from studybuddy.notes.batch import BatchNotes, BatchOutcome, batch_for
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.run.admission import Admission, ClaimKeeper, RetrySchedule
-from studybuddy.run.progress import Outcome, ProgressMonitor, Stage, Summary
+from studybuddy.run.progress import ProgressMonitor
+from studybuddy.run.progress_records import Outcome, Stage, Summary
 from studybuddy.run.workers import Pacer, RenewingPacer, RetryPolicy, RunStopped, Worker, WorkerFactory
-from studybuddy.store.archive import Archive, ArchiveRow
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import ArchiveRow
 from studybuddy.store.notewriter import NoteWriter
 from studybuddy.youtube.transcripts import FetchResult
 

@@ -16,157 +16,25 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from itertools import islice
-from pathlib import Path
 from typing import Protocol
 
-logger = logging.getLogger(__name__)
+from studybuddy.run.progress_records import (
+    TERMINAL,
+    Outcome,
+    ProgressEvent,
+    ProgressSnapshot,
+    Stage,
+    Summary,
+    VideoRow,
+    WorkerRow,
+)
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 15
 FINISHED_KEPT = 100  # finished videos whose rows are kept for views; older ones keep only their stage
 EVENT_BACKLOG = 256  # events kept for views that read the log (PlainView drains it on every event)
-
-
-class Stage(StrEnum):
-    """Where a video is in the pipeline."""
-
-    QUEUED = "queued"
-    FETCHING = "fetching"
-    NOTES = "notes"
-    WRITING = "writing"
-    DONE = "done"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-
-    @property
-    def label(self) -> str:
-        """The word shown to users."""
-        return "writing notes" if self is Stage.NOTES else self.value
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL
-
-    @property
-    def is_active(self) -> bool:
-        return self in _ACTIVE
-
-
-_TERMINAL = frozenset({Stage.DONE, Stage.SKIPPED, Stage.FAILED})
-_ACTIVE = frozenset({Stage.FETCHING, Stage.NOTES, Stage.WRITING})
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one video ended. `kind` is the `ErrorKind` value of a failure."""
-
-    video_id: str
-    stage: Stage
-    title: str | None = None
-    kind: str | None = None
-    reason: str | None = None
-    note_path: Path | None = None
-
-    def __post_init__(self) -> None:
-        if not self.stage.is_terminal:
-            raise ValueError(f"an outcome must be done, skipped or failed, not {self.stage.label}")
-
-    @property
-    def detail(self) -> str | None:
-        """What a user wants to know next to the stage: the note written or why it failed."""
-        if self.stage is Stage.FAILED:
-            return self.reason or self.kind
-        return str(self.note_path) if self.note_path else self.reason
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """The end of a run, for `format_summary` and the CLI's `--json`."""
-
-    total: int
-    done: int
-    skipped: int
-    failed: int
-    failed_by_kind: dict[str, int]
-    elapsed_s: float
-    outcomes: tuple[Outcome, ...]  # every video's, or only the failures' (see ProgressMonitor)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "total": self.total,
-            "done": self.done,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "failed_by_kind": dict(self.failed_by_kind),
-            "elapsed_s": round(self.elapsed_s, 3),
-            "outcomes": [
-                {
-                    "video_id": o.video_id,
-                    "stage": o.stage.value,
-                    "title": o.title,
-                    "kind": o.kind,
-                    "reason": o.reason,
-                    "note_path": str(o.note_path) if o.note_path else None,
-                }
-                for o in self.outcomes
-            ],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class VideoRow:
-    video_id: str
-    title: str | None
-    stage: Stage
-    worker: int | None
-    detail: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerRow:
-    worker: int
-    video_id: str | None
-    title: str | None
-    stage: Stage | None
-    exit_label: str | None
-    circuit_age_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressSnapshot:
-    """An immutable copy of the state for a view: counts, at most `max_rows` videos, every worker."""
-
-    total: int
-    done: int
-    skipped: int
-    failed: int
-    active: int
-    workers_planned: int
-    rows: tuple[VideoRow, ...]  # recent finished (oldest first), then active, then queued
-    hidden_rows: int
-    workers: tuple[WorkerRow, ...]
-    elapsed_s: float
-    eta_s: float | None
-    notice: str | None = None  # what the run as a whole is waiting for, in plain words (None: nothing)
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.skipped + self.failed
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    """One stage change, numbered; `finished` and `total` are the counts right after it."""
-
-    seq: int
-    video_id: str
-    title: str | None
-    stage: Stage
-    worker: int | None
-    finished: int
-    total: int
-    outcome: Outcome | None
 
 
 class ProgressView(Protocol):
@@ -375,7 +243,7 @@ class ProgressMonitor:
             state = self._videos[video_id] = _VideoState(stage=self._forgotten.pop(video_id))
             self._finished[video_id] = None
         if state is None:
-            logger.debug("video %s was not in the planned list: adding it", video_id)
+            log.debug("video %s was not in the planned list: adding it", video_id)
             state = self._add_video(video_id)
         return state
 
@@ -450,7 +318,7 @@ class ProgressMonitor:
         return WorkerRow(index, state.video_id, title, state.stage, state.exit_label, age)
 
     def _finished_count(self) -> int:
-        return sum(self._counts[stage] for stage in _TERMINAL)
+        return sum(self._counts[stage] for stage in TERMINAL)
 
     def _elapsed(self, now: float) -> float:
         if self._started_at is None:

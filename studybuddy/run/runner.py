@@ -25,7 +25,8 @@ from studybuddy.run.admission import Admission
 from studybuddy.run.listing import plan_videos
 from studybuddy.run.pipeline import Pipeline
 from studybuddy.run.preflight import check_before_run
-from studybuddy.run.progress import ProgressMonitor, ProgressView, Summary
+from studybuddy.run.progress import ProgressMonitor, ProgressView
+from studybuddy.run.progress_records import Summary
 from studybuddy.run.progress_views import format_summary, make_view
 from studybuddy.run.workers import Pacer, RenewingPacer, WorkerFactory
 from studybuddy.store.archive import Archive

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from studybuddy.config import Settings
 from studybuddy.errors import InputError, StudyBuddyError
 from studybuddy.run.admission import Admission
-from studybuddy.run.progress import Summary
+from studybuddy.run.progress_records import Summary
 
 if TYPE_CHECKING:
     from studybuddy.egress.torlaunch import TorKeeper

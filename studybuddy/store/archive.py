@@ -23,7 +23,6 @@ from studybuddy.store.archive_rows import (
     COLUMNS,
     ArchiveRow,
     BatchState,
-    Claim,
     RowCodec,
     Status,
     iso_time,
@@ -34,7 +33,7 @@ from studybuddy.store.exit_records import RECORD_FIELDS, ExitRecord, from_rows
 from studybuddy.store.migrations import apply_migrations
 from studybuddy.text import one_line
 
-__all__ = ["Archive", "ArchiveRow", "BatchState", "Claim", "Status", "iso_time"]
+__all__ = ["Archive"]
 
 _MAX_ERROR_CHARS = 500
 EXIT_EVENTS_KEPT_S = 7 * 24 * 3600.0

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10
@@ -192,7 +192,7 @@ class SqliteBackend:
             self._db.close()
             raise ArchiveError(f"{path}: not a usable study-buddy archive ({exc})") from exc
         if mode.lower() != "wal":
-            logger.warning("%s: WAL journal not available (got %s); concurrent runs may wait", path, mode)
+            log.warning("%s: WAL journal not available (got %s); concurrent runs may wait", path, mode)
 
     def close(self) -> None:
         with self._lock:

@@ -15,15 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from studybuddy.config import NOTE_FORMATS, TRANSCRIPT_FORMATS
 from studybuddy.errors import InputError
 from studybuddy.models import Chapter, NoteBody, Segment, Transcript, VideoMeta
 from studybuddy.store.output import id_in_path
 from studybuddy.store.render import note_json, render_transcript, video_fields
 
 __all__ = [
-    "NOTE_FORMATS",
-    "TRANSCRIPT_FORMATS",
     "load_saved_transcript",
     "render_note_json",
     "render_transcript_as",

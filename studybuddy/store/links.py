@@ -36,7 +36,7 @@ import yaml
 from studybuddy.errors import OutputError
 from studybuddy.store.output import atomic_write_text, tree_lock
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RELATED_END",
@@ -270,7 +270,7 @@ def read_note(path: Path) -> tuple[dict[str, Any], str] | None:
     try:
         front = yaml.load(text[4:end], Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError:
-        logger.debug("%s: front matter is not valid YAML; not linked", path)
+        log.debug("%s: front matter is not valid YAML; not linked", path)
         return None
     if not isinstance(front, dict) or not isinstance(front.get("video_id"), str):
         return None
@@ -319,7 +319,7 @@ class Linker:
             self._load()
             note = read_note(path)
             if note is None:
-                logger.warning("%s: not a study-buddy note; not linked", path)
+                log.warning("%s: not a study-buddy note; not linked", path)
                 return []
             tokens = self._add(path, *note)
             found = self._index.similar(tokens, exclude=[path], threshold=self.threshold, limit=self.top_k)
@@ -336,7 +336,7 @@ class Linker:
         try:
             self.link(note_path)
         except (OutputError, OSError) as exc:
-            logger.warning(
+            log.warning(
                 "%s: the note is written, but its related notes could not be linked (%s)", note_path, exc
             )
 
@@ -357,7 +357,7 @@ class Linker:
             found = read_note(path)
             if found is not None:
                 self._add(path, *found)
-        logger.info("%s: %d notes indexed for links", self.root, len(self._notes))
+        log.info("%s: %d notes indexed for links", self.root, len(self._notes))
 
     def _note_files(self) -> Iterator[Path]:
         for path in self.root.rglob("*.md"):
@@ -412,7 +412,7 @@ class Linker:
             text = path.read_text(encoding="utf-8")  # re-read: another process may have edited it
             current = [self._resolve(link.target) for link in block_links(text)]
         except (OSError, UnicodeDecodeError, MalformedBlockError) as exc:
-            logger.warning("%s: cannot add a backlink (%s)", path, exc)
+            log.warning("%s: cannot add a backlink (%s)", path, exc)
             return
         keys = list(dict.fromkeys(key for key in [*current, new] if key is not None and key != path))
         keys.sort(key=lambda key: (-round(self._index.cosine(path, key), 9), key))
@@ -427,4 +427,4 @@ class Linker:
         except (OSError, UnicodeDecodeError, MalformedBlockError, OutputError) as exc:
             if strict:
                 raise OutputError(f"{path}: cannot write related notes ({exc})") from exc
-            logger.warning("%s: cannot update related notes (%s)", path, exc)
+            log.warning("%s: cannot update related notes (%s)", path, exc)

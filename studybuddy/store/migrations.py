@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from studybuddy.errors import ArchiveError
 from studybuddy.store.archive_sql import SQLITE, Backend, Db
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def m001_initial(db: Db) -> None:
@@ -217,7 +217,7 @@ def apply_migrations(backend: Backend) -> None:
             )
         for migration in MIGRATIONS:
             if migration.__name__ not in applied:
-                logger.info("%s: applying migration %s", backend.where, migration.__name__)
+                log.info("%s: applying migration %s", backend.where, migration.__name__)
                 migration(db)
                 db.execute(
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",

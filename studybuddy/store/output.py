@@ -35,7 +35,7 @@ from studybuddy.errors import DiskFullError, OutputError
 from studybuddy.models import VIDEO_ID_PATTERN
 from studybuddy.owners import owner_is_gone, process_owner
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _FORBIDDEN_CHARS = frozenset('/\\:*?"<>|')
 # Invisible characters that reorder or hide text: a name should look like what it is.
@@ -175,7 +175,7 @@ def _fsync_directory(directory: Path) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
             raise
-        logger.debug("cannot fsync folder %s: %s", directory, exc)
+        log.debug("cannot fsync folder %s: %s", directory, exc)
     finally:
         os.close(fd)
 
@@ -240,7 +240,7 @@ class TreeLock:
             held.close()
             if not self._unlockable:  # said once, not at every write
                 self._unlockable = True
-                logger.warning(
+                log.warning(
                     "%s: cannot lock the notes (%s): runs sharing it are not kept apart", self.root, exc
                 )
             return None
@@ -343,7 +343,7 @@ class OutputTree:
             return None
         resolved = self.inside(previous)
         if resolved is None:
-            logger.warning("%s: ignoring recorded note path outside %s", video_id, self.root)
+            log.warning("%s: ignoring recorded note path outside %s", video_id, self.root)
             return None
         if not resolved.name.endswith(suffix) or self._owners.get(_key(resolved), video_id) != video_id:
             return None
@@ -389,7 +389,7 @@ class OutputTree:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            logger.debug("%s: unreadable name claim (%s)", path, exc)
+            log.debug("%s: unreadable name claim (%s)", path, exc)
             return None
         if not isinstance(claim, dict) or not all(isinstance(claim.get(k), str) for k in ("video_id", "by")):
             return None

@@ -19,7 +19,7 @@ from studybuddy.models import VideoMeta
 from studybuddy.store.links import Linker, tokenize
 from studybuddy.store.output import safe_filename
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.15
 NOTES_PER_FOLDER_SCORE = 3  # a folder's score: the mean of its best three similarities
@@ -97,7 +97,7 @@ class SubjectChooser:
             if best is not None:
                 reason += f"; closest folder {best[0]!r} only {best[1]:.2f}"
             choice = SubjectChoice(meta.video_id, name, reason)
-        logger.info("subject of %s", choice.describe())
+        log.info("subject of %s", choice.describe())
         with self._lock:
             self._choices.append(choice)
         return choice

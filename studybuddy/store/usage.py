@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from studybuddy.errors import InputError
-from studybuddy.store.archive import ArchiveRow, Status
+from studybuddy.store.archive_rows import ArchiveRow, Status
 
 PRICES_AS_OF = "2026-11-24"
 PRICES_SOURCE = "https://platform.claude.com/docs/en/about-claude/pricing"

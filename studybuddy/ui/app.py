@@ -30,7 +30,8 @@ from studybuddy.config import EGRESS, Settings
 from studybuddy.errors import ErrorKind, StudyBuddyError
 from studybuddy.run.admission import retry_selection
 from studybuddy.run.progress_views import format_seconds
-from studybuddy.store.archive import Archive, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import Status
 from studybuddy.store.render import format_clock
 from studybuddy.ui import charts
 from studybuddy.ui.forms import ENGINES, TOR_MODES, RunForm, read_run_form

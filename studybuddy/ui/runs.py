@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 from studybuddy.config import Settings
 from studybuddy.errors import StudyBuddyError
 from studybuddy.run.admission import Admission
-from studybuddy.run.progress import ProgressMonitor, ProgressSnapshot, ProgressView, Summary
+from studybuddy.run.progress import ProgressMonitor, ProgressView
+from studybuddy.run.progress_records import ProgressSnapshot, Summary
 from studybuddy.run.progress_views import format_summary
 
 if TYPE_CHECKING:
@@ -147,10 +148,6 @@ class RunView:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
             self._subscribers.discard(subscriber)
-
-    def watchers(self) -> int:
-        with self._lock:
-            return len(self._subscribers)
 
     def changed(self) -> None:
         """Something the page shows changed: a new version, and every watching tab is woken."""

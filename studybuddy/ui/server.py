@@ -8,7 +8,6 @@ hurries it.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import socket
 import threading
@@ -25,8 +24,6 @@ from studybuddy.ui.app import UiConfig, create_app
 from studybuddy.ui.guard import allowed_hosts
 from studybuddy.ui.runs import RunManager, run_videos
 from studybuddy.ui.watching import WatchService
-
-log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 GRACE_S = 2  # open live feeds get this long to end before uvicorn closes them

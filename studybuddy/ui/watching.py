@@ -7,7 +7,6 @@ outlives the server; each check reads it anew, so an added or removed line count
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,14 +16,12 @@ from pathlib import Path
 from studybuddy.config import Settings
 from studybuddy.errors import InputError
 from studybuddy.run.admission import Admission
-from studybuddy.run.progress import Summary
+from studybuddy.run.progress_records import Summary
 from studybuddy.run.progress_views import QuietView
 from studybuddy.run.watch import Watcher, WatchStats
 from studybuddy.store.output import atomic_write_text
 from studybuddy.ui.runs import Runner
 from studybuddy.youtube.inputs import read_inputs
-
-log = logging.getLogger(__name__)
 
 WATCH_FILE = ".study-buddy-watch.txt"
 DEFAULT_INTERVAL_S = 600.0

@@ -9,7 +9,6 @@ as a `BadInput` naming its file and line number. Playlists (`list=`) and channel
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,6 @@ __all__ = [
     "parse_video_id",
     "read_inputs",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 _YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"})

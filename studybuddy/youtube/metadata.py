@@ -27,7 +27,7 @@ import requests
 from studybuddy.models import Chapter, VideoMeta
 from studybuddy.youtube.ytdlp_common import YtDlpLogger
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 WATCH_PATH = "/watch"
 PLAYER_PATH = "/youtubei/v1/player"
@@ -161,7 +161,7 @@ def meta_from_ytdlp(video_id: str, session: requests.Session) -> VideoMeta | Non
     """Metadata through yt-dlp with the session's proxy, or None when it cannot be had."""
     options = ytdlp_options(session)
     if options is None:
-        logger.debug("%s: yt-dlp skipped: it cannot use the session's CA bundle", video_id)
+        log.debug("%s: yt-dlp skipped: it cannot use the session's CA bundle", video_id)
         return None
     try:
         import yt_dlp
@@ -169,7 +169,7 @@ def meta_from_ytdlp(video_id: str, session: requests.Session) -> VideoMeta | Non
         with yt_dlp.YoutubeDL(options) as ydl:
             info = ydl.extract_info(VideoMeta(video_id).url, download=False, process=False, ie_key="Youtube")
     except Exception as error:  # yt-dlp raises many types; a fallback must never fail the video
-        logger.debug("%s: yt-dlp metadata failed (%s)", video_id, type(error).__name__)
+        log.debug("%s: yt-dlp metadata failed (%s)", video_id, type(error).__name__)
         return None
     return meta_from_info(video_id, info)
 
@@ -223,7 +223,7 @@ def meta_from_oembed(video_id: str, session: requests.Session) -> VideoMeta | No
         response.raise_for_status()
         data = response.json()
     except Exception as error:  # requests, SOCKS and JSON errors alike: a fallback never fails the video
-        logger.debug("%s: oEmbed metadata failed (%s)", video_id, type(error).__name__)
+        log.debug("%s: oEmbed metadata failed (%s)", video_id, type(error).__name__)
         return None
     return VideoMeta(video_id, title=_text(_dig(data, "title")), channel=_text(_dig(data, "author_name")))
 

@@ -83,7 +83,7 @@ from studybuddy.youtube.metadata import PageRecorder, collect_metadata, translat
 if TYPE_CHECKING:
     from studybuddy.youtube.ytdlp_subtitles import SubtitleFetcher
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _MAX_REASON_LENGTH = 120
 
@@ -147,7 +147,7 @@ class TranscriptFetcher:
             if mapped is None:  # our own FetchError from _choose, or an error we do not know: unchanged
                 raise
             if isinstance(mapped, BugError):
-                logger.debug("%s: %s", video_id, mapped.reason, exc_info=error)
+                log.debug("%s: %s", video_id, mapped.reason, exc_info=error)
             raise mapped from error
         finally:
             if self._debug_dir is not None:
@@ -179,7 +179,7 @@ class TranscriptFetcher:
             return self._fetch_transcript(video_id), None
         except _YTDLP_MAY_GET as error:
             cause: PoTokenRequired | TranscriptsDisabled = error
-        logger.info("%s: %s; trying yt-dlp's subtitles", video_id, type(cause).__name__)
+        log.info("%s: %s; trying yt-dlp's subtitles", video_id, type(cause).__name__)
         # outside the except block, so yt-dlp's errors are not chained to the library's
         if isinstance(cause, PoTokenRequired):  # yt-dlp's reason says how to get a token
             return self._via_ytdlp(video_id, because="they need a PO token")
@@ -226,7 +226,7 @@ class TranscriptFetcher:
             if automatic is None:
                 raise
             fallback_reason = f"the {track.language} captions need a PO token"
-            logger.info("%s: %s; using the automatic ones", video_id, fallback_reason)
+            log.info("%s: %s; using the automatic ones", video_id, fallback_reason)
             track = automatic
             fetched = _fetch_track(track, translate_to)
         return Transcript(
@@ -272,7 +272,7 @@ class TranscriptFetcher:
             try:
                 yield find([code])
             except NoTranscriptFound:
-                logger.debug("%s: YouTube's translation source %s is not listed", listing.video_id, code)
+                log.debug("%s: YouTube's translation source %s is not listed", listing.video_id, code)
         yield from (track for track in listing if track.is_generated)
         yield from listing
 
@@ -296,7 +296,7 @@ def classify(video_id: str, error: BaseException) -> FetchError | None:
     for rule in _RULES:
         if isinstance(error, rule.errors) and rule.applies(error):
             reason = rule.reason if isinstance(rule.reason, str) else rule.reason(error)
-            logger.debug("%s: %s -> %s (%s)", video_id, type(error).__name__, rule.kind.kind, reason)
+            log.debug("%s: %s -> %s (%s)", video_id, type(error).__name__, rule.kind.kind, reason)
             return rule.kind(video_id, reason)
     return None
 

@@ -20,7 +20,8 @@ import responses
 from click.testing import CliRunner, Result
 
 from studybuddy.cli.main import cli, main
-from studybuddy.store.archive import Archive, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import Status
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.notecheck import check_note

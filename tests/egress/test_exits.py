@@ -98,19 +98,6 @@ def test_exits_have_separate_budgets(clock: FakeClock) -> None:
     assert limiter.acquire(B).decision is Decision.RENEW
 
 
-def test_assess_reserves_nothing(clock: FakeClock) -> None:
-    limiter = make_limiter(clock, "2/60s", min_interval_s=5)
-    for _ in range(10):
-        assert limiter.assess(A) == Verdict(Decision.GO, 0.0, "fresh exit")
-    assert limiter.status() == []
-    assert limiter.acquire(A).decision is Decision.GO
-    assert limiter.assess(A).decision is not Decision.GO
-    assert limiter.status()[0].uses_in_window == 1
-
-
-# Minimum interval and jitter
-
-
 def test_min_interval_with_jitter(clock: FakeClock) -> None:
     random = FakeRandom(0.5)
     limiter = make_limiter(clock, "100/1h", min_interval_s=10, jitter_s=4, random=random)
@@ -130,7 +117,7 @@ def test_min_interval_with_jitter(clock: FakeClock) -> None:
     clock.now = 30.0
     assert limiter.acquire(A).decision is Decision.GO
     clock.now = 39.9
-    assert limiter.assess(A).wait_s == pytest.approx(0.1)  # no jitter this time: 30 + 10
+    assert limiter.acquire(A).wait_s == pytest.approx(0.1)  # no jitter this time: 30 + 10
 
 
 def test_min_interval_is_shared_by_workers_on_one_exit(clock: FakeClock) -> None:
@@ -238,7 +225,7 @@ def test_an_exhausted_exit_is_waited_for_when_it_frees_sooner_than_a_new_circuit
     verdict = limiter.acquire(A)
     assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(5))
     clock.now = 15  # (asking earlier: 15 s left, and B is free)
-    assert limiter.assess(A).decision is Decision.RENEW
+    assert limiter.acquire(A).decision is Decision.RENEW
 
 
 # What a new circuit costs, against waiting
@@ -262,7 +249,7 @@ def test_an_exit_that_frees_sooner_than_a_new_circuit_is_waited_for(clock: FakeC
     limiter.set_exit_pool([A, B, C])
     limiter.acquire(A)
     clock.now = 58  # A frees in 2 s; a new circuit finds B or C with p = 2/3: 1 s / (2/3) = 1.5 s
-    assert limiter.assess(A).decision is Decision.RENEW
+    assert limiter.acquire(A).decision is Decision.RENEW
     clock.now = 59.5  # 0.5 s left: waiting is cheaper
     verdict = limiter.acquire(A)
     assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(0.5))
@@ -274,9 +261,9 @@ def test_measured_renewal_cost_moves_the_line_between_waiting_and_renewing(clock
     limiter.set_exit_pool([A, B])
     limiter.acquire(A)
     clock.now = 59.7  # 0.3 s left; the guess (1 s, p = 1/2) says a new circuit takes 2 s
-    assert limiter.assess(A).decision is Decision.WAIT
+    assert limiter.acquire(A).decision is Decision.WAIT
     limiter.observe_renewal(0.1)  # measured: 0.1 s / (1/2) = 0.2 s
-    assert limiter.assess(A).decision is Decision.RENEW
+    assert limiter.acquire(A).decision is Decision.RENEW
 
 
 def test_exits_other_workers_are_on_do_not_count_as_free(clock: FakeClock) -> None:
@@ -284,8 +271,8 @@ def test_exits_other_workers_are_on_do_not_count_as_free(clock: FakeClock) -> No
     limiter.set_exit_pool([A, B])
     limiter.acquire(A)
     clock.now = 30
-    assert limiter.assess(A).decision is Decision.RENEW  # B is free
-    verdict = limiter.assess(A, taken={B})  # B's budget belongs to the worker on it
+    assert limiter.acquire(A).decision is Decision.RENEW  # B is free
+    verdict = limiter.acquire(A, taken={B})  # B's budget belongs to the worker on it
     assert (verdict.decision, verdict.wait_s) == (Decision.WAIT, pytest.approx(30))
     assert verdict.reason.endswith("in use by another worker")
 
@@ -296,13 +283,13 @@ def test_a_worker_sharing_its_exit_moves_when_another_is_free(clock: FakeClock) 
     limiter.acquire(A)
     limiter.acquire(A)  # two workers on A spend its budget twice as fast
     clock.now = 59.9  # A frees in 0.1 s: alone on it, a worker waits...
-    assert limiter.assess(A).decision is Decision.WAIT
-    verdict = limiter.assess(A, taken={A})  # ...but sharing it, one moves to B or C
+    assert limiter.acquire(A).decision is Decision.WAIT
+    verdict = limiter.acquire(A, taken={A})  # ...but sharing it, one moves to B or C
     assert (verdict.decision, verdict.reason) == (
         Decision.RENEW,
         "used 2 times in the last 60s; another worker shares this exit and one is free",
     )
-    assert limiter.assess(A, taken={A, B, C}).decision is Decision.WAIT  # nowhere to go
+    assert limiter.acquire(A, taken={A, B, C}).decision is Decision.WAIT  # nowhere to go
 
 
 def test_a_worker_sharing_its_exit_moves_instead_of_waiting_out_its_interval(clock: FakeClock) -> None:
@@ -310,13 +297,13 @@ def test_a_worker_sharing_its_exit_moves_instead_of_waiting_out_its_interval(clo
     limiter.set_exit_pool([A, B])
     limiter.acquire(A)
     clock.now = 1
-    assert limiter.assess(A).decision is Decision.RENEW  # B can serve long before A's interval is over
+    assert limiter.acquire(A).decision is Decision.RENEW  # B can serve long before A's interval is over
     limiter.observe_renewal(20.0)
-    assert limiter.assess(A).decision is Decision.WAIT  # unless new circuits take that long
-    assert limiter.assess(A, taken={A}) == Verdict(
+    assert limiter.acquire(A).decision is Decision.WAIT  # unless new circuits take that long
+    assert limiter.acquire(A, taken={A}) == Verdict(
         Decision.RENEW, 0.0, "minimum interval, 29.0s left; another worker shares this exit and one is free"
     )
-    assert limiter.assess(A, taken={A, B}).decision is Decision.WAIT  # B has its own worker
+    assert limiter.acquire(A, taken={A, B}).decision is Decision.WAIT  # B has its own worker
 
 
 # Introspection and memory

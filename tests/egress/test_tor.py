@@ -173,7 +173,7 @@ def test_socks_endpoint_and_bootstrap_phase(fake: FakeController) -> None:
     tor = make_tor(fake)
     assert tor.socks_endpoint() == ProxyEndpoint("127.0.0.1", 9150)
     assert tor.bootstrap_phase() == (75, 'Loaded "enough" directory info')
-    assert tor.bootstrap_progress() == 75
+    assert tor.bootstrap_phase()[0] == 75
 
 
 def test_circuits_show_exits(fake: FakeController) -> None:

@@ -120,7 +120,7 @@ def test_two_concurrent_embedded_tors_both_bootstrap_and_the_first_keeps_the_cac
     tors = [tor for tor in launched if isinstance(tor, EmbeddedTor)]
     try:
         assert len(tors) == 2, launched
-        assert all(tor.controller.bootstrap_progress() == 100 for tor in tors)
+        assert all(tor.controller.bootstrap_phase()[0] == 100 for tor in tors)
         assert {tor.data_dir for tor in tors} == {default_data_dir(), default_data_dir().with_name("tor-2")}
     finally:
         for tor in tors:
@@ -128,7 +128,7 @@ def test_two_concurrent_embedded_tors_both_bootstrap_and_the_first_keeps_the_cac
     later = EmbeddedTor.launch(extra_torrc=torrc, timeout=120)  # alone again: the cached folder
     try:
         assert later.data_dir == default_data_dir()
-        assert later.controller.bootstrap_progress() == 100
+        assert later.controller.bootstrap_phase()[0] == 100
     finally:
         later.stop()
 
@@ -288,7 +288,7 @@ def test_embedded_tor_starts_and_stops(offline_torrc: Path, tmp_path: Path) -> N
     assert is_running(pid)
     assert data_dir.stat().st_mode & 0o777 == 0o700
     assert tor.socks.host == "127.0.0.1" and tor.socks.port not in (0, tor.control[1])
-    assert tor.controller.bootstrap_progress() == 0
+    assert tor.controller.bootstrap_phase()[0] == 0
     observer = Controller.from_port(*tor.control)
     observer.authenticate()  # cookie authentication
     assert observer.get_conf("ConfluxEnabled") == "0"
@@ -363,7 +363,7 @@ def test_a_port_taken_before_tor_binds_it_is_retried_with_new_ports(
         try:
             assert len(asked) == 2
             assert tor.control == ("127.0.0.1", asked[1][1]) and tor.socks.port == asked[1][0]
-            assert tor.controller.bootstrap_progress() == 0
+            assert tor.controller.bootstrap_phase()[0] == 0
         finally:
             tor.stop()
 

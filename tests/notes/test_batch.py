@@ -20,8 +20,9 @@ from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.batch import BatchNotes, batch_for
 from studybuddy.notes.ratelimit import RequestLimiter
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import Summary
-from studybuddy.store.archive import Archive, ArchiveRow, BatchState, Status
+from studybuddy.run.progress_records import Summary
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import ArchiveRow, BatchState, Status
 from studybuddy.store.formats import load_saved_transcript, saved_transcript_path
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic, RecordedRequest
 from tests.fakes.youtube_mock import MockYouTube, video

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from studybuddy.errors import ErrorKind
 from studybuddy.run.admission import RETRIED_KINDS, Admission, RetrySchedule
-from studybuddy.store.archive import Archive, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import Status
 
 
 def test_a_bug_is_retried_only_when_asked(tmp_path: Path) -> None:

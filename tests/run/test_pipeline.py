@@ -28,11 +28,12 @@ from studybuddy.notes.ratelimit import RequestLimiter
 from studybuddy.proxyspec import ProxySpec, parse_proxy
 from studybuddy.run.admission import Admission
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import Stage, Summary
+from studybuddy.run.progress_records import Stage, Summary
 from studybuddy.run.workers import Pacer, RenewingPacer, Worker, WorkerFactory
 from studybuddy.schema import StudyNote
 from studybuddy.store import output as output_module
-from studybuddy.store.archive import Archive, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import Status
 from studybuddy.store.links import RELATED_START
 from tests.fakes import youtube_pages as yt
 from tests.fakes.anthropic_server import API_KEY, MODEL, FakeAnthropic

@@ -12,7 +12,8 @@ import pytest
 from rich.console import Console
 
 from studybuddy.errors import ErrorKind
-from studybuddy.run.progress import FINISHED_KEPT, Outcome, ProgressMonitor, Stage, Summary
+from studybuddy.run.progress import FINISHED_KEPT, ProgressMonitor
+from studybuddy.run.progress_records import Outcome, Stage, Summary
 from studybuddy.run.progress_views import (
     PlainView,
     QuietView,

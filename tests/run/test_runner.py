@@ -19,7 +19,7 @@ from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.proxyspec import parse_proxy
 from studybuddy.run import runner
-from studybuddy.run.progress import Summary
+from studybuddy.run.progress_records import Summary
 from studybuddy.run.runner import RunOutcome
 from studybuddy.store.archive import Archive
 from studybuddy.text import BadInput

@@ -22,9 +22,10 @@ from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, InputError, StudyBuddyError
 from studybuddy.run.admission import Admission, RetrySchedule
 from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import Summary
+from studybuddy.run.progress_records import Summary
 from studybuddy.run.watch import Watcher, WatchStats, run_check, stop_on_sigterm
-from studybuddy.store.archive import Archive, ArchiveRow, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import ArchiveRow, Status
 from tests.fakes import youtube_lists as yl
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.youtube.test_expand import CHANNEL_ID, CHANNEL_URL, PLAYLIST_ID, PLAYLIST_URL, FakeSite, listed

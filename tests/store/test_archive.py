@@ -17,7 +17,8 @@ import pytest
 
 from studybuddy.errors import ArchiveError, ErrorKind
 from studybuddy.models import Usage
-from studybuddy.store.archive import Archive, ArchiveRow, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import ArchiveRow, Status
 from studybuddy.store.archive_sql import POSTGRES, SQLITE, Db
 
 T0 = "2025-01-01T00:00:00.000+00:00"

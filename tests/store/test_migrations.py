@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from studybuddy.errors import ArchiveError
-from studybuddy.store.archive import Archive, Status
+from studybuddy.store.archive import Archive
+from studybuddy.store.archive_rows import Status
 from studybuddy.store.archive_sql import POSTGRES, SQLITE, Db
 from studybuddy.store.migrations import MIGRATIONS
 
