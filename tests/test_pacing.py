@@ -448,6 +448,26 @@ def test_moving_a_worker_blames_nobody() -> None:
     assert (record.blocked, record.unreachable) == (0, 0)
 
 
+def test_a_circuit_left_on_an_exit_that_serves_is_banked_and_handed_to_the_next_worker_that_needs_it() -> (
+    None
+):
+    """Worker 0 leaves A (out of budget) for its spare; A's circuit is kept, and once A may serve again,
+    worker 1, whose own circuit lands on an exit nobody knows, takes A's circuit instead of a trial."""
+    script: Script = {(0, 0): A, (0, 1): B, (0, 2): C, (1, 0): C}
+    bed = make_bed(script, budget="1/60s", spares=True)
+    first = bed.worker()
+    assert bed.serve(first) == A
+    assert bed.go(first) == B  # A is spent: its spare on B (a trial)
+    assert "sb-run-w0-g0" not in bed.network.released  # A served: its circuit is banked, not closed
+    tried = bed.pacer.trials.tried
+    bed.time.advance(61)  # A may serve again
+    second = bed.worker()
+    assert bed.go(second) == A
+    assert second.identity is not None and second.identity.username == "sb-run-w0-g0"  # the same circuit
+    assert bed.pacer.trials.tried == tried  # no trial spent on C while A could serve
+    assert "sb-run-w1-g0" in bed.network.released  # its own circuit on C is closed
+
+
 def test_a_released_lister_leaves_no_exit_and_no_worker_row_behind() -> None:
     bed = make_bed({(LISTER, 0): A, (LISTER, 1): B, (0, 0): A}, budget="5/60s", spares=True)
     lister = bed.factory.lister()
