@@ -411,12 +411,7 @@ class TorPacer:
     def _next_identity(self, worker: Worker) -> Identity | None:
         if self._spares is None:
             return None
-        banked = self._ready_banked(worker)
-        identity = self._spares.withdraw(banked) if banked is not None else None
-        identity = identity or self._spares.take(worker.index)
-        if identity is None and worker.next_identity is not None:
-            identity = self._spares.fresh(worker.next_identity)
-        return identity
+        return self._spares.hand_out(worker.index, self._ready_banked(worker), worker.next_identity)
 
     def _held_by_others(self, worker: int | None = None) -> set[str]:
         with self._lock:

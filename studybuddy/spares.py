@@ -156,6 +156,15 @@ class SpareCircuits:
             banked = self._bank.pop(fingerprint, None)
         return None if banked is None else banked.identity
 
+    def hand_out(self, worker: int, banked: str | None, fallback: Identity | None) -> Identity | None:
+        """The banked circuit on exit `banked` (if given and still there), else the worker's spare, else
+        `fallback` under a name not handed out yet."""
+        identity = self.withdraw(banked) if banked is not None else None
+        identity = identity or self.take(worker)
+        if identity is None and fallback is not None:
+            identity = self.fresh(fallback)
+        return identity
+
     def close(self) -> None:
         """Stop every background build (at its next step), and close the banked circuits."""
         self._stop.set()
