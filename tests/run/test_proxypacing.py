@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from studybuddy.config import Settings
+from studybuddy.egress.reputation import new_reputation
 from studybuddy.errors import BlockedError
 from studybuddy.proxyspec import ProxySpec, parse_proxy
-from studybuddy.run.pacing import new_reputation
 from studybuddy.run.progress import ProgressMonitor
 from studybuddy.run.proxypacing import MixedPacer, ProxyPacer, egress_key
 from studybuddy.run.workers import RenewingPacer, RunStopped, Worker
