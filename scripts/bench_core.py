@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studybuddy.config import Settings
 from studybuddy.egress.sessions import ProxyEndpoint
-from studybuddy.run.admission import Admission
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.workers import WorkerFactory
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.workers import WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.youtube.inputs import read_inputs
 from tests.fakes.youtube_mock import MockYouTube, video

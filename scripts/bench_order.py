@@ -18,9 +18,9 @@ import responses
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studybuddy.config import Settings
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.progress_records import Summary
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.progress_records import Summary
 from studybuddy.store.archive import Archive
 from studybuddy.youtube.expand import order_videos
 from tests.fakes.youtube_mock import CAPTIONS, MockYouTube, video

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.bedctl import running_bed
 from studybuddy.config import Settings, parse_host_port
 from studybuddy.egress.sessions import Identity, ProxyEndpoint, new_run_id, new_session
-from studybuddy.run.admission import Admission
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress import ProgressMonitor
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.progress import ProgressMonitor
 from studybuddy.store.archive import Archive
 from studybuddy.youtube.expand import list_videos
 from tests.fakes.youtube_mock import MockYouTube, video

@@ -39,9 +39,9 @@ TABS = 10
 
 def synthetic_runner(settings, urls, files, *, warn, admission, stop, view):  # type: ignore[no-untyped-def]
     """Queue every video, then move them through fetching to done at EVENTS_PER_S until stopped."""
-    from studybuddy.run.progress import ProgressMonitor
-    from studybuddy.run.progress_records import Outcome, Stage
-    from studybuddy.run.runner import RunOutcome
+    from studybuddy.runs.progress import ProgressMonitor
+    from studybuddy.runs.progress_records import Outcome, Stage
+    from studybuddy.runs.runner import RunOutcome
     from studybuddy.youtube.inputs import read_inputs
 
     ids = read_inputs(urls, files).video_ids

@@ -17,11 +17,11 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Settings": "studybuddy.config",
-    "Pipeline": "studybuddy.run.pipeline",
-    "Worker": "studybuddy.run.workers",
-    "WorkerFactory": "studybuddy.run.workers",
-    "run": "studybuddy.run.runner",
-    "RunOutcome": "studybuddy.run.runner",
+    "Pipeline": "studybuddy.runs.pipeline",
+    "Worker": "studybuddy.runs.workers",
+    "WorkerFactory": "studybuddy.runs.workers",
+    "run": "studybuddy.runs.runner",
+    "RunOutcome": "studybuddy.runs.runner",
     "StudyBuddyError": "studybuddy.errors",
 }
 __all__ = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from studybuddy.proxyspec import parse_proxy
-from studybuddy.run.proxypacing import egress_key
+from studybuddy.runs.proxypacing import egress_key
 from tests.bed.proxies import ProxyBed
 from tests.bed.tornet import TorNetwork
 from tests.bed.youtube_server import FakeYouTube, Limit

@@ -2,7 +2,7 @@
 and no modules import one another in a circle; and a module's `__all__` names only what it defines. Read
 from the source, so the rules hold without a reviewer.
 
-    cli -> ui -> run -> notes -> youtube -> egress -> store -> base (the modules at the package root)
+    cli -> ui -> runs -> notes -> youtube -> egress -> store -> base (the modules at the package root)
 
 Every import counts: at the top, inside functions (the lazy ones that keep `--help` fast) and for type
 checking only.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import studybuddy
 
-LAYERS = ("base", "store", "egress", "youtube", "notes", "run", "ui", "cli")
+LAYERS = ("base", "store", "egress", "youtube", "notes", "runs", "ui", "cli")
 ENTRY_POINTS = frozenset({"studybuddy", "studybuddy.__main__"})  # the package's face may name any layer
 
 
@@ -47,7 +47,7 @@ class Package:
                 if node.level:
                     base = package.split(".")[: package.count(".") + 2 - node.level]
                     target = ".".join([*base, target] if target else base)
-                for alias in node.names:  # `from studybuddy.run import pipeline` names a module
+                for alias in node.names:  # `from studybuddy.runs import pipeline` names a module
                     name = f"{target}.{alias.name}"
                     yield node.lineno, self._module(name if name in self.paths else target)
             elif isinstance(node, ast.Import):
@@ -140,17 +140,17 @@ def test_the_checks_name_an_upward_import_a_circle_and_a_borrowed_export(tmp_pat
         "__init__.py": "",
         "errors.py": "",
         "egress/__init__.py": "from studybuddy.egress.tor import f\n__all__ = ['f']\n",
-        "egress/tor.py": "from studybuddy.run.pipeline import P\nfrom ..errors import X\n"
+        "egress/tor.py": "from studybuddy.runs.pipeline import P\nfrom ..errors import X\n"
         "__all__ = ['X', 'f']\ndef f():\n    pass\n",
-        "run/__init__.py": "",
-        "run/pipeline.py": "from . import workers\n",
-        "run/workers.py": "def f():\n    from studybuddy.run import pipeline\n",
+        "runs/__init__.py": "",
+        "runs/pipeline.py": "from . import workers\n",
+        "runs/workers.py": "def f():\n    from studybuddy.runs import pipeline\n",
     }.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     package = Package(root)
-    assert package.upward() == ["studybuddy.egress.tor:1 imports studybuddy.run.pipeline (run)"]
+    assert package.upward() == ["studybuddy.egress.tor:1 imports studybuddy.runs.pipeline (runs)"]
     assert package.circles() == [
-        "studybuddy.run.pipeline -> studybuddy.run.workers -> studybuddy.run.pipeline"
+        "studybuddy.runs.pipeline -> studybuddy.runs.workers -> studybuddy.runs.pipeline"
     ]
     assert package.borrowed_exports() == ["studybuddy.egress.tor exports X"]  # the package may export f

@@ -11,10 +11,10 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from studybuddy.config import Settings
-from studybuddy.run.admission import Admission
-from studybuddy.run.progress import ProgressMonitor, ProgressView
-from studybuddy.run.progress_records import Outcome, Stage
-from studybuddy.run.runner import RunOutcome
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.progress import ProgressMonitor, ProgressView
+from studybuddy.runs.progress_records import Outcome, Stage
+from studybuddy.runs.runner import RunOutcome
 from studybuddy.ui.app import UiConfig, create_app
 from studybuddy.ui.guard import allowed_hosts
 from studybuddy.ui.runs import RunManager, Runner

@@ -1,6 +1,6 @@
 """The policies the simulator compares, each driving simulated workers through one `SimWorld`.
 
-- `new`: study-buddy's pacer as it ships (`studybuddy.run.pacing.build_pacer`): exact blame, reputation,
+- `new`: study-buddy's pacer as it ships (`studybuddy.runs.pacing.build_pacer`): exact blame, reputation,
   adaptive pace, judged spare circuits, paid-for trials of new exits.
 - `baseline`: the policy before it (kept here, frozen): the same limiter with the fixed `--per-exit` budget,
   every new circuit used whatever its exit, a block cools its exit for `--exit-cooldown` and counts
@@ -22,9 +22,9 @@ from studybuddy.egress.exits import Decision, ExitLimiter
 from studybuddy.egress.sessions import Identity
 from studybuddy.egress.tor import NEWNYM_SPACING, ExitRelay
 from studybuddy.errors import BlockedError
-from studybuddy.run.pacing import build_pacer
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.workers import RunStopped
+from studybuddy.runs.pacing import build_pacer
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.workers import RunStopped
 from studybuddy.store.exit_records import ExitRecord, Standing
 
 MAX_NEW_CIRCUITS = 50  # a worker gives up waiting for a usable circuit after this many in a row

@@ -104,7 +104,7 @@ def doctor_command(**options: Any) -> None:
     """Check what a run needs, on one screen: Tor, each proxy (and its exit IP), yt-dlp and its JavaScript
     runtime, the PO token provider, the Anthropic key, the CA bundle and free disk. Exit code 1 when a
     check fails; each failed check says how to fix it."""
-    from studybuddy.run.doctor import doctor_checks, exit_code, format_checks
+    from studybuddy.runs.doctor import doctor_checks, exit_code, format_checks
 
     configure(logging.WARNING, SecretFilter([os.environ.get("ANTHROPIC_API_KEY", ""), tor_password() or ""]))
     with user_errors(debug=False):
@@ -150,7 +150,7 @@ def notes_regenerate(**options: Any) -> None:
     Each note keeps its path and format; related-note links are written again.
     """
     from studybuddy.notes.regenerate import regenerate
-    from studybuddy.run.runner import build_engine
+    from studybuddy.runs.runner import build_engine
 
     configure(logging.WARNING, SecretFilter([os.environ.get("ANTHROPIC_API_KEY", "")]))
     with user_errors(debug=False):
@@ -291,7 +291,7 @@ def tor_check(**options: Any) -> None:
 
 @contextmanager
 def _tor_session(options: dict[str, Any]) -> Iterator[tuple[Settings, TorSetup]]:
-    from studybuddy.run.runner import open_tor
+    from studybuddy.runs.runner import open_tor
 
     if options["tor"] == "off":
         raise InputError("--tor off: these commands need a Tor (auto, system or embedded)")
@@ -327,7 +327,7 @@ def watch_command(**options: Any) -> None:
     Failed videos are retried when their backoff has run out (--retry-backoff, --max-attempts). Several
     watchers or runs may share one output folder: each video is claimed before it is processed.
     """
-    from studybuddy.run.watch import validate_interval, watch
+    from studybuddy.runs.watch import validate_interval, watch
 
     debug = configure_logging(options)
     with user_errors(debug):
@@ -347,7 +347,7 @@ def watch_command(**options: Any) -> None:
 )
 def archive_retry(**options: Any) -> None:
     """Retry the failed videos of an output folder now, given-up ones included."""
-    from studybuddy.run.admission import retry_selection
+    from studybuddy.runs.admission import retry_selection
 
     debug = configure_logging(options)
     with stops_like_ctrl_c(), user_errors(debug):

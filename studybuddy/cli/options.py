@@ -35,7 +35,7 @@ from studybuddy.logs import SecretFilter, configure
 from studybuddy.units import ExitBudget, parse_duration
 
 if TYPE_CHECKING:
-    from studybuddy.run.admission import Admission
+    from studybuddy.runs.admission import Admission
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -358,7 +358,7 @@ def run_and_report(
     json_output: bool,
     admission: Admission | None = None,
 ) -> int:
-    from studybuddy.run.runner import run  # the heavy part: imported only when there is work to do
+    from studybuddy.runs.runner import run  # the heavy part: imported only when there is work to do
 
     outcome = run(settings, urls, files, json_output=json_output, warn=warn, admission=admission)
     if json_output:

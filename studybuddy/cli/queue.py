@@ -43,7 +43,7 @@ def work_command(**options: Any) -> None:
     Run it on every machine: no video goes to two workers; the videos of a worker that dies go to the
     others once its claims expire (--claim-ttl). Notes go to the output folder (a shared folder for all).
     """
-    from studybuddy.run.workqueue import work
+    from studybuddy.runs.workqueue import work
 
     debug = configure_logging(options)
     with stops_like_ctrl_c(), user_errors(debug):
@@ -63,7 +63,7 @@ def work_command(**options: Any) -> None:
 def enqueue_command(urls: tuple[str, ...], output: Path, archive: str | None) -> None:
     """Add videos (URLs or IDs) to the archive's queue, for `study-buddy work` on any machine to take."""
     from studybuddy.config import Settings
-    from studybuddy.run.workqueue import enqueue
+    from studybuddy.runs.workqueue import enqueue
     from studybuddy.youtube.inputs import read_inputs
 
     with user_errors(debug=False):

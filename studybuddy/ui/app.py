@@ -28,8 +28,8 @@ from starlette.staticfiles import StaticFiles
 
 from studybuddy.config import EGRESS, Settings
 from studybuddy.errors import ErrorKind, StudyBuddyError
-from studybuddy.run.admission import retry_selection
-from studybuddy.run.progress_views import format_seconds
+from studybuddy.runs.admission import retry_selection
+from studybuddy.runs.progress_views import format_seconds
 from studybuddy.store.archive import Archive
 from studybuddy.store.archive_rows import Status
 from studybuddy.store.render import format_clock

@@ -13,7 +13,7 @@ from studybuddy.store.archive import Archive
 def tor_lines(settings: Settings) -> list[str]:
     """`tor status` for the server's Tor settings; a page never launches a Tor, it only connects."""
     from studybuddy.egress.torstatus import status_lines
-    from studybuddy.run.runner import open_tor
+    from studybuddy.runs.runner import open_tor
 
     if settings.tor == "off" or not settings.uses_tor:
         return ["Tor is off for this server (--tor off, or --egress proxies): runs use no Tor."]

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from studybuddy.config import Settings
 from studybuddy.errors import StudyBuddyError
-from studybuddy.run.admission import Admission
-from studybuddy.run.progress import ProgressMonitor, ProgressView
-from studybuddy.run.progress_records import ProgressSnapshot, Summary
-from studybuddy.run.progress_views import format_summary
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.progress import ProgressMonitor, ProgressView
+from studybuddy.runs.progress_records import ProgressSnapshot, Summary
+from studybuddy.runs.progress_views import format_summary
 
 if TYPE_CHECKING:
-    from studybuddy.run.runner import RunOutcome
+    from studybuddy.runs.runner import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run_videos(
 ) -> RunOutcome:
     """The server's `Runner`: `runner.run`, imported when the first run starts (it is the heavy part), so
     the server starts fast."""
-    from studybuddy.run.runner import run
+    from studybuddy.runs.runner import run
 
     return run(settings, urls, files, warn=warn, admission=admission, stop=stop, view=view)
 

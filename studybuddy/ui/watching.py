@@ -15,10 +15,10 @@ from pathlib import Path
 
 from studybuddy.config import Settings
 from studybuddy.errors import InputError
-from studybuddy.run.admission import Admission
-from studybuddy.run.progress_records import Summary
-from studybuddy.run.progress_views import QuietView
-from studybuddy.run.watch import Watcher, WatchStats
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.progress_records import Summary
+from studybuddy.runs.progress_views import QuietView
+from studybuddy.runs.watch import Watcher, WatchStats
 from studybuddy.store.output import atomic_write_text
 from studybuddy.ui.runs import Runner
 from studybuddy.youtube.inputs import read_inputs

@@ -19,8 +19,8 @@ from studybuddy.models import Segment, Transcript, VideoMeta
 from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.batch import BatchNotes, batch_for
 from studybuddy.notes.ratelimit import RequestLimiter
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress_records import Summary
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.progress_records import Summary
 from studybuddy.store.archive import Archive
 from studybuddy.store.archive_rows import ArchiveRow, BatchState, Status
 from studybuddy.store.formats import load_saved_transcript, saved_transcript_path

@@ -16,7 +16,7 @@ from studybuddy.errors import NotesError
 from studybuddy.models import Chapter, Segment, Transcript, VideoMeta
 from studybuddy.notes.offline import BLANK, OFFLINE_MODEL, OfflineEngine, OfflineNote, extract_note
 from studybuddy.notes.offline_text import ENGLISH_STOPWORDS, split_sentences
-from studybuddy.run.runner import build_engine
+from studybuddy.runs.runner import build_engine
 from studybuddy.store.render import render_body
 
 DATA = Path(__file__).parents[1] / "data" / "transcripts"
@@ -275,7 +275,7 @@ def test_spoken_markdown_characters_cannot_become_tags_maths_or_html() -> None:
 
 
 def test_offline_notes_stay_in_the_transcripts_language(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING", logger="studybuddy.run.runner"):
+    with caplog.at_level("WARNING", logger="studybuddy.runs.runner"):
         assert isinstance(build_engine(Settings(notes_lang="de")), OfflineEngine)
     assert "--notes-lang de is ignored" in caplog.text
     meta, transcript = lecture("gradient")

@@ -15,8 +15,8 @@ import yaml
 
 from studybuddy.config import Settings
 from studybuddy.models import NoteBody, Transcript, VideoMeta
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress_records import Summary
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.progress_records import Summary
 from studybuddy.schema import StudyNote
 from studybuddy.store import links as links_module
 from studybuddy.store.archive import Archive

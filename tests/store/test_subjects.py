@@ -10,8 +10,8 @@ import yaml
 
 from studybuddy.config import Settings
 from studybuddy.models import VideoMeta
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.runner import RunOutcome
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.runner import RunOutcome
 from studybuddy.store.archive import Archive
 from studybuddy.store.links import Linker
 from studybuddy.store.subjects import SubjectChooser, folder_scores, new_subject_name, subject_of

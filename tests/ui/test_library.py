@@ -11,7 +11,7 @@ import pytest
 import responses
 from starlette.testclient import TestClient
 
-from studybuddy.run.runner import run
+from studybuddy.runs.runner import run
 from studybuddy.ui.library import Library, split_front_matter, youtube_moment
 from tests.fakes.youtube_mock import MockYouTube, video
 from tests.fakes.youtube_pages import UNAVAILABLE, FakeVideo

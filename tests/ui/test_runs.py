@@ -67,8 +67,8 @@ def test_a_subscriber_is_woken_once_however_many_events_came() -> None:
 
 
 def test_the_chart_keeps_a_bounded_number_of_points(tmp_path: Path) -> None:
-    from studybuddy.run.progress import ProgressMonitor
-    from studybuddy.run.progress_records import Outcome, Stage
+    from studybuddy.runs.progress import ProgressMonitor
+    from studybuddy.runs.progress_records import Outcome, Stage
     from studybuddy.ui.runs import CHART_POINTS
 
     view = RunView()

@@ -11,11 +11,11 @@ from studybuddy.config import Settings
 from studybuddy.egress.reputation import new_reputation
 from studybuddy.errors import BlockedError
 from studybuddy.proxyspec import ProxySpec, parse_proxy
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.proxypacing import MixedPacer, ProxyPacer, egress_key
-from studybuddy.run.workers import RenewingPacer, RunStopped, Worker
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer, egress_key
+from studybuddy.runs.workers import RenewingPacer, RunStopped, Worker
 from studybuddy.units import ExitBudget
-from tests.run.test_pacing import ManualTime
+from tests.runs.test_pacing import ManualTime
 
 P1, P2, P3 = (parse_proxy(f"http://alice:s3cret@127.0.0.{n}:8080") for n in (21, 22, 23))
 ROTATING = parse_proxy("socks5h://user-rotate:r0tate@127.0.0.30:1080", rotating=True)

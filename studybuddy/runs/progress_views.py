@@ -19,8 +19,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from studybuddy.run.progress import DEFAULT_MAX_ROWS, ProgressMonitor, ProgressView
-from studybuddy.run.progress_records import ProgressEvent, ProgressSnapshot, Stage, Summary
+from studybuddy.runs.progress import DEFAULT_MAX_ROWS, ProgressMonitor, ProgressView
+from studybuddy.runs.progress_records import ProgressEvent, ProgressSnapshot, Stage, Summary
 
 SUMMARY_FAILURES_SHOWN = 20
 _STAGE_STYLES = {Stage.QUEUED: "dim", Stage.DONE: "green", Stage.SKIPPED: "yellow", Stage.FAILED: "bold red"}

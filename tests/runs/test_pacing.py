@@ -17,9 +17,9 @@ from studybuddy.egress.sessions import LISTER, Identity, ProxyEndpoint
 from studybuddy.egress.tor import ExitRelay
 from studybuddy.egress.trials import warm_trials
 from studybuddy.errors import BlockedError, TorError
-from studybuddy.run.pacing import TorPacer, build_pacer
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.workers import RunStopped, Worker, WorkerFactory
+from studybuddy.runs.pacing import TorPacer, build_pacer
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.workers import RunStopped, Worker, WorkerFactory
 from studybuddy.store.exit_records import Standing
 from studybuddy.timebase import Task
 from studybuddy.units import ExitBudget

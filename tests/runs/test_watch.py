@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from studybuddy.cli.main import cli
 from studybuddy.config import Settings
 from studybuddy.errors import ErrorKind, InputError, StudyBuddyError
-from studybuddy.run.admission import Admission, RetrySchedule
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress_records import Summary
-from studybuddy.run.watch import Watcher, WatchStats, run_check, stop_on_sigterm
+from studybuddy.runs.admission import Admission, RetrySchedule
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.progress_records import Summary
+from studybuddy.runs.watch import Watcher, WatchStats, run_check, stop_on_sigterm
 from studybuddy.store.archive import Archive
 from studybuddy.store.archive_rows import ArchiveRow, Status
 from tests.fakes import youtube_lists as yl

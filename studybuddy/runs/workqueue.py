@@ -22,7 +22,7 @@ from studybuddy.config import Settings
 from studybuddy.egress.sessions import new_run_id
 from studybuddy.errors import ArchiveError
 from studybuddy.owners import process_owner
-from studybuddy.run.admission import Admission
+from studybuddy.runs.admission import Admission
 from studybuddy.store.archive import Archive
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def work(
     """Process queued videos round by round (a few per worker thread each) until the queue is empty, or
     `stop` is set (with `follow`, only then)."""
     from studybuddy.egress.torlaunch import TorKeeper
-    from studybuddy.run.runner import open_tor, run
+    from studybuddy.runs.runner import open_tor, run
 
     stop = stop or threading.Event()
     run_id = new_run_id()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from studybuddy.config import Settings
 from studybuddy.errors import BlockedError, TransientError
-from studybuddy.run.workers import Pacer, RetryPolicy, RunStopped, Worker, WorkerFactory
+from studybuddy.runs.workers import Pacer, RetryPolicy, RunStopped, Worker, WorkerFactory
 from studybuddy.text import BadInput
 from studybuddy.youtube.expand import ExpansionError, ListedVideo, list_videos, order_videos
 from studybuddy.youtube.inputs import Collection, Inputs

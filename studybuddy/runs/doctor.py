@@ -22,7 +22,7 @@ from studybuddy.config import Settings, parse_host_port
 from studybuddy.egress.proxies import ProxyCheckError, check_proxy, dns_leak_warning, exit_ip
 from studybuddy.errors import InputError, StudyBuddyError
 from studybuddy.proxyspec import ProxySpec
-from studybuddy.run.preflight import POT_PLUGIN, ping_pot_provider, pot_plugin_version
+from studybuddy.runs.preflight import POT_PLUGIN, ping_pot_provider, pot_plugin_version
 
 __all__ = ["Check", "doctor_checks", "exit_code", "format_checks"]
 

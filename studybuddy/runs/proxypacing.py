@@ -24,8 +24,8 @@ from studybuddy.egress.exits import Decision, ExitLimiter
 from studybuddy.egress.reputation import ExitPace, Reputation
 from studybuddy.errors import BlockedError
 from studybuddy.proxyspec import ProxySpec
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.workers import Pacer, RunStopped, Worker
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.workers import Pacer, RunStopped, Worker
 from studybuddy.store.exit_records import Standing
 from studybuddy.timebase import REAL_TIME, Timebase
 

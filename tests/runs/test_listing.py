@@ -15,8 +15,8 @@ import responses
 from studybuddy.config import Settings
 from studybuddy.egress.sessions import LISTER, ProxyEndpoint
 from studybuddy.errors import BlockedError, TransientError
-from studybuddy.run.listing import Expander, plan_videos
-from studybuddy.run.workers import RetryPolicy, Worker, WorkerFactory
+from studybuddy.runs.listing import Expander, plan_videos
+from studybuddy.runs.workers import RetryPolicy, Worker, WorkerFactory
 from studybuddy.text import BadInput
 from studybuddy.youtube.expand import ExpansionError, ListedVideo
 from studybuddy.youtube.inputs import read_inputs

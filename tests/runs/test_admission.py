@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from studybuddy.errors import ErrorKind
-from studybuddy.run.admission import RETRIED_KINDS, Admission, RetrySchedule
+from studybuddy.runs.admission import RETRIED_KINDS, Admission, RetrySchedule
 from studybuddy.store.archive import Archive
 from studybuddy.store.archive_rows import Status
 

@@ -18,9 +18,9 @@ from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.proxyspec import parse_proxy
-from studybuddy.run import runner
-from studybuddy.run.progress_records import Summary
-from studybuddy.run.runner import RunOutcome
+from studybuddy.runs import runner
+from studybuddy.runs.progress_records import Summary
+from studybuddy.runs.runner import RunOutcome
 from studybuddy.store.archive import Archive
 from studybuddy.text import BadInput
 from tests.fakes import youtube_lists as yl

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
-from studybuddy.run.progress_records import (
+from studybuddy.runs.progress_records import (
     TERMINAL,
     Outcome,
     ProgressEvent,

@@ -40,8 +40,8 @@ from studybuddy.egress.spares import SpareCircuits
 from studybuddy.egress.tor import ExitRelay
 from studybuddy.egress.trials import warm_trials
 from studybuddy.errors import BlockedError, TorError
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.workers import RunStopped, Worker
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.workers import RunStopped, Worker
 from studybuddy.store.exit_records import Standing
 from studybuddy.timebase import REAL_TIME, Timebase
 

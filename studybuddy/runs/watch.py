@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 from studybuddy.config import Settings
 from studybuddy.errors import InputError, StudyBuddyError
-from studybuddy.run.admission import Admission
-from studybuddy.run.progress_records import Summary
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.progress_records import Summary
 
 if TYPE_CHECKING:
     from studybuddy.egress.torlaunch import TorKeeper
@@ -185,7 +185,7 @@ def run_check(
 ) -> Check:
     """The check of `watch`: a normal run of `urls` and `files` that retries failures only when due, on
     the Tor that `tor` keeps across checks."""
-    from studybuddy.run.runner import run
+    from studybuddy.runs.runner import run
 
     def check(stop: threading.Event) -> Summary:
         admission = Admission(due_only=True)
@@ -210,7 +210,7 @@ def watch(
     One Tor serves every check: connected (or launched) by the first check that needs it, again only when
     it is gone, and closed when the watch ends."""
     from studybuddy.egress.torlaunch import TorKeeper
-    from studybuddy.run.runner import open_tor
+    from studybuddy.runs.runner import open_tor
 
     tor = TorKeeper(lambda: open_tor(settings, warn))
     watcher = Watcher(run_check(settings, urls, files, warn=warn, tor=tor), interval_s=interval_s)

@@ -16,8 +16,8 @@ from studybuddy.cli.main import cli
 from studybuddy.config import Settings
 from studybuddy.errors import ConfigError, InputError
 from studybuddy.proxyspec import parse_proxy
-from studybuddy.run import preflight
-from studybuddy.run.preflight import check_before_run, ping_pot_provider
+from studybuddy.runs import preflight
+from studybuddy.runs.preflight import check_before_run, ping_pot_provider
 from tests.bed.proxies import FakeProxy
 from tests.fakes.pot_provider import FakePotProvider, plugin_version
 from tests.fakes.youtube_mock import MockYouTube, video

@@ -12,9 +12,9 @@ import pytest
 from rich.console import Console
 
 from studybuddy.errors import ErrorKind
-from studybuddy.run.progress import FINISHED_KEPT, ProgressMonitor
-from studybuddy.run.progress_records import Outcome, Stage, Summary
-from studybuddy.run.progress_views import (
+from studybuddy.runs.progress import FINISHED_KEPT, ProgressMonitor
+from studybuddy.runs.progress_records import Outcome, Stage, Summary
+from studybuddy.runs.progress_views import (
     PlainView,
     QuietView,
     RichView,

@@ -37,10 +37,10 @@ from studybuddy.errors import (
 from studybuddy.models import NoteBody
 from studybuddy.notes.batch import BatchNotes, BatchOutcome, batch_for
 from studybuddy.notes.engine import NoteEngine
-from studybuddy.run.admission import Admission, ClaimKeeper, RetrySchedule
-from studybuddy.run.progress import ProgressMonitor
-from studybuddy.run.progress_records import Outcome, Stage, Summary
-from studybuddy.run.workers import Pacer, RenewingPacer, RetryPolicy, RunStopped, Worker, WorkerFactory
+from studybuddy.runs.admission import Admission, ClaimKeeper, RetrySchedule
+from studybuddy.runs.progress import ProgressMonitor
+from studybuddy.runs.progress_records import Outcome, Stage, Summary
+from studybuddy.runs.workers import Pacer, RenewingPacer, RetryPolicy, RunStopped, Worker, WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.store.archive_rows import ArchiveRow
 from studybuddy.store.notewriter import NoteWriter

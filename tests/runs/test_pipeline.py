@@ -26,10 +26,10 @@ from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.notes.ratelimit import RequestLimiter
 from studybuddy.proxyspec import ProxySpec, parse_proxy
-from studybuddy.run.admission import Admission
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.progress_records import Stage, Summary
-from studybuddy.run.workers import Pacer, RenewingPacer, Worker, WorkerFactory
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.progress_records import Stage, Summary
+from studybuddy.runs.workers import Pacer, RenewingPacer, Worker, WorkerFactory
 from studybuddy.schema import StudyNote
 from studybuddy.store import output as output_module
 from studybuddy.store.archive import Archive

@@ -21,14 +21,14 @@ from studybuddy.notes.anthropic import AnthropicEngine
 from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.notes.ratelimit import RequestLimiter
-from studybuddy.run.admission import Admission
-from studybuddy.run.listing import plan_videos
-from studybuddy.run.pipeline import Pipeline
-from studybuddy.run.preflight import check_before_run
-from studybuddy.run.progress import ProgressMonitor, ProgressView
-from studybuddy.run.progress_records import Summary
-from studybuddy.run.progress_views import format_summary, make_view
-from studybuddy.run.workers import Pacer, RenewingPacer, WorkerFactory
+from studybuddy.runs.admission import Admission
+from studybuddy.runs.listing import plan_videos
+from studybuddy.runs.pipeline import Pipeline
+from studybuddy.runs.preflight import check_before_run
+from studybuddy.runs.progress import ProgressMonitor, ProgressView
+from studybuddy.runs.progress_records import Summary
+from studybuddy.runs.progress_views import format_summary, make_view
+from studybuddy.runs.workers import Pacer, RenewingPacer, WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.store.notewriter import NoteWriter
 from studybuddy.text import BadInput
@@ -139,8 +139,8 @@ def _pacer(
         yield None
         return
     from studybuddy.egress.reputation import new_reputation
-    from studybuddy.run.pacing import build_pacer
-    from studybuddy.run.proxypacing import MixedPacer, ProxyPacer, is_proxy_key
+    from studybuddy.runs.pacing import build_pacer
+    from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer, is_proxy_key
 
     now = time.time()
     events = archive.exit_events(since=now - settings.per_exit.window_s)
