@@ -362,5 +362,5 @@ class Archive(QueueRecords):
         return self._backend.writing()
 
     def _write(self, statement: str, params: dict[str, object]) -> None:
-        with self._writing() as db:
+        with self._backend.writing(one_statement=True) as db:
             db.execute(statement, params)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import select
 import sqlite3
 import threading
 import time
@@ -122,7 +123,10 @@ class Backend(Protocol):
 
     def reading(self, *, snapshot: bool = False) -> AbstractContextManager[Db]: ...
 
-    def writing(self) -> AbstractContextManager[Db]: ...
+    def writing(self, *, one_statement: bool = False) -> AbstractContextManager[Db]:
+        """A write transaction. `one_statement`: it is a single statement, which the server may run as a
+        transaction of its own, without BEGIN and COMMIT (one round trip instead of three)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -230,8 +234,9 @@ class SqliteBackend:
                 raise ArchiveError(f"{self.path}: cannot read the archive ({exc})") from exc
 
     @contextmanager
-    def writing(self) -> Iterator[Db]:
-        """One `BEGIN IMMEDIATE` transaction: taking the write lock first, processes cannot deadlock."""
+    def writing(self, *, one_statement: bool = False) -> Iterator[Db]:
+        """One `BEGIN IMMEDIATE` transaction, one statement or more: taking the write lock first, processes
+        cannot deadlock (a statement on its own would read first, and might find the file changed)."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -252,10 +257,13 @@ class SqliteBackend:
 class PostgresBackend:
     """An archive on a PostgreSQL server, shared by machines: a pool of connections, one per transaction.
 
-    Each connection is checked when taken from the pool, so one the server dropped (a restart, an idle
-    timeout) is replaced. A transaction that fails because the server went away is an `ArchiveError` like
-    any other: the run stops with nothing marked failed, `work` tries again with backoff, and claims that
-    are not released expire.
+    Connections are in autocommit mode: a transaction of several statements is opened explicitly, and one
+    statement on its own (`writing(one_statement=True)`: taking from the queue, most updates) costs one
+    round trip. A connection taken from the pool is checked when its socket has something to say (the server
+    closed it: a restart, `pg_terminate_backend`, an idle timeout), so one the server dropped is replaced,
+    and a healthy one costs no round trip. A transaction that fails because the server went away is an
+    `ArchiveError` like any other: the run stops with nothing marked failed, `work` tries again with backoff,
+    and claims that are not released expire.
     """
 
     dialect = POSTGRES
@@ -274,8 +282,8 @@ class PostgresBackend:
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
-            check=psycopg_pool.ConnectionPool.check_connection,  # one the server dropped is replaced
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
+            check=_check_if_told,
             timeout=BUSY_TIMEOUT_S * 3,
             open=True,
             name="study-buddy-archive",
@@ -288,20 +296,36 @@ class PostgresBackend:
         self._pool.close()
 
     @contextmanager
-    def _transaction(self, doing: str, *, snapshot: bool = False) -> Iterator[Db]:
+    def _transaction(self, doing: str, *, snapshot: bool = False, alone: bool = False) -> Iterator[Db]:
         import psycopg
         import psycopg_pool
 
         try:
             with self._pool.connection() as connection:
-                if snapshot:
-                    connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                yield Db(connection, POSTGRES)
+                if alone:
+                    yield Db(connection, POSTGRES)
+                    return
+                with connection.transaction():
+                    if snapshot:
+                        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    yield Db(connection, POSTGRES)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise ArchiveError(f"{self.where}: cannot {doing} the archive ({self._line(exc)})") from None
 
     def reading(self, *, snapshot: bool = False) -> AbstractContextManager[Db]:
-        return self._transaction("read", snapshot=snapshot)
+        return self._transaction("read", snapshot=snapshot, alone=not snapshot)
 
-    def writing(self) -> AbstractContextManager[Db]:
-        return self._transaction("write")
+    def writing(self, *, one_statement: bool = False) -> AbstractContextManager[Db]:
+        return self._transaction("write", alone=one_statement)
+
+
+def _check_if_told(connection: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it hands out: a round trip only when the socket is readable. An idle
+    connection hears nothing from the server unless it is closing it (its last words, then end of file) or,
+    rarely, has a notice; then the full check reads what came, and fails on a closed connection."""
+    import psycopg_pool
+
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)  # a closed connection raises here: it is replaced
+    if poller.poll(0):
+        psycopg_pool.ConnectionPool.check_connection(connection)

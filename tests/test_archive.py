@@ -486,6 +486,20 @@ def test_take_finds_failures_when_their_retry_is_due(archive: Archive) -> None:
     assert archive.unfinished() == 0  # a scheduled retry does not keep `work` waiting
 
 
+def test_take_claims_expired_claims_first_then_due_retries_then_the_oldest_queued(archive: Archive) -> None:
+    archive.enqueue(["vid0000000a", "vid0000000b", "vid0000000c", "vid0000000d"])
+    assert archive.take("dead", ttl_s=60, limit=1, now=1_000.0) == ["vid0000000a"]  # expires at 1060
+    assert archive.take("dead", ttl_s=60, limit=1, now=1_010.0) == ["vid0000000b"]  # ... at 1070
+    archive.record_failed(
+        "vid0000000f", ErrorKind.BLOCKED, "blocked", retry_delay=lambda _: 300.0, now=1_000.0
+    )
+    assert archive.take("live", ttl_s=600, limit=1, now=1_301.0) == ["vid0000000a"]
+    assert archive.take("live", ttl_s=600, limit=2, now=1_301.0) == ["vid0000000b", "vid0000000f"]
+    assert archive.take("live", ttl_s=600, limit=5, now=1_301.0) == ["vid0000000c", "vid0000000d"]
+    assert archive.take("other", ttl_s=600, limit=5, now=1_302.0) == []  # all held by "live"
+    assert archive.release_all("live") == 5
+
+
 def _take_all(where: str | None, root: str, owner: str, barrier: multiprocessing.synchronize.Barrier) -> None:
     with Archive.open(Path(root), where) as archive:
         barrier.wait(timeout=30)
