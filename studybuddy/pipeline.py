@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import requests
 
-from .admission import Admission, ClaimKeeper, RetrySchedule
+from .admission import ALREADY_DONE, Admission, ClaimKeeper, Lookup, RetrySchedule
 from .archive import Archive, ArchiveRow
 from .batch import BatchNotes, BatchOutcome
 from .config import Settings
@@ -321,13 +321,13 @@ class Pipeline:
         `unavailable` holds the videos a playlist lists as private or deleted (id -> reason): each is
         recorded as a permanent failure with that reason, without asking YouTube."""
         self._unavailable = dict(unavailable or {})
-        rows = self.archive.get_many(video_ids)
+        found = self.admission.look_up(self.archive, video_ids)
         self.monitor.start(video_ids, self.settings.thread_count)
-        todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
+        todo = [vid for vid in video_ids if self._admit(vid, found)]
         self.started = True
         try:
             with self.claims:
-                self._run_pool(todo, rows)
+                self._run_pool(todo, found.rows)
                 self._collect_batches()
         finally:
             self.stop_event.set()
@@ -336,7 +336,11 @@ class Pipeline:
             raise self.fatal
         return self.monitor.summary()
 
-    def _admit(self, video_id: str, row: ArchiveRow | None) -> bool:
+    def _admit(self, video_id: str, found: Lookup) -> bool:
+        if video_id in found.done:
+            self.monitor.finish(Outcome(video_id, Stage.SKIPPED, found.done[video_id], reason=ALREADY_DONE))
+            return False
+        row = found.rows.get(video_id)
         if self.batch is not None and self.batch.is_pending(row):
             self.monitor.stage(video_id, Stage.NOTES)  # its note comes with an earlier run's batch
             return False

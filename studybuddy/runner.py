@@ -215,8 +215,11 @@ def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bo
     if inputs.collections:
         return True
     now = time.time()
-    rows = archive.get_many(inputs.video_ids)
-    return any(admission.skip_reason(rows.get(vid), now) is None for vid in inputs.video_ids)
+    found = admission.look_up(archive, inputs.video_ids)
+    return any(
+        vid not in found.done and admission.skip_reason(found.rows.get(vid), now) is None
+        for vid in inputs.video_ids
+    )
 
 
 def run(

@@ -273,6 +273,29 @@ def test_get_many_with_10k_ids_against_5k_rows(archive: Archive, tmp_path: Path,
     assert all(row.video_id == video_id and row.status is Status.DONE for video_id, row in found.items())
 
 
+def test_done_titles_are_the_done_videos_asked_for_only_and_none_pending_in_a_batch(
+    archive: Archive, tmp_path: Path, where: str | None
+) -> None:
+    done = [f"done{i:07d}" for i in range(1200)]  # more than one query's worth of ids on SQLite
+    with raw_db(where, tmp_path) as db:
+        db.executemany(
+            "INSERT INTO videos (video_id, status, attempts, first_seen_at, updated_at, title)"
+            " VALUES (?, 'done', 1, ?, ?, ?)",
+            [
+                (video_id, T0, T0, f"Title of {video_id}" if video_id != done[7] else None)
+                for video_id in done
+            ],
+        )
+    archive.record_failed("fail0000001", ErrorKind.TRANSIENT, "timeout")
+    archive.enqueue(["queu0000001"])
+    archive.record_batch("msgbatch_1", "claude-test", {done[3]: "{}"})  # redone by force, sent in a batch
+    asked = [*done[::3], done[7], "fail0000001", "queu0000001", "new00000001", done[0]]
+    titles = archive.done_titles(asked)
+    assert set(titles) == (set(done[::3]) | {done[7]}) - {done[3]}
+    assert titles[done[0]] == f"Title of {done[0]}" and titles[done[7]] is None
+    assert archive.done_titles([]) == {}
+
+
 # concurrency
 
 VIDEO_IDS = [f"vid{i:08d}" for i in range(20)]
