@@ -269,28 +269,34 @@ class PostgresBackend:
     dialect = POSTGRES
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
-        import psycopg
         import psycopg_pool
 
         self.where = redact(url)
+        self._url = url
         self._password = urlsplit(url).password
-        try:  # one direct connection first: its error says what is wrong (the pool's would only time out)
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
-        except psycopg.Error as exc:
-            raise ArchiveError(f"{self.where}: cannot connect to PostgreSQL ({self._line(exc)})") from None
+        self._check_server()  # first: its error says what is wrong (the pool's would only time out)
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
             check=_check_if_told,
-            timeout=BUSY_TIMEOUT_S * 3,
+            timeout=BUSY_TIMEOUT_S,
             open=True,
             name="study-buddy-archive",
         )
 
     def _line(self, exc: BaseException) -> str:
         return _one_line(exc, self._password)
+
+    def _check_server(self) -> None:
+        """Connect once, outside the pool: an `ArchiveError` with the server's own answer if that fails."""
+        import psycopg
+
+        try:
+            psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            raise ArchiveError(f"{self.where}: cannot connect to PostgreSQL ({self._line(exc)})") from None
 
     def close(self) -> None:
         self._pool.close()
@@ -309,7 +315,12 @@ class PostgresBackend:
                     if snapshot:
                         connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     yield Db(connection, POSTGRES)
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        except psycopg_pool.PoolTimeout:  # the server is gone (says why), or every connection stayed busy
+            self._check_server()
+            raise ArchiveError(
+                f"{self.where}: cannot {doing} the archive (no free connection in {BUSY_TIMEOUT_S:.0f}s)"
+            ) from None
+        except psycopg.Error as exc:
             raise ArchiveError(f"{self.where}: cannot {doing} the archive ({self._line(exc)})") from None
 
     def reading(self, *, snapshot: bool = False) -> AbstractContextManager[Db]:

@@ -472,7 +472,13 @@ class Pipeline:
         try:
             self.claims.release(video_id)
         except ArchiveError as exc:  # the claim expires on its own
-            log.warning("%s: cannot release the claim: %s", video_id, exc)
+            stopping = self.fatal is not None  # the user is told why the run stops, once
+            log.log(
+                logging.INFO if stopping else logging.WARNING,
+                "%s: cannot release the claim: %s",
+                video_id,
+                exc,
+            )
 
     def _process_claimed(self, video_id: str, row: ArchiveRow | None) -> None:
         worker = self._worker()

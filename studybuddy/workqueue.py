@@ -87,15 +87,20 @@ def work(
                     if not taken:
                         stop.wait(poll_s)  # other machines hold the rest, or (--follow) nothing is queued
                         continue
-                    outcome = run(  # its own stop event: a run sets it when it ends
-                        settings,
-                        taken,
-                        [],
-                        warn=warn,
-                        admission=Admission(due_only=True),
-                        tor=tor,
-                        run_id=run_id,
-                    )
+                    try:
+                        outcome = run(  # its own stop event: a run sets it when it ends
+                            settings,
+                            taken,
+                            [],
+                            warn=warn,
+                            admission=Admission(due_only=True),
+                            tor=tor,
+                            run_id=run_id,
+                        )
+                    except ArchiveError as exc:  # gone before the round began: its claims expire
+                        failures += 1
+                        _pause(exc, failures, stop, warn)
+                        continue
                     stats.rounds += 1
                     stats.done += outcome.summary.done
                     stats.failed += outcome.summary.failed
@@ -116,9 +121,15 @@ def work(
 
 
 def _pause(problem: object, failures: int, stop: threading.Event, warn: Callable[[str], None]) -> None:
-    """Back off after a failed round (the archive unreachable, Tor gone); give up after too many in a row."""
+    """Back off after a failed round (the archive unreachable, Tor gone); give up after too many in a row.
+
+    The first failure of a streak is one line for the user; the tries after it are logged (`--log-level
+    info`), so a worker waiting minutes for its server says so once, not at every try."""
     if failures >= MAX_FAILURES_IN_ROW:
         raise ArchiveError(f"{problem} ({failures} tries in a row; stopping)")
     pause = min(MAX_PAUSE_S, 2.0**failures)
-    warn(f"{problem}; trying again in {pause:.0f}s")
+    if failures == 1:
+        warn(f"{problem}; trying again in {pause:.0f}s (and with backoff after that)")
+    else:
+        log.info("%s; try %d failed, trying again in %.0fs", problem, failures, pause)
     stop.wait(pause)
