@@ -52,6 +52,7 @@ def register(root: click.Group, process: click.Command) -> None:
     _adopt_options(archive_retry, process, without={"urls", "files", "force"})
     _adopt_options(ui_command, process, without={"urls", "files", "force", "json_output"})
     _adopt_options(work_command, process, without={"urls", "files", "force", "json_output"})
+    _adopt_options(enqueue_command, process, without={"urls", "force", "json_output"})
     archive_group.add_command(archive_migrate)
     doctor_command.params.extend(param for param in process.params if param.name in DOCTOR_OPTIONS)
     root.add_command(enqueue_command)

@@ -19,7 +19,7 @@ from .archive import Archive
 from .batch import BatchNotes
 from .config import Settings, parse_host_port
 from .errors import ConfigError, InputError, StudyBuddyError
-from .expand import plan_videos
+from .expand import Plan, plan_videos
 from .inputs import BadInput, Inputs, read_inputs
 from .links import Linker
 from .notes import NoteEngine
@@ -222,6 +222,54 @@ def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bo
     )
 
 
+def _connect(
+    stack: ExitStack, settings: Settings, say: Warn, tor: TorKeeper | None
+) -> tuple[Settings, TorSetup | None]:
+    """Before anything is fetched: the settings with the proxies that work, and the Tor of the run (from
+    `tor`, else one of its own, closed with `stack`)."""
+    settings = check_before_run(settings, say)
+    setup = tor.get() if tor is not None else open_tor(settings, say)
+    if setup is not None and tor is None:
+        stack.enter_context(setup)
+    return settings, setup
+
+
+def _egress(
+    stack: ExitStack, setup: TorSetup | None, settings: Settings, archive: Archive, monitor: ProgressMonitor
+) -> tuple[Pacer | None, WorkerFactory, RetryPolicy]:
+    """How the run reaches YouTube: its pacer (closed with `stack`), its workers' factory, its retries."""
+    pacer = stack.enter_context(_pacer(setup, settings, archive, monitor))
+    worker_factory = WorkerFactory(
+        settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)
+    )
+    return (
+        pacer,
+        worker_factory,
+        RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s),
+    )
+
+
+def list_inputs(settings: Settings, inputs: Inputs, archive: Archive, *, warn: Warn) -> Plan:
+    """The videos `inputs` name, with their playlists and channels listed as a run lists them (the same
+    egress, pacing and retries; `--limit`, `--since`, `--order`), and nothing processed: what `enqueue`
+    queues. Tor is started (or proxies checked) only when there is a list to read."""
+    with ExitStack() as stack:
+        setup = None
+        if inputs.collections:
+            settings, setup = _connect(stack, settings, warn, None)
+        monitor = ProgressMonitor(make_view(json_output=True))
+        stack.callback(monitor.close)
+        pacer, worker_factory, retry = _egress(stack, setup, settings, archive, monitor)
+        return plan_videos(
+            inputs,
+            settings,
+            worker_factory=worker_factory,
+            pacer=pacer or RenewingPacer(),
+            retry=retry,
+            stop=threading.Event(),
+        )
+
+
 def run(
     settings: Settings,
     urls: Sequence[str],
@@ -266,16 +314,9 @@ def run(
                 engine.check()  # a refused key or a model that cannot write notes: stop before YouTube
         setup = None
         if needs_youtube:
-            settings = check_before_run(settings, say)
-            setup = tor.get() if tor is not None else open_tor(settings, say)
-        if setup is not None and tor is None:
-            stack.enter_context(setup)
+            settings, setup = _connect(stack, settings, say, tor)
         monitor = ProgressMonitor(view or make_view(json_output=json_output), all_outcomes=json_output)
-        pacer = stack.enter_context(_pacer(setup, settings, archive, monitor))
-        worker_factory = WorkerFactory(
-            settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)
-        )
-        retry = RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
+        pacer, worker_factory, retry = _egress(stack, setup, settings, archive, monitor)
         linker = Linker(output.root, write_links=settings.links)
         subjects = SubjectChooser(linker) if settings.auto_subject and not settings.subject else None
         pipeline = Pipeline(

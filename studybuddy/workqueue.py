@@ -22,6 +22,8 @@ from .admission import Admission
 from .archive import Archive
 from .config import Settings
 from .errors import ArchiveError
+from .expand import Plan
+from .inputs import Inputs
 from .owners import process_owner
 from .sessions import new_run_id
 
@@ -45,10 +47,15 @@ class WorkStats:
         )
 
 
-def enqueue(settings: Settings, video_ids: list[str]) -> int:
-    """Add the videos to the archive's queue; returns how many were new."""
+def enqueue(settings: Settings, inputs: Inputs, *, warn: Callable[[str], None]) -> tuple[Plan, int]:
+    """Add the videos `inputs` name to the archive's queue, their playlists and channels listed as a run
+    lists them (`runner.list_inputs`). Returns the plan (with the lists that could not be listed) and how
+    many videos were new. Videos a playlist lists as private or deleted are not queued."""
+    from .runner import list_inputs
+
     with Archive.open(settings.output, settings.archive) as archive:
-        return archive.enqueue(video_ids)
+        plan = list_inputs(settings, inputs, archive, warn=warn)
+        return plan, archive.enqueue([vid for vid in plan.video_ids if vid not in plan.unavailable])
 
 
 def work(

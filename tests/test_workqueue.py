@@ -16,8 +16,10 @@ import psycopg
 from studybuddy.archive import Archive
 from tests.bed.proxies import ProxyBed
 from tests.bed.youtube_server import FakeYouTube
+from tests.bed.youtube_site import load_catalogue, site_lists
 from tests.pg_fixtures import PASSWORD, PostgresServer
 from tests.test_e2e_tor import CLI, NORMAL
+from tests.test_e2e_watch import GONE_PLAYLIST
 
 UNKNOWN = [f"zzUnknwn{i:03d}" for i in range(156)]  # the fake site has no such video: unavailable
 
@@ -85,6 +87,54 @@ def test_four_workers_on_one_queue_with_one_killed_do_every_video_once(
     assert not set(fake_youtube.addresses) & {
         a for a, d in stats["exits"].items() if any(d["requests"].values())
     }
+
+
+def test_enqueue_lists_playlists_and_channels_as_a_run_does_with_one_line_per_bad_input(
+    fake_youtube: FakeYouTube, fake_proxies: ProxyBed, tmp_path: Path, fresh_database: Callable[[], str]
+) -> None:
+    url = fresh_database()
+    env = cli_env(fake_youtube, tmp_path, url)
+    lists = site_lists(load_catalogue()).by_path
+    course = [v.video_id for v in lists["/playlist?list=PLstudybuddyCourse0000000000000001"].videos]
+    holes = lists["/playlist?list=PLstudybuddyHoles0000000000000001"].videos
+    channel = [v.video_id for v in lists["/@drstudy/videos"].videos]
+    playable = [v.video_id for v in holes if not v.unavailable]
+    args = ["https://www.youtube.com/playlist?list=PLstudybuddyCourse0000000000000001", course[0]]
+    args += ["https://www.youtube.com/playlist?list=PLstudybuddyHoles0000000000000001"]
+    args += ["https://www.youtube.com/@drstudy", "https://example.com/not-youtube", GONE_PLAYLIST]
+    queued = subprocess.run(
+        [CLI, "enqueue", "--proxy", fake_proxies.socks.url(), "--", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    expected = set(course) | set(playable) | set(channel)
+    assert queued.returncode == 1, queued  # two inputs could not be used; the rest is queued
+    assert f"{len(expected)} video(s) queued, 0 already in the archive, 2 listed as private or deleted" in (
+        queued.stdout
+    )
+    errors = queued.stderr.splitlines()
+    assert len(errors) == 2, errors  # one line each: the URL that is not YouTube's, the gone playlist
+    assert "argument 5" in errors[0] and "example.com" in errors[0]
+    assert GONE_PLAYLIST in errors[1] and "Traceback" not in queued.stderr
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT video_id, status FROM videos").fetchall()
+    assert sorted(rows) == sorted((vid, "queued") for vid in expected)
+    stats = fake_youtube.stats()  # listed through the proxy, never directly
+    assert not set(fake_youtube.addresses) & {
+        a for a, d in stats["exits"].items() if any(d["requests"].values())
+    }
+
+    again = subprocess.run(
+        [CLI, "enqueue", "--proxy", fake_proxies.socks.url(), "--", "https://www.youtube.com/@drstudy"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0, again
+    assert f"0 video(s) queued, {len(channel)} already in the archive." in again.stdout
 
 
 def test_two_watchers_on_two_machines_share_the_archive_and_do_each_video_once(
