@@ -112,15 +112,12 @@ class QueueRecords:
         """Add videos to the shared queue as `queued`; a video the archive holds keeps its row (done stays
         done). One transaction; returns how many were added."""
         now = now_iso()
-        added = 0
         with self._backend.writing() as db:
-            for video_id in dict.fromkeys(video_ids):
-                added += db.execute(
-                    "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
-                    " VALUES (?, 'queued', ?, ?) ON CONFLICT (video_id) DO NOTHING",
-                    (video_id, now, now),
-                ).rowcount
-        return added
+            return db.executemany(
+                "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
+                " VALUES (?, 'queued', ?, ?) ON CONFLICT (video_id) DO NOTHING",
+                [(video_id, now, now) for video_id in dict.fromkeys(video_ids)],
+            )
 
     def take(self, owner: str, *, ttl_s: float, limit: int, now: float | None = None) -> list[str]:
         """Claim for `owner` until `now + ttl_s` up to `limit` videos the queue holds: first those whose claim

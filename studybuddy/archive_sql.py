@@ -103,13 +103,15 @@ class Db:
         text = self.dialect.sql(statement)
         return cast(Cursor, self._connection.execute(text, params))
 
-    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run `statement` once per row (psycopg sends them all before it reads an answer); returns how many
+        rows they changed in all."""
         text = self.dialect.sql(statement)
         if self.dialect is SQLITE:
-            self._connection.executemany(text, rows)
-        else:
-            with self._connection.cursor() as cursor:
-                cursor.executemany(text, list(rows))
+            return int(self._connection.executemany(text, rows).rowcount)
+        with self._connection.cursor() as cursor:
+            cursor.executemany(text, list(rows))
+            return int(cursor.rowcount)
 
     def lock_key(self, key: str) -> None:
         """Hold a lock on `key` until the transaction ends (SQLite: the transaction holds the file)."""
