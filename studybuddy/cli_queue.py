@@ -58,7 +58,7 @@ def work_command(**options: Any) -> None:
 @click.command("enqueue")
 @click.argument("urls", nargs=-1)
 def enqueue_command(**options: Any) -> None:
-    """Add videos to the archive's queue (--archive), for `study-buddy work` on any machine to take.
+    """Queue videos, playlists and channels in the archive (--archive) for `study-buddy work` to take.
 
     URLS are videos (URLs or ids), playlists and channels; add more with --file. Playlists and channels are
     listed here as `process` lists them (through Tor or --proxy; --limit, --since) and their videos queued.
