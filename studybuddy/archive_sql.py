@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import select
+import selectors
 import sqlite3
 import threading
 import time
@@ -338,7 +338,8 @@ def _check_if_told(connection: psycopg.Connection[Any]) -> None:
     rarely, has a notice; then the full check reads what came, and fails on a closed connection."""
     import psycopg_pool
 
-    poller = select.poll()
-    poller.register(connection.fileno(), select.POLLIN)  # a closed connection raises here: it is replaced
-    if poller.poll(0):
+    with selectors.DefaultSelector() as selector:  # poll/epoll, or select where there are no others
+        selector.register(connection.fileno(), selectors.EVENT_READ)  # a closed connection raises: replaced
+        told = bool(selector.select(0))
+    if told:
         psycopg_pool.ConnectionPool.check_connection(connection)
