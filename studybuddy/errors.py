@@ -114,3 +114,12 @@ class BugError(FetchError):
     fits what YouTube sends. Retrying would fail the same way, and a flaky network is not the cause."""
 
     kind = ErrorKind.ERROR
+
+
+def error_kind(exc: StudyBuddyError) -> ErrorKind:
+    """The kind a video that failed with `exc` is recorded with."""
+    if isinstance(exc, FetchError):
+        return exc.kind
+    if isinstance(exc, NotesError):
+        return ErrorKind.NOTES
+    return ErrorKind.OUTPUT

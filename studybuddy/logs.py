@@ -64,6 +64,11 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return None
 
 
+# Libraries whose warnings study-buddy turns into its own one-line messages: psycopg's pool warns at every
+# failed reconnection while the archive's server is away (the archive's error says why, once).
+_TOLD_BY_US = ("psycopg.pool",)
+
+
 class _Levels(logging.Filter):
     """study-buddy's records at the chosen level; libraries' only from WARNING (INFO with --debug).
 
@@ -77,6 +82,8 @@ class _Levels(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         own = record.name == "studybuddy" or record.name.startswith("studybuddy.")
+        if not own and record.name.startswith(_TOLD_BY_US) and self.level > logging.DEBUG:
+            return False
         return record.levelno >= (self.level if own else self.library_level)
 
 

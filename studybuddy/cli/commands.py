@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ def register(root: click.Group, process: click.Command) -> None:
     _adopt_options(archive_retry, process, without={"urls", "files", "force"})
     _adopt_options(ui_command, process, without={"urls", "files", "force", "json_output"})
     _adopt_options(work_command, process, without={"urls", "files", "force", "json_output"})
+    _adopt_options(enqueue_command, process, without={"urls", "force", "json_output"})
     archive_group.add_command(archive_migrate)
     doctor_command.params.extend(param for param in process.params if param.name in DOCTOR_OPTIONS)
     root.add_command(enqueue_command)
@@ -138,6 +139,7 @@ def notes_group() -> None:
 
 @notes_group.command("regenerate")
 @output_option
+@archive_option
 @click.option(
     "--older-than-prompt",
     is_flag=True,
@@ -161,6 +163,7 @@ def notes_regenerate(**options: Any) -> None:
             assessment=options["assessment"],
             notes_lang=parse_notes_lang(options["notes_lang"]),
             max_input_tokens=options["max_input_tokens"],
+            archive=options["archive"],
         )
         engine = build_engine(settings)
         assert engine is not None  # notes are on
@@ -241,9 +244,16 @@ def archive_stats(output: Path, archive: str | None, json_output: bool, prices: 
 def _existing_archive(output: Path, url: str | None) -> Archive:
     from studybuddy.store.archive import Archive
 
-    if url is None and not (output / Archive.FILENAME).is_file():
+    if not _has_archive(output, url):
         raise InputError(f"{output}: no archive here (run study-buddy with --output {output} first)")
     return Archive.open(output, url)
+
+
+def _has_archive(output: Path, url: str | None) -> bool:
+    """Whether there is an archive to read: on the server `--archive` names, or the output folder's file."""
+    from studybuddy.store.archive import Archive
+
+    return url is not None or (output / Archive.FILENAME).is_file()
 
 
 @click.group("tor")
@@ -255,17 +265,19 @@ def tor_group() -> None:
 @tor_options
 @pacing_options
 @output_option
+@archive_option
 def tor_status(**options: Any) -> None:
     """Print Tor's circuits and exits, and each exit's budget and cool-down from the archive."""
     from studybuddy.egress.torstatus import status_lines
     from studybuddy.store.archive import Archive
 
-    with user_errors(debug=False), _tor_session(options) as (settings, setup):
-        if (settings.output / Archive.FILENAME).is_file():
-            with Archive.open(settings.output) as archive:
-                lines = status_lines(setup.controller, archive, settings)
-        else:
-            lines = status_lines(setup.controller, None, settings)
+    output, url = options["output"], options["archive"]
+    with user_errors(debug=False), ExitStack() as stack:
+        archive = stack.enter_context(Archive.open(output, url)) if _has_archive(output, url) else None
+        settings, setup = stack.enter_context(
+            _tor_session(options)
+        )  # after the archive: a bad URL fails fast
+        lines = status_lines(setup.controller, archive, settings)
     click.echo("\n".join(lines))
 
 

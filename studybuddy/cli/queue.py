@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from studybuddy.cli.options import (
-    archive_option,
     configure_logging,
     env_name,
     output_option,
@@ -57,28 +56,31 @@ def work_command(**options: Any) -> None:
 
 
 @click.command("enqueue")
-@click.argument("urls", nargs=-1, required=True)
-@output_option
-@archive_option
-def enqueue_command(urls: tuple[str, ...], output: Path, archive: str | None) -> None:
-    """Add videos (URLs or IDs) to the archive's queue, for `study-buddy work` on any machine to take."""
-    from studybuddy.config import Settings
+@click.argument("urls", nargs=-1)
+def enqueue_command(**options: Any) -> None:
+    """Queue videos, playlists and channels in the archive (--archive) for `study-buddy work` to take.
+
+    URLS are videos (URLs or ids), playlists and channels; add more with --file. Playlists and channels are
+    listed here as `process` lists them (through Tor or --proxy; --limit, --since) and their videos queued.
+    A video the archive knows keeps its row (done stays done).
+    """
     from studybuddy.runs.workqueue import enqueue
     from studybuddy.youtube.inputs import read_inputs
 
-    with user_errors(debug=False):
-        inputs = read_inputs(list(urls), [])
+    debug = configure_logging(options)
+    with stops_like_ctrl_c(), user_errors(debug):
+        settings = settings_from(options)
+        inputs = read_inputs(list(options["urls"]), list(options["files"]))
         for bad in inputs.bad:
             warn(bad.message)
-        if inputs.collections:
-            warn(
-                f"{len(inputs.collections)} playlist(s)/channel(s) not queued: enqueue takes videos "
-                "(`study-buddy watch --archive URL` lists playlists and channels)"
-            )
-        added = enqueue(Settings(output=output, archive=archive), inputs.video_ids)
-    known = len(set(inputs.video_ids)) - added
-    click.echo(f"{added} video(s) queued, {known} already in the archive.")
-    sys.exit(1 if inputs.bad or inputs.collections else 0)
+        plan, added = enqueue(settings, inputs, warn=warn)
+    for bad in plan.bad:
+        warn(bad.message)
+    hidden = len(plan.unavailable)
+    known = len(plan.video_ids) - hidden - added
+    unavailable = f", {hidden} listed as private or deleted (not queued)" if hidden else ""
+    click.echo(f"{added} video(s) queued, {known} already in the archive{unavailable}.")
+    sys.exit(1 if inputs.bad or plan.bad else 0)
 
 
 @click.command("migrate")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
@@ -23,6 +24,7 @@ from studybuddy.store.archive_rows import ArchiveRow, Claim, Status, iso_time
 log = logging.getLogger(__name__)
 
 RETRIED_KINDS = frozenset(ErrorKind) - RETRIED_ONLY_WHEN_ASKED
+ALREADY_DONE = "already done"
 
 
 def retry_selection(archive: Archive, kind: str, video_id: str | None = None) -> tuple[list[str], Admission]:
@@ -55,6 +57,15 @@ class RetrySchedule:
 
 
 @dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the archive holds on a run's videos: those done, which the run skips, only by id and title (a
+    rerun of a long list builds no row for them); the rows of the others it holds."""
+
+    done: dict[str, str | None]  # video id -> title
+    rows: dict[str, ArchiveRow]
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """Which videos a run processes, judged on their archive rows."""
 
@@ -63,12 +74,18 @@ class Admission:
     gave_up: bool = False  # retry given-up videos (of those kinds) too
     due_only: bool = False  # a failure waits for its `next_retry_at` (watch mode)
 
+    def look_up(self, archive: Archive, video_ids: Sequence[str]) -> Lookup:
+        """The archive's answer on `video_ids`, set-based: done videos by id (none when forced to redo
+        them), then the rows of the rest."""
+        done = {} if self.force else archive.done_titles(video_ids)
+        return Lookup(done, archive.get_many([vid for vid in video_ids if vid not in done]))
+
     def skip_reason(self, row: ArchiveRow | None, now: float) -> str | None:
         """None to process the video, else why it is skipped (one line for the user)."""
         if row is None or row.status in (Status.RUNNING, Status.QUEUED) or self.force:
             return None
         if row.status is Status.DONE:
-            return "already done"
+            return ALREADY_DONE
         kind, error = row.error_kind, row.error
         if kind not in self.kinds:
             return f"failed before ({kind}): {error}; use --force to retry"

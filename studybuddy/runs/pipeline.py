@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from studybuddy.config import Settings
 from studybuddy.egress.sessions import new_run_id
@@ -23,7 +22,6 @@ from studybuddy.errors import (
     ArchiveError,
     BlockedError,
     DiskFullError,
-    ErrorKind,
     FetchError,
     GeoBlockedError,
     NotesError,
@@ -33,11 +31,12 @@ from studybuddy.errors import (
     StudyBuddyError,
     TorError,
     TransientError,
+    error_kind,
 )
 from studybuddy.models import NoteBody
 from studybuddy.notes.batch import BatchNotes, BatchOutcome, batch_for
 from studybuddy.notes.engine import NoteEngine
-from studybuddy.runs.admission import Admission, ClaimKeeper, RetrySchedule
+from studybuddy.runs.admission import ALREADY_DONE, Admission, ClaimKeeper, Lookup, RetrySchedule
 from studybuddy.runs.progress import ProgressMonitor
 from studybuddy.runs.progress_records import Outcome, Stage, Summary
 from studybuddy.runs.workers import Pacer, RenewingPacer, RetryPolicy, RunStopped, Worker, WorkerFactory
@@ -45,9 +44,6 @@ from studybuddy.store.archive import Archive
 from studybuddy.store.archive_rows import ArchiveRow
 from studybuddy.store.notewriter import NoteWriter
 from studybuddy.youtube.transcripts import FetchResult
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +87,7 @@ class Pipeline:
         self.monitor = monitor
         self.worker_factory = worker_factory
         self.pacer = pacer or RenewingPacer()
-        self.retry = retry or RetryPolicy(settings.max_retries, settings.max_rotations, settings.backoff_s)
+        self.retry = retry or RetryPolicy.for_settings(settings)
         self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
         self.hurry = threading.Event()  # set (a second Ctrl-C): also start no notes call for a fetched video
         self.fatal: StudyBuddyError | None = None
@@ -144,13 +140,13 @@ class Pipeline:
         `unavailable` holds the videos a playlist lists as private or deleted (id -> reason): each is
         recorded as a permanent failure with that reason, without asking YouTube."""
         self._unavailable = dict(unavailable or {})
-        rows = self.archive.get_many(video_ids)
+        found = self.admission.look_up(self.archive, video_ids)
         self.monitor.start(video_ids, self.settings.thread_count)
-        todo = [vid for vid in video_ids if self._admit(vid, rows.get(vid))]
+        todo = [vid for vid in video_ids if self._admit(vid, found)]
         self.started = True
         try:
             with self.claims:
-                self._run_pool(todo, rows)
+                self._run_pool(todo, found.rows)
                 self._collect_batches()
         finally:
             self.stop_event.set()
@@ -159,7 +155,11 @@ class Pipeline:
             raise self.fatal
         return self.monitor.summary()
 
-    def _admit(self, video_id: str, row: ArchiveRow | None) -> bool:
+    def _admit(self, video_id: str, found: Lookup) -> bool:
+        if video_id in found.done:
+            self.monitor.finish(Outcome(video_id, Stage.SKIPPED, found.done[video_id], reason=ALREADY_DONE))
+            return False
+        row = found.rows.get(video_id)
         if self.batch is not None and self.batch.is_pending(row):
             self.monitor.stage(video_id, Stage.NOTES)  # its note comes with an earlier run's batch
             return False
@@ -291,7 +291,13 @@ class Pipeline:
         try:
             self.claims.release(video_id)
         except ArchiveError as exc:  # the claim expires on its own
-            log.warning("%s: cannot release the claim: %s", video_id, exc)
+            stopping = self.fatal is not None  # the user is told why the run stops, once
+            log.log(
+                logging.INFO if stopping else logging.WARNING,
+                "%s: cannot release the claim: %s",
+                video_id,
+                exc,
+            )
 
     def _process_claimed(self, video_id: str, row: ArchiveRow | None) -> None:
         worker = self._worker()
@@ -420,7 +426,7 @@ class Pipeline:
         return self.engine.generate(fetched.meta, fetched.transcript)
 
     def _fail(self, worker: Worker | None, attempt: _Attempt, exc: StudyBuddyError) -> None:
-        kind = _kind_of(exc)
+        kind = error_kind(exc)
         reason = exc.reason if isinstance(exc, FetchError) else str(exc)
         self.archive.record_failed(
             attempt.video_id,
@@ -439,11 +445,3 @@ class Pipeline:
             if self.fatal is None:
                 self.fatal = exc
         self.stop_event.set()
-
-
-def _kind_of(exc: StudyBuddyError) -> ErrorKind:
-    if isinstance(exc, FetchError):
-        return exc.kind
-    if isinstance(exc, NotesError):
-        return ErrorKind.NOTES
-    return ErrorKind.OUTPUT

@@ -22,13 +22,13 @@ from studybuddy.notes.engine import NoteEngine
 from studybuddy.notes.offline import OfflineEngine
 from studybuddy.notes.ratelimit import RequestLimiter
 from studybuddy.runs.admission import Admission
-from studybuddy.runs.listing import plan_videos
+from studybuddy.runs.listing import Plan, plan_videos
 from studybuddy.runs.pipeline import Pipeline
 from studybuddy.runs.preflight import check_before_run
 from studybuddy.runs.progress import ProgressMonitor, ProgressView
 from studybuddy.runs.progress_records import Summary
 from studybuddy.runs.progress_views import format_summary, make_view
-from studybuddy.runs.workers import Pacer, RenewingPacer, WorkerFactory
+from studybuddy.runs.workers import Pacer, RenewingPacer, RetryPolicy, WorkerFactory
 from studybuddy.store.archive import Archive
 from studybuddy.store.notewriter import NoteWriter
 from studybuddy.text import BadInput
@@ -201,8 +201,55 @@ def _needs_youtube(inputs: Inputs, archive: Archive, admission: Admission) -> bo
     if inputs.collections:
         return True
     now = time.time()
-    rows = archive.get_many(inputs.video_ids)
-    return any(admission.skip_reason(rows.get(vid), now) is None for vid in inputs.video_ids)
+    found = admission.look_up(archive, inputs.video_ids)
+    return any(
+        vid not in found.done and admission.skip_reason(found.rows.get(vid), now) is None
+        for vid in inputs.video_ids
+    )
+
+
+def _connect(
+    stack: ExitStack, settings: Settings, say: Warn, tor: TorKeeper | None
+) -> tuple[Settings, TorSetup | None]:
+    """Before anything is fetched: the settings with the proxies that work, and the Tor of the run (from
+    `tor`, else one of its own, closed with `stack`)."""
+    settings = check_before_run(settings, say)
+    setup = tor.get() if tor is not None else open_tor(settings, say)
+    if setup is not None and tor is None:
+        stack.enter_context(setup)
+    return settings, setup
+
+
+def _egress(
+    stack: ExitStack, setup: TorSetup | None, settings: Settings, archive: Archive, monitor: ProgressMonitor
+) -> tuple[Pacer | None, WorkerFactory, RetryPolicy]:
+    """How the run reaches YouTube: its pacer (closed with `stack`), its workers' factory, its retries."""
+    pacer = stack.enter_context(_pacer(setup, settings, archive, monitor))
+    worker_factory = WorkerFactory(
+        settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)
+    )
+    return pacer, worker_factory, RetryPolicy.for_settings(settings)
+
+
+def list_inputs(settings: Settings, inputs: Inputs, archive: Archive, *, warn: Warn) -> Plan:
+    """The videos `inputs` name, with their playlists and channels listed as a run lists them (the same
+    egress, pacing and retries; `--limit`, `--since`, `--order`), and nothing processed: what `enqueue`
+    queues. Tor is started (or proxies checked) only when there is a list to read."""
+    with ExitStack() as stack:
+        setup = None
+        if inputs.collections:
+            settings, setup = _connect(stack, settings, warn, None)
+        monitor = ProgressMonitor(make_view(json_output=True))
+        stack.callback(monitor.close)
+        pacer, worker_factory, retry = _egress(stack, setup, settings, archive, monitor)
+        return plan_videos(
+            inputs,
+            settings,
+            worker_factory=worker_factory,
+            pacer=pacer or RenewingPacer(),
+            retry=retry,
+            stop=threading.Event(),
+        )
 
 
 def run(
@@ -249,15 +296,9 @@ def run(
                 engine.check()  # a refused key or a model that cannot write notes: stop before YouTube
         setup = None
         if needs_youtube:
-            settings = check_before_run(settings, say)
-            setup = tor.get() if tor is not None else open_tor(settings, say)
-        if setup is not None and tor is None:
-            stack.enter_context(setup)
+            settings, setup = _connect(stack, settings, say, tor)
         monitor = ProgressMonitor(view or make_view(json_output=json_output), all_outcomes=json_output)
-        pacer = stack.enter_context(_pacer(setup, settings, archive, monitor))
-        worker_factory = WorkerFactory(
-            settings, proxy=setup.socks if setup else None, egress_for=egress_per_worker(settings)
-        )
+        pacer, worker_factory, retry = _egress(stack, setup, settings, archive, monitor)
         pipeline = Pipeline.from_settings(
             settings,
             archive,
@@ -277,7 +318,7 @@ def run(
                 settings,
                 worker_factory=worker_factory,
                 pacer=pacer or RenewingPacer(),
-                retry=pipeline.retry,
+                retry=retry,
                 stop=pipeline.stop_event,
             )
             for bad in plan.bad:

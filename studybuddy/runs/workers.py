@@ -219,6 +219,10 @@ class RetryPolicy:
     backoff_s: float = 2.0
     max_backoff_s: float = 60.0
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(settings.max_retries, settings.max_rotations, settings.backoff_s)
+
     def backoff(self, attempt: int) -> float:
         base: float = min(self.max_backoff_s, self.backoff_s * 2**attempt)
         return base * (0.5 + random.random() / 2)

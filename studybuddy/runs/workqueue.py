@@ -23,7 +23,9 @@ from studybuddy.egress.sessions import new_run_id
 from studybuddy.errors import ArchiveError
 from studybuddy.owners import process_owner
 from studybuddy.runs.admission import Admission
+from studybuddy.runs.listing import Plan
 from studybuddy.store.archive import Archive
+from studybuddy.youtube.inputs import Inputs
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,15 @@ class WorkStats:
         )
 
 
-def enqueue(settings: Settings, video_ids: list[str]) -> int:
-    """Add the videos to the archive's queue; returns how many were new."""
+def enqueue(settings: Settings, inputs: Inputs, *, warn: Callable[[str], None]) -> tuple[Plan, int]:
+    """Add the videos `inputs` name to the archive's queue, their playlists and channels listed as a run
+    lists them (`runner.list_inputs`). Returns the plan (with the lists that could not be listed) and how
+    many videos were new. Videos a playlist lists as private or deleted are not queued."""
+    from studybuddy.runs.runner import list_inputs
+
     with Archive.open(settings.output, settings.archive) as archive:
-        return archive.enqueue(video_ids)
+        plan = list_inputs(settings, inputs, archive, warn=warn)
+        return plan, archive.enqueue([vid for vid in plan.video_ids if vid not in plan.unavailable])
 
 
 def work(
@@ -87,15 +94,20 @@ def work(
                     if not taken:
                         stop.wait(poll_s)  # other machines hold the rest, or (--follow) nothing is queued
                         continue
-                    outcome = run(  # its own stop event: a run sets it when it ends
-                        settings,
-                        taken,
-                        [],
-                        warn=warn,
-                        admission=Admission(due_only=True),
-                        tor=tor,
-                        run_id=run_id,
-                    )
+                    try:
+                        outcome = run(  # its own stop event: a run sets it when it ends
+                            settings,
+                            taken,
+                            [],
+                            warn=warn,
+                            admission=Admission(due_only=True),
+                            tor=tor,
+                            run_id=run_id,
+                        )
+                    except ArchiveError as exc:  # gone before the round began: its claims expire
+                        failures += 1
+                        _pause(exc, failures, stop, warn)
+                        continue
                     stats.rounds += 1
                     stats.done += outcome.summary.done
                     stats.failed += outcome.summary.failed
@@ -116,9 +128,15 @@ def work(
 
 
 def _pause(problem: object, failures: int, stop: threading.Event, warn: Callable[[str], None]) -> None:
-    """Back off after a failed round (the archive unreachable, Tor gone); give up after too many in a row."""
+    """Back off after a failed round (the archive unreachable, Tor gone); give up after too many in a row.
+
+    The first failure of a streak is one line for the user; the tries after it are logged (`--log-level
+    info`), so a worker waiting minutes for its server says so once, not at every try."""
     if failures >= MAX_FAILURES_IN_ROW:
         raise ArchiveError(f"{problem} ({failures} tries in a row; stopping)")
     pause = min(MAX_PAUSE_S, 2.0**failures)
-    warn(f"{problem}; trying again in {pause:.0f}s")
+    if failures == 1:
+        warn(f"{problem}; trying again in {pause:.0f}s (and with backoff after that)")
+    else:
+        log.info("%s; try %d failed, trying again in %.0fs", problem, failures, pause)
     stop.wait(pause)

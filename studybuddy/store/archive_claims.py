@@ -10,16 +10,32 @@ from studybuddy.store.archive_rows import COLUMNS, Claim, RowCodec, iso_time, no
 from studybuddy.store.archive_sql import Backend
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM videos"  # noqa: S608 - column names are constants
-_DUE = (  # a video `work` may take: queued, or left by a run whose claim expired, or a failure now due
-    "status IN ('queued', 'running', 'failed')"  # the condition of the index `videos_in_queue`, as written
-    " AND (status <> 'failed' OR next_retry_at <= :now)"
-    " AND (claimed_by IS NULL OR claim_expires_at <= :now)"
-)
-
-_TAKE = (  # + the dialect's row locking, + ")"
-    "UPDATE videos SET claimed_by = :owner, claim_expires_at = :expires WHERE video_id IN ("  # noqa: S608
-    f" SELECT video_id FROM videos WHERE {_DUE} ORDER BY first_seen_at, video_id LIMIT :limit"
-)
+# What `take` claims, in this order: videos whose claim expired (a machine died), failures due for a retry,
+# then queued ones, oldest first. Each part reads a partial index of its own (migration m011) holding only
+# the videos it looks for, so no part walks past the videos other machines hold: claimed videos are only in
+# the index by claim expiry, where a range finds the expired ones. The outer LIMIT stops at `:limit` videos,
+# so a later part runs only when the earlier ones found too few. `{lock}` is the dialect's row locking.
+_TAKE = """
+UPDATE videos SET claimed_by = :owner, claim_expires_at = :expires WHERE video_id IN (
+    SELECT video_id FROM (
+        SELECT video_id FROM videos
+        WHERE status IN ('queued', 'running', 'failed') AND claimed_by IS NOT NULL
+            AND claim_expires_at <= :now AND (status <> 'failed' OR next_retry_at <= :now)
+        ORDER BY claim_expires_at LIMIT :limit{lock}
+    ) AS expired
+    UNION ALL SELECT video_id FROM (
+        SELECT video_id FROM videos
+        WHERE status = 'failed' AND claimed_by IS NULL AND next_retry_at <= :now
+        ORDER BY next_retry_at LIMIT :limit{lock}
+    ) AS retries
+    UNION ALL SELECT video_id FROM (
+        SELECT video_id FROM videos
+        WHERE status IN ('queued', 'running') AND claimed_by IS NULL
+        ORDER BY first_seen_at, video_id LIMIT :limit{lock}
+    ) AS queued
+    LIMIT :limit
+) RETURNING video_id
+"""
 
 
 class QueueRecords:
@@ -70,7 +86,7 @@ class QueueRecords:
     def renew_claims(self, owner: str, *, ttl_s: float, now: float | None = None) -> int:
         """Push back the expiry of every claim `owner` holds (videos long in progress); returns how many."""
         at = time.time() if now is None else now
-        with self._backend.writing() as db:
+        with self._backend.writing(one_statement=True) as db:
             cursor = db.execute(
                 "UPDATE videos SET claim_expires_at = ? WHERE claimed_by = ?", (iso_time(at + ttl_s), owner)
             )
@@ -78,7 +94,7 @@ class QueueRecords:
 
     def release(self, video_id: str, owner: str) -> None:
         """Drop `owner`'s claim on the video (a claim another run has taken over meanwhile stays)."""
-        with self._backend.writing() as db:
+        with self._backend.writing(one_statement=True) as db:
             db.execute(
                 "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL"
                 " WHERE video_id = :video_id AND claimed_by = :owner",
@@ -87,7 +103,7 @@ class QueueRecords:
 
     def release_all(self, owner: str) -> int:
         """Drop every claim `owner` holds (a worker that stops hands back what it took); returns how many."""
-        with self._backend.writing() as db:
+        with self._backend.writing(one_statement=True) as db:
             return db.execute(
                 "UPDATE videos SET claimed_by = NULL, claim_expires_at = NULL WHERE claimed_by = ?", (owner,)
             ).rowcount
@@ -96,27 +112,26 @@ class QueueRecords:
         """Add videos to the shared queue as `queued`; a video the archive holds keeps its row (done stays
         done). One transaction; returns how many were added."""
         now = now_iso()
-        added = 0
         with self._backend.writing() as db:
-            for video_id in dict.fromkeys(video_ids):
-                added += db.execute(
-                    "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
-                    " VALUES (?, 'queued', ?, ?) ON CONFLICT (video_id) DO NOTHING",
-                    (video_id, now, now),
-                ).rowcount
-        return added
+            return db.executemany(
+                "INSERT INTO videos (video_id, status, first_seen_at, updated_at)"
+                " VALUES (?, 'queued', ?, ?) ON CONFLICT (video_id) DO NOTHING",
+                [(video_id, now, now) for video_id in dict.fromkeys(video_ids)],
+            )
 
     def take(self, owner: str, *, ttl_s: float, limit: int, now: float | None = None) -> list[str]:
-        """Claim for `owner` until `now + ttl_s` up to `limit` videos the queue holds, oldest first: queued
-        ones, ones whose claim expired (a machine died) and failures due for a retry.
+        """Claim for `owner` until `now + ttl_s` up to `limit` videos the queue holds: first those whose claim
+        expired (a machine died), then failures due for a retry, then queued ones, oldest first.
 
-        On PostgreSQL the rows are picked with `FOR UPDATE SKIP LOCKED`, so machines taking at once get
-        different videos without waiting for each other; SQLite's write transaction holds the file.
+        One statement, so on PostgreSQL one round trip; its rows are picked with `FOR UPDATE SKIP LOCKED`,
+        so machines taking at once get different videos without waiting for each other (a row another
+        machine claimed meanwhile is checked again once its claim is committed, and left). SQLite's write
+        transaction holds the file.
         """
         at = time.time() if now is None else now
-        with self._backend.writing() as db:
+        with self._backend.writing(one_statement=True) as db:
             found = db.execute(
-                _TAKE + db.dialect.skip_locked + ") RETURNING video_id",
+                _TAKE.format(lock=db.dialect.skip_locked),
                 {"owner": owner, "expires": iso_time(at + ttl_s), "now": iso_time(at), "limit": limit},
             ).fetchall()
         return sorted(str(video_id) for (video_id,) in found)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import selectors
 import sqlite3
 import threading
 import time
@@ -103,13 +104,15 @@ class Db:
         text = self.dialect.sql(statement)
         return cast(Cursor, self._connection.execute(text, params))
 
-    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run `statement` once per row (psycopg sends them all before it reads an answer); returns how many
+        rows they changed in all."""
         text = self.dialect.sql(statement)
         if self.dialect is SQLITE:
-            self._connection.executemany(text, rows)
-        else:
-            with self._connection.cursor() as cursor:
-                cursor.executemany(text, list(rows))
+            return int(self._connection.executemany(text, rows).rowcount)
+        with self._connection.cursor() as cursor:
+            cursor.executemany(text, list(rows))
+            return int(cursor.rowcount)
 
     def lock_key(self, key: str) -> None:
         """Hold a lock on `key` until the transaction ends (SQLite: the transaction holds the file)."""
@@ -123,7 +126,10 @@ class Backend(Protocol):
 
     def reading(self, *, snapshot: bool = False) -> AbstractContextManager[Db]: ...
 
-    def writing(self) -> AbstractContextManager[Db]: ...
+    def writing(self, *, one_statement: bool = False) -> AbstractContextManager[Db]:
+        """A write transaction. `one_statement`: it is a single statement, which the server may run as a
+        transaction of its own, without BEGIN and COMMIT (one round trip instead of three)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -231,8 +237,9 @@ class SqliteBackend:
                 raise ArchiveError(f"{self.path}: cannot read the archive ({exc})") from exc
 
     @contextmanager
-    def writing(self) -> Iterator[Db]:
-        """One `BEGIN IMMEDIATE` transaction: taking the write lock first, processes cannot deadlock."""
+    def writing(self, *, one_statement: bool = False) -> Iterator[Db]:
+        """One `BEGIN IMMEDIATE` transaction, one statement or more: taking the write lock first, processes
+        cannot deadlock (a statement on its own would read first, and might find the file changed)."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -253,31 +260,31 @@ class SqliteBackend:
 class PostgresBackend:
     """An archive on a PostgreSQL server, shared by machines: a pool of connections, one per transaction.
 
-    Each connection is checked when taken from the pool, so one the server dropped (a restart, an idle
-    timeout) is replaced. A transaction that fails because the server went away is an `ArchiveError` like
-    any other: the run stops with nothing marked failed, `work` tries again with backoff, and claims that
-    are not released expire.
+    Connections are in autocommit mode: a transaction of several statements is opened explicitly, and one
+    statement on its own (`writing(one_statement=True)`: taking from the queue, most updates) costs one
+    round trip. A connection taken from the pool is checked when its socket has something to say (the server
+    closed it: a restart, `pg_terminate_backend`, an idle timeout), so one the server dropped is replaced,
+    and a healthy one costs no round trip. A transaction that fails because the server went away is an
+    `ArchiveError` like any other: the run stops with nothing marked failed, `work` tries again with backoff,
+    and claims that are not released expire.
     """
 
     dialect = POSTGRES
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
-        import psycopg
         import psycopg_pool
 
         self.where = redact(url)
+        self._url = url
         self._password = urlsplit(url).password
-        try:  # one direct connection first: its error says what is wrong (the pool's would only time out)
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
-        except psycopg.Error as exc:
-            raise ArchiveError(f"{self.where}: cannot connect to PostgreSQL ({self._line(exc)})") from None
+        self._check_server()  # first: its error says what is wrong (the pool's would only time out)
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
-            check=psycopg_pool.ConnectionPool.check_connection,  # one the server dropped is replaced
-            timeout=BUSY_TIMEOUT_S * 3,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
+            check=_check_if_told,
+            timeout=BUSY_TIMEOUT_S,
             open=True,
             name="study-buddy-archive",
         )
@@ -285,24 +292,55 @@ class PostgresBackend:
     def _line(self, exc: BaseException) -> str:
         return _error_line(exc, self._password)
 
+    def _check_server(self) -> None:
+        """Connect once, outside the pool: an `ArchiveError` with the server's own answer if that fails."""
+        import psycopg
+
+        try:
+            psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            raise ArchiveError(f"{self.where}: cannot connect to PostgreSQL ({self._line(exc)})") from None
+
     def close(self) -> None:
         self._pool.close()
 
     @contextmanager
-    def _transaction(self, doing: str, *, snapshot: bool = False) -> Iterator[Db]:
+    def _transaction(self, doing: str, *, snapshot: bool = False, alone: bool = False) -> Iterator[Db]:
         import psycopg
         import psycopg_pool
 
         try:
             with self._pool.connection() as connection:
-                if snapshot:
-                    connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                yield Db(connection, POSTGRES)
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                if alone:
+                    yield Db(connection, POSTGRES)
+                    return
+                with connection.transaction():
+                    if snapshot:
+                        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    yield Db(connection, POSTGRES)
+        except psycopg_pool.PoolTimeout:  # the server is gone (says why), or every connection stayed busy
+            self._check_server()
+            raise ArchiveError(
+                f"{self.where}: cannot {doing} the archive (no free connection in {BUSY_TIMEOUT_S:.0f}s)"
+            ) from None
+        except psycopg.Error as exc:
             raise ArchiveError(f"{self.where}: cannot {doing} the archive ({self._line(exc)})") from None
 
     def reading(self, *, snapshot: bool = False) -> AbstractContextManager[Db]:
-        return self._transaction("read", snapshot=snapshot)
+        return self._transaction("read", snapshot=snapshot, alone=not snapshot)
 
-    def writing(self) -> AbstractContextManager[Db]:
-        return self._transaction("write")
+    def writing(self, *, one_statement: bool = False) -> AbstractContextManager[Db]:
+        return self._transaction("write", alone=one_statement)
+
+
+def _check_if_told(connection: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it hands out: a round trip only when the socket is readable. An idle
+    connection hears nothing from the server unless it is closing it (its last words, then end of file) or,
+    rarely, has a notice; then the full check reads what came, and fails on a closed connection."""
+    import psycopg_pool
+
+    with selectors.DefaultSelector() as selector:  # poll/epoll, or select where there are no others
+        selector.register(connection.fileno(), selectors.EVENT_READ)  # a closed connection raises: replaced
+        told = bool(selector.select(0))
+    if told:
+        psycopg_pool.ConnectionPool.check_connection(connection)

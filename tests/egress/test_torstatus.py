@@ -4,11 +4,14 @@ controller and scripted probes, and end to end through the test bed's Tor (tests
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from stem.response import ControlMessage
 
+from studybuddy.cli.main import cli
 from studybuddy.config import Settings
 from studybuddy.egress import torstatus
 from studybuddy.egress.reputation import PacePolicy, Reputation
@@ -82,6 +85,15 @@ def test_status_without_known_exits_or_without_an_archive(tmp_path: Path) -> Non
         lines = status_lines(tor, archive, SETTINGS)
     assert lines[-1] == "  none yet: run study-buddy to learn which exits serve"
     assert not any(line.startswith("Exits known") for line in status_lines(tor, None, SETTINGS))
+
+
+def test_tor_status_reads_the_archive_that_archive_names_before_it_asks_tor(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["tor", "status", "-o", str(tmp_path), "--tor", "system", "--archive", "mysql://u:pw@db/x"]
+    )
+    assert result.exit_code == 1
+    assert "unknown archive scheme 'mysql'" in result.output and "pw" not in result.output
+    assert "Tor" not in result.output  # refused before any Tor was asked
 
 
 class ClosingTor:
@@ -158,3 +170,19 @@ def test_tor_status_shows_circuits_budgets_and_cool_downs_and_tor_events_are_log
     assert "cooling" in status.stdout  # the exits YouTube blocked, remembered by the archive
     used = [line for line in status.stdout.splitlines() if " used" in line]
     assert used and all(line.split()[0] in {info.fingerprint for info in tor_network.exits} for line in used)
+
+
+@pytest.mark.network
+def test_tor_status_shows_what_the_shared_archive_knows_with_archive(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path, fresh_database: Callable[[], str]
+) -> None:
+    url = fresh_database()
+    blocked = tor_network.exits[0].fingerprint
+    with Archive.open(tmp_path / "notes", url) as archive:  # what another machine learned
+        Reputation(PacePolicy(SETTINGS.per_exit, 600.0), store=archive).blocked(blocked)
+    local = study_buddy(tor_network, fake_youtube, tmp_path, "tor", "status")
+    shared = study_buddy(tor_network, fake_youtube, tmp_path, "tor", "status", "--archive", url)
+    assert local.returncode == 0 and shared.returncode == 0, shared.stdout + shared.stderr
+    assert "Exits known from the archive" not in local.stdout  # no archive in the output folder
+    assert "Exits known from the archive: 1 (0 serve, 1 blocked, 0 faded)" in shared.stdout
+    assert any(line.split()[:2] == [blocked, "bad"] for line in shared.stdout.splitlines()), shared.stdout

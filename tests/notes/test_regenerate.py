@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -195,6 +195,34 @@ def test_regenerate_without_an_archive_is_one_clear_error(
     result = CliRunner().invoke(cli, ["notes", "regenerate", "-o", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "no archive here" in result.output
+
+
+def test_regenerate_takes_the_shared_archive_with_archive(
+    fake_anthropic: FakeAnthropic,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_database: Callable[[], str],
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    url = fresh_database()
+    with Archive.open(tmp_path, url) as archive:  # the server's archive; no archive file in the folder
+        old = done_video(tmp_path, archive, "oldPrompt01", "notes-000000000000")
+    command = ["notes", "regenerate", "--older-than-prompt", "-o", str(tmp_path), "-m", MODEL]
+
+    without = CliRunner().invoke(cli, command)
+    result = CliRunner().invoke(cli, [*command, "--archive", url])
+    wrong = CliRunner().invoke(cli, [*command, "--archive", "mysql://user:pw@db/x"])
+
+    assert without.exit_code == 1 and "no archive here" in without.output
+    assert result.exit_code == 0, result.output
+    assert "1 regenerated, 0 skipped, 0 failed" in result.output
+    assert check_note(old)["prompt_version"] == PROMPT_VERSION
+    with Archive.open(tmp_path, url) as archive:
+        row = archive.get("oldPrompt01")
+    assert row is not None and row.prompt_version == PROMPT_VERSION
+    assert (
+        wrong.exit_code == 1 and "unknown archive scheme 'mysql'" in wrong.output and "pw" not in wrong.output
+    )
 
 
 @pytest.fixture

@@ -111,6 +111,7 @@ def test_rerun_skips_done_videos_and_force_redoes_them_in_place(
     run(tmp_path, ["vid00000001"])
     again = run(tmp_path, ["vid00000001"])
     assert (again.done, again.skipped) == (0, 1)
+    assert (again.outcomes[0].title, again.outcomes[0].reason) == ("Lecture 1", "already done")
     assert youtube.requests_for("vid00000001") == 3
     forced = run(tmp_path, ["vid00000001"], dataclasses.replace(FAST, force=True))
     assert forced.done == 1

@@ -274,6 +274,29 @@ def test_get_many_with_10k_ids_against_5k_rows(archive: Archive, tmp_path: Path,
     assert all(row.video_id == video_id and row.status is Status.DONE for video_id, row in found.items())
 
 
+def test_done_titles_are_the_done_videos_asked_for_only_and_none_pending_in_a_batch(
+    archive: Archive, tmp_path: Path, where: str | None
+) -> None:
+    done = [f"done{i:07d}" for i in range(1200)]  # more than one query's worth of ids on SQLite
+    with raw_db(where, tmp_path) as db:
+        db.executemany(
+            "INSERT INTO videos (video_id, status, attempts, first_seen_at, updated_at, title)"
+            " VALUES (?, 'done', 1, ?, ?, ?)",
+            [
+                (video_id, T0, T0, f"Title of {video_id}" if video_id != done[7] else None)
+                for video_id in done
+            ],
+        )
+    archive.record_failed("fail0000001", ErrorKind.TRANSIENT, "timeout")
+    archive.enqueue(["queu0000001"])
+    archive.record_batch("msgbatch_1", "claude-test", {done[3]: "{}"})  # redone by force, sent in a batch
+    asked = [*done[::3], done[7], "fail0000001", "queu0000001", "new00000001", done[0]]
+    titles = archive.done_titles(asked)
+    assert set(titles) == (set(done[::3]) | {done[7]}) - {done[3]}
+    assert titles[done[0]] == f"Title of {done[0]}" and titles[done[7]] is None
+    assert archive.done_titles([]) == {}
+
+
 # concurrency
 
 VIDEO_IDS = [f"vid{i:08d}" for i in range(20)]
@@ -485,6 +508,20 @@ def test_take_finds_failures_when_their_retry_is_due(archive: Archive) -> None:
     assert archive.take("me", ttl_s=60, limit=5, now=1_200.0) == []
     assert archive.take("me", ttl_s=60, limit=5, now=1_301.0) == ["vid00000001"]
     assert archive.unfinished() == 0  # a scheduled retry does not keep `work` waiting
+
+
+def test_take_claims_expired_claims_first_then_due_retries_then_the_oldest_queued(archive: Archive) -> None:
+    archive.enqueue(["vid0000000a", "vid0000000b", "vid0000000c", "vid0000000d"])
+    assert archive.take("dead", ttl_s=60, limit=1, now=1_000.0) == ["vid0000000a"]  # expires at 1060
+    assert archive.take("dead", ttl_s=60, limit=1, now=1_010.0) == ["vid0000000b"]  # ... at 1070
+    archive.record_failed(
+        "vid0000000f", ErrorKind.BLOCKED, "blocked", retry_delay=lambda _: 300.0, now=1_000.0
+    )
+    assert archive.take("live", ttl_s=600, limit=1, now=1_301.0) == ["vid0000000a"]
+    assert archive.take("live", ttl_s=600, limit=2, now=1_301.0) == ["vid0000000b", "vid0000000f"]
+    assert archive.take("live", ttl_s=600, limit=5, now=1_301.0) == ["vid0000000c", "vid0000000d"]
+    assert archive.take("other", ttl_s=600, limit=5, now=1_302.0) == []  # all held by "live"
+    assert archive.release_all("live") == 5
 
 
 def _take_all(where: str | None, root: str, owner: str, barrier: multiprocessing.synchronize.Barrier) -> None:

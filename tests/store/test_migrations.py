@@ -26,6 +26,7 @@ RELEASED = [  # never renamed, reordered or left out: archives out there record 
     "m008_exit_reputation",
     "m009_batch_plans",
     "m010_queue",
+    "m011_queue_by_claim",
 ]
 NAMES = [migration.__name__ for migration in MIGRATIONS]
 T0 = "2025-01-01T00:00:00.000+00:00"
