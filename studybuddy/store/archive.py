@@ -206,7 +206,9 @@ class Archive(QueueRecords):
         batch_id: str | None = None,
         prompt_version: str | None = None,
     ) -> None:
-        """The note is in place: status done, error cleared, what it cost recorded (and its batch, if any)."""
+        """The note is in place: status done, error and claim cleared, what it cost recorded (and its batch).
+
+        A done video needs no claim: a run killed between this and its release leaves none behind."""
         self._write(
             """
             INSERT INTO videos (
@@ -227,7 +229,7 @@ class Archive(QueueRecords):
                 cache_read_tokens = :cache_read_tokens, cache_write_tokens = :cache_write_tokens,
                 model = :model, finished_at = :now, elapsed_s = :elapsed_s, updated_at = :now,
                 batch_id = :batch_id, batch_state = :batch_state, failures = 0, next_retry_at = NULL,
-                prompt_version = :prompt_version
+                prompt_version = :prompt_version, claimed_by = NULL, claim_expires_at = NULL
             """,
             {
                 "video_id": video_id,

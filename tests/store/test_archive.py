@@ -500,6 +500,16 @@ def test_enqueue_adds_new_videos_only_and_take_claims_the_oldest(archive: Archiv
     assert archive.get("vid00000001").claimed_by is None  # type: ignore[union-attr]
 
 
+def test_a_video_recorded_done_holds_no_claim(archive: Archive) -> None:
+    """A worker killed after it recorded a video done, before it released the claim, leaves no claim."""
+    assert archive.enqueue(["vid00000001"]) == 1
+    assert archive.take("killed-run", ttl_s=60, limit=1, now=1_000.0) == ["vid00000001"]
+    archive.record_done("vid00000001", title="Lecture", note_path=None, transcript_path=None)
+    row = archive.get("vid00000001")
+    assert row is not None and (row.status, row.claimed_by) == (Status.DONE, None)
+    assert archive.release_all("killed-run") == 0
+
+
 def test_take_finds_failures_when_their_retry_is_due(archive: Archive) -> None:
     archive.record_failed(
         "vid00000001", ErrorKind.BLOCKED, "blocked", retry_delay=lambda _failures: 300.0, now=1_000.0
