@@ -50,8 +50,10 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self.signalled = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.signalled = True
         self._on_exit()
         super().handle_exit(sig, frame)
 
@@ -97,3 +99,5 @@ def serve(
     if open_browser:
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
     server.run(sockets=[sock])
+    if server.signalled:  # stopped by a signal: end as Ctrl-C ends, even if uvicorn's re-raise was lost
+        raise KeyboardInterrupt
