@@ -70,7 +70,6 @@ class Pipeline:
         monitor: ProgressMonitor,
         worker_factory: Callable[[], Worker],
         pacer: Pacer | None = None,
-        retry: RetryPolicy | None = None,
         batch: BatchNotes | None = None,
         admission: Admission | None = None,
         stop_event: threading.Event | None = None,
@@ -87,7 +86,7 @@ class Pipeline:
         self.monitor = monitor
         self.worker_factory = worker_factory
         self.pacer = pacer or RenewingPacer()
-        self.retry = retry or RetryPolicy.for_settings(settings)
+        self.retry = RetryPolicy.for_settings(settings)
         self.stop_event = stop_event or threading.Event()  # set: finish the videos in progress, start none
         self.hurry = threading.Event()  # set (a second Ctrl-C): also start no notes call for a fetched video
         self.fatal: StudyBuddyError | None = None
