@@ -474,8 +474,8 @@ def test_connections_the_server_dropped_are_replaced(
         pytest.skip("a file has no connection to lose")
     archive.start("vid00000001")
     with raw_db(where, tmp_path) as db:  # the server ends every other connection of this database
-        db.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        db.execute(  # and waits (up to 5 s) until each backend is gone, so its socket is closed
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     row = archive.get("vid00000001")
