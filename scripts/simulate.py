@@ -42,6 +42,27 @@ class Row:
     blocked: int
     requests: int
     wall_s: float
+    spent: dict[tuple[str, str], float]
+    builds: int
+    known_limit_per_hour: float
+
+    def ledger(self) -> str:
+        """Where the workers' simulated time went, and what the circuit tasks built."""
+        worker_s = {what: s for (kind, what), s in self.spent.items() if kind == "worker"}
+        total = (
+            self.workers * (self.tally.finished_at[-1] - self.tally.started_at)
+            if self.tally.finished_at
+            else 0
+        )
+        parts = [f"{what} {s / total:.0%}" for what, s in sorted(worker_s.items(), key=lambda item: -item[1])]
+        parts.append(f"idle {1 - sum(worker_s.values()) / total:.0%}" if total else "")
+        spare_builds = self.spent.get(("circuit", "build"), 0.0)
+        return (
+            f"{self.policy} W={self.workers}: worker time: {', '.join(parts)}; circuit builds {self.builds} "
+            f"({spare_builds / 3600:.1f} h of them in background tasks); trials {self.tally.trials}; "
+            f"good exits known at the end {len(self.tally.known_good)} allowing "
+            f"{self.known_limit_per_hour:,.0f} videos/h"
+        )
 
     def rate(self, start: int = 0) -> float:
         done = self.tally.finished_at
@@ -104,7 +125,16 @@ def simulate(policy: str, workers: int, videos: int, settings: Settings, shape: 
     else:
         tally = POLICIES[policy](world, settings, workers, videos, vt)
     return Row(
-        policy, workers, limit, tally, world.blocked_answers, world.requests, time.perf_counter() - started
+        policy,
+        workers,
+        limit,
+        tally,
+        world.blocked_answers,
+        world.requests,
+        time.perf_counter() - started,
+        dict(vt.spent),
+        world.builds,
+        world.tolerance_per_hour(ceiling, tally.known_good),
     )
 
 
@@ -143,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             row = simulate(policy, workers, args.videos, settings, shape, args.seed)
             print("| " + " | ".join(row.cells()) + " |", flush=True)
             print(f"<!-- {policy} W={workers}: {row.wall_s:.1f} s to simulate -->", file=sys.stderr)
+            print(f"<!-- {row.ledger()} -->", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scripts.sim.vtime import VirtualTime
-from scripts.sim.world import NEVER, SimWorld
+from scripts.sim.world import SimWorld
 from studybuddy.config import Settings
 from studybuddy.egress.exits import Decision, ExitLimiter
 from studybuddy.egress.sessions import Identity
@@ -25,7 +25,7 @@ from studybuddy.errors import BlockedError
 from studybuddy.runs.pacing import build_pacer
 from studybuddy.runs.progress import ProgressMonitor
 from studybuddy.runs.workers import RunStopped
-from studybuddy.store.exit_records import ExitRecord
+from studybuddy.store.exit_records import ExitRecord, Standing
 
 MAX_NEW_CIRCUITS = 50  # a worker gives up waiting for a usable circuit after this many in a row
 
@@ -66,6 +66,8 @@ class Tally:
     given_up: int = 0
     blocked_at_finish: list[int] = field(default_factory=list)  # blocked answers so far, per finish
     requests_at_finish: list[int] = field(default_factory=list)
+    known_good: frozenset[str] = frozenset()  # exits the run knew to serve at its end (new policy only)
+    trials: int = 0
 
 
 class Videos:
@@ -113,9 +115,13 @@ def run_new(
     monitor.start([], workers)
     pacer = build_pacer(world, settings, monitor, store=store, timebase=vt, random=world.rng.random)
     try:
-        return _drive(world, pacer, settings, workers, videos, vt)
+        tally = _drive(world, pacer, settings, workers, videos, vt)
     finally:
         pacer.close()
+    good = {record.key for record in pacer.reputation.ranked() if record.standing is Standing.GOOD}
+    tally.known_good = frozenset(good)
+    tally.trials = pacer.trials.tried
+    return tally
 
 
 def run_baseline(world: SimWorld, settings: Settings, workers: int, videos: int, vt: VirtualTime) -> Tally:
@@ -214,7 +220,7 @@ class BaselinePacer:
             if verdict.decision is Decision.RENEW:
                 self._renew(worker)
                 continue
-            self.vt.sleep(verdict.wait_s or max(self.limiter.wait_until_any(), 0.05), NEVER)
+            self.vt.spend(verdict.wait_s or max(self.limiter.wait_until_any(), 0.05), "wait")
         raise RunStopped
 
     def after_video(self, worker: SimWorker) -> None:
@@ -254,7 +260,7 @@ class NewnymRotation:
     def on_blocked(self, worker: SimWorker, error: BlockedError) -> bool:
         wait = self.last_newnym + NEWNYM_SPACING - self.vt.now
         if wait > 0:
-            self.vt.sleep(wait, NEVER)
+            self.vt.spend(wait, "wait")
         if self.vt.now - self.last_newnym >= NEWNYM_SPACING:
             self.last_newnym = self.vt.now
             self.world.newnym()

@@ -11,9 +11,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections import Counter
 from collections.abc import Callable
 
 EPOCH = 1_750_000_000.0  # the Unix time the simulation starts at
+NEVER = threading.Event()  # never set: a sleep nothing interrupts
 
 
 class _Sleeper:
@@ -46,6 +48,15 @@ class VirtualTime:
         self._local = threading.local()
         self._live = 0
         self._lock = threading.Lock()
+        self.spent: Counter[tuple[str, str]] = Counter()  # (thread kind, what) -> virtual seconds
+
+    def spend(self, seconds: float, what: str) -> None:
+        """Sleep `seconds` (never interrupted), booked under `what` for the simulator's time ledger."""
+        self._book(what, seconds)
+        self.sleep(seconds, NEVER)
+
+    def _book(self, what: str, seconds: float) -> None:
+        self.spent[(getattr(self._local, "kind", "main"), what)] += seconds
 
     # -- Timebase ------------------------------------------------------------------------------------
 
@@ -58,6 +69,8 @@ class VirtualTime:
     def sleep(self, seconds: float, stop: threading.Event) -> bool:
         if stop.is_set():
             return True
+        if stop is not NEVER:
+            self._book("wait", seconds)
         me = self._me()
         self._schedule(me, self.now + max(0.0, seconds))
         self._yield(me)
@@ -65,13 +78,13 @@ class VirtualTime:
 
     def start(self, target: Callable[[], None], name: str) -> SimTask:
         task = SimTask(self)
-        self._spawn(target, task)
+        self._spawn(target, task, name.split("-", maxsplit=1)[0])
         return task
 
     # -- the scheduler -------------------------------------------------------------------------------
 
     def run(self, main: Callable[[], None]) -> None:
-        self._spawn(main, SimTask(self))
+        self._spawn(main, SimTask(self), "main")
         while True:
             with self._lock:
                 if not self._heap:
@@ -88,18 +101,21 @@ class VirtualTime:
 
     def wait_for(self, task: SimTask, timeout: float | None) -> None:
         me = self._me()
+        began = self.now
         task.waiters.append(me)
         if timeout is not None:
             self._schedule(me, self.now + timeout)
         self._yield(me)
         if me in task.waiters:
             task.waiters.remove(me)
+        self._book("join", self.now - began)
 
-    def _spawn(self, target: Callable[[], None], task: SimTask) -> None:
+    def _spawn(self, target: Callable[[], None], task: SimTask, kind: str) -> None:
         sleeper = _Sleeper()
 
         def body() -> None:
             self._local.sleeper = sleeper
+            self._local.kind = kind
             sleeper.go.wait()
             sleeper.go.clear()
             try:

@@ -11,9 +11,8 @@ a blocked attempt one or two.
 from __future__ import annotations
 
 import random
-import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from scripts.sim.vtime import VirtualTime
@@ -21,7 +20,7 @@ from studybuddy.egress.sessions import Identity
 from studybuddy.egress.tor import ExitRelay
 
 REQUESTS_PER_VIDEO = 3
-NEVER = threading.Event()  # the simulation never interrupts a request or a build
+CIRCUIT_IDLE_S = 600.0  # Tor's MaxCircuitDirtiness: a circuit with no new stream for this long is dropped
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,7 @@ class SimWorld:
         self.excluded: frozenset[str] = frozenset()
         self._allowed = list(self.exits)
         self.circuits: dict[str, str] = {}  # username -> exit fingerprint
+        self._last_stream: dict[str, float] = {}  # username -> when its circuit last got a stream
         self.requests = 0
         self.blocked_answers = 0
         self.builds = 0
@@ -86,11 +86,14 @@ class SimWorld:
 
     # -- limits of this network ----------------------------------------------------------------------
 
-    def tolerance_per_hour(self, ceiling_per_hour: float) -> float:
-        """What the good exits allow together (each at most the ceiling): videos per hour."""
+    def tolerance_per_hour(self, ceiling_per_hour: float, among: Collection[str] | None = None) -> float:
+        """What the good exits (of `among`, default all) allow together, each at most the ceiling: videos
+        per hour."""
         per_hour = 3600.0 / self.shape.tolerance_window_s
         return sum(
-            min(item.tolerance * per_hour, ceiling_per_hour) for item in self.exits.values() if item.good
+            min(item.tolerance * per_hour, ceiling_per_hour)
+            for fingerprint, item in self.exits.items()
+            if item.good and (among is None or fingerprint in among)
         )
 
     # -- ExitNetwork ---------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ class SimWorld:
         fingerprint = self._circuit(identity.username)
         if fingerprint is None:
             return None
-        self.vt.sleep(0.02, NEVER)  # a stream on a built circuit
+        self.vt.spend(0.02, "probe")  # a stream on a built circuit
         return self.exits[fingerprint].relay
 
     def unreachable_exit(self, identity: Identity) -> ExitRelay | None:
@@ -114,6 +117,7 @@ class SimWorld:
 
     def release(self, identity: Identity) -> None:
         self.circuits.pop(identity.username, None)
+        self._last_stream.pop(identity.username, None)
 
     def exclude(self, cooling: Mapping[str, float]) -> None:
         self.excluded = frozenset(cooling)
@@ -135,39 +139,45 @@ class SimWorld:
 
     def fetch(self, identity: Identity) -> bool:
         """Fetch one video through the identity's circuit: True served, False blocked."""
-        fingerprint = self.circuits.get(identity.username)
-        if fingerprint is None or fingerprint in self.excluded:
+        if self.circuits.get(identity.username) in self.excluded:
             self.circuits.pop(identity.username, None)  # Tor moves the stream to a new circuit
-            fingerprint = self._circuit(identity.username)
+        fingerprint = self._circuit(identity.username)
         if fingerprint is None:
-            self._request()
+            self._request("blocked")
             return False
         item = self.exits[fingerprint]
-        self._request()  # the watch page
+        watch_page_s = self.rng.uniform(*self.shape.request_s)
+        self.requests += 1
         now = self.vt.now
         while item.served_at and item.served_at[0] <= now - self.shape.tolerance_window_s:
             item.served_at.popleft()
         if not item.good or now < item.blocked_until or len(item.served_at) >= item.tolerance:
             if item.good and now >= item.blocked_until:
                 item.blocked_until = now + self.shape.block_s
-            self._request()  # the player answer that says "not a bot"
+            self.vt.spend(watch_page_s, "blocked")
+            self._request("blocked")  # the player answer that says "not a bot"
             self.blocked_answers += 1
             return False
         item.served_at.append(now)
+        self.vt.spend(watch_page_s, "served")
         for _ in range(REQUESTS_PER_VIDEO - 1):
-            self._request()
+            self._request("served")
         return True
 
-    def _request(self) -> None:
+    def _request(self, what: str) -> None:
         self.requests += 1
-        self.vt.sleep(self.rng.uniform(*self.shape.request_s), NEVER)
+        self.vt.spend(self.rng.uniform(*self.shape.request_s), what)
 
     def _circuit(self, username: str) -> str | None:
+        """The exit of the circuit a new stream of `username` gets (with KeepAliveIsolateSOCKSAuth every
+        stream keeps a circuit fresh; one idle for CIRCUIT_IDLE_S is gone and a new one is built)."""
         fingerprint = self.circuits.get(username)
-        if fingerprint is not None:
+        idle = self.vt.now - self._last_stream.get(username, self.vt.now)
+        self._last_stream[username] = self.vt.now
+        if fingerprint is not None and idle < CIRCUIT_IDLE_S:
             return fingerprint
         self.builds += 1
-        self.vt.sleep(self.rng.uniform(*self.shape.build_s), NEVER)
+        self.vt.spend(self.rng.uniform(*self.shape.build_s), "build")
         if self.rng.random() < self.shape.unreachable_share:
             return None
         fingerprint = self.rng.choice(self._allowed)

@@ -259,6 +259,18 @@ class ExitLimiter:
                 return True
             return self._serving(self._pool - frozenset(taken), now) > 0
 
+    def ready_now(self, candidates: Iterable[str]) -> list[str]:
+        """Those of `candidates` that may be used now (interval, budget and cool-down all satisfied), the
+        least used in the window first."""
+        with self._lock:
+            now = self._now()
+            ready = [
+                (len(state.uses) if state else 0, fp)
+                for fp in candidates
+                if (state := self._exits.get(fp)) is None or self._ready_in(fp, state, now) == 0
+            ]
+        return [fp for _uses, fp in sorted(ready)]
+
     def uses_in_window(self, exit_fp: str) -> int:
         """How many uses of this exit fall in the current budget window."""
         with self._lock:

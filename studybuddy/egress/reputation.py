@@ -31,7 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from studybuddy.config import Settings
 from studybuddy.store.exit_records import HALF_LIFE_S, ExitRecord, Outcome, Standing
+from studybuddy.timebase import REAL_TIME, Timebase
 from studybuddy.units import ExitBudget
 
 log = logging.getLogger(__name__)
@@ -241,3 +243,12 @@ class Reputation:
             self._records[key] = updated
             self._standings.pop(key, None)
         log.debug("exit %s %s: %s", key, outcome, updated)
+
+
+def new_reputation(
+    settings: Settings, store: ReputationStore | None, timebase: Timebase = REAL_TIME
+) -> Reputation:
+    """What the run knows of every exit and proxy (from `store`), scored by the settings' pace policy."""
+    return Reputation(
+        PacePolicy(settings.per_exit, settings.exit_cooldown_s), store=store, clock=timebase.time
+    )

@@ -22,6 +22,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from studybuddy.egress.reputation import Reputation
+from studybuddy.store.exit_records import Standing
+from studybuddy.timebase import REAL_TIME, Timebase
+
 RECENT = 10  # trials the run judges by
 FREE_TRIALS = 24.0  # trials a run may start with, before anything has served
 TRIALS_PER_VIDEO = 0.2  # trials earned by every video served
@@ -135,3 +139,14 @@ class ExitTrials:
             return 0.0
         steps = round((blocked_share - 0.5) * 10)  # 6 of 10 blocked: 1, ..., 10 of 10: 5
         return float(min(self._max_s, self._base_s * 2 ** (steps - 1)))
+
+
+def warm_trials(reputation: Reputation, pool: frozenset[str], timebase: Timebase = REAL_TIME) -> ExitTrials:
+    """The run's trials of new exits. A run that knows exits that serve starts on them: no free trials (it
+    earns them by serving), and the standings it knows count as the recent tries, so on a network that
+    mostly blocks it starts backed off. A run that knows none starts with the free trials."""
+    standings = [reputation.standing(key) for key in sorted(reputation.known() & pool)]
+    known = [standing is Standing.GOOD for standing in standings if standing is not Standing.UNKNOWN]
+    if not any(known):
+        return ExitTrials(clock=timebase.monotonic)
+    return ExitTrials(clock=timebase.monotonic, free_trials=0.0, history=known[-RECENT:])

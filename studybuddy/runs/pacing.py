@@ -5,11 +5,14 @@ a byte sent; Tor's events name the exit), judges that exit before any YouTube re
 asks the shared `ExitLimiter`:
 
 - an exit known to be blocked, still cooling down, or unknown while the run is backing off from trying
-  new exits, is turned down at once: the worker takes its spare circuit (built and judged meanwhile, see
-  `spares`) or a new one;
+  new exits, is turned down at once: the worker takes a banked circuit on an exit known to serve that may
+  be used now, else its spare circuit (built and judged meanwhile, see `spares`), else a new one;
 - GO: fetch now (the use counts against the exit's budget, at the exit's own adaptive pace);
 - RENEW: this exit is out of budget for longer than a new circuit would take to find one that serves;
 - WAIT: this exit frees up sooner, or no exit can serve now: sleep (interruptible), saying until when.
+
+A banked circuit whose exit may be used now also wins over waiting, and over spending a trial on an exit
+not known to serve. A worker leaving a circuit on an exit known to serve (out of budget, say) banks it.
 
 After each answer the exit that really carried it (the stream's circuit, read from Tor's events by the
 local address of the connection) gets the credit or the blame: a block cools that exit down (shortly if
@@ -31,11 +34,11 @@ from studybuddy.config import Settings
 from studybuddy.egress.circuits import ExitNetwork
 from studybuddy.egress.exits import Decision, ExitLimiter
 from studybuddy.egress.judge import ExitJudge
-from studybuddy.egress.reputation import PacePolicy, Reputation, ReputationStore
+from studybuddy.egress.reputation import Reputation, ReputationStore, new_reputation
+from studybuddy.egress.sessions import Identity
 from studybuddy.egress.spares import SpareCircuits
 from studybuddy.egress.tor import ExitRelay
-from studybuddy.egress.trials import RECENT as RECENT_TRIALS
-from studybuddy.egress.trials import ExitTrials
+from studybuddy.egress.trials import warm_trials
 from studybuddy.errors import BlockedError, TorError
 from studybuddy.runs.progress import ProgressMonitor
 from studybuddy.runs.workers import RunStopped, Worker
@@ -48,18 +51,9 @@ NEWNYM_AFTER_FAILED_CIRCUITS = 3  # the last resort: only after this many new ci
 REJECTIONS_BEFORE_WAITING = 20  # exits turned down in a row before a worker pauses instead of renewing
 MIN_PAUSE_S = 0.05
 STALL_MIN_S = 600.0  # a run with nothing served stops after twice --exit-cooldown, at least this long...
-STALL_TRIALS = 50  # ...and only after this many exits were tried since (1 in 10 serving: 0.9**50 < 1 %)
+STALL_TRIALS = 100  # ...and only after this many exits were tried since (1 in 10 serving: 0.9**100 < 0.01 %)
 REJECTED_PAUSE_S = 5.0  # the least pause after `REJECTIONS_BEFORE_WAITING` circuits were turned down
 NOTICE_AFTER_S = 15.0  # a wait this long is shown in the view and logged (shorter ones are routine pacing)
-
-
-def new_reputation(
-    settings: Settings, store: ReputationStore | None, timebase: Timebase = REAL_TIME
-) -> Reputation:
-    """What the run knows of every exit and proxy (from `store`), scored by the settings' pace policy."""
-    return Reputation(
-        PacePolicy(settings.per_exit, settings.exit_cooldown_s), store=store, clock=timebase.time
-    )
 
 
 def build_pacer(
@@ -106,17 +100,6 @@ def build_pacer(
     )
 
 
-def warm_trials(reputation: Reputation, pool: frozenset[str], timebase: Timebase = REAL_TIME) -> ExitTrials:
-    """The run's trials of new exits. A run that knows exits that serve starts on them: no free trials (it
-    earns them by serving), and the standings it knows count as the recent tries, so on a network that
-    mostly blocks it starts backed off. A run that knows none starts with the free trials."""
-    standings = [reputation.standing(key) for key in sorted(reputation.known() & pool)]
-    known = [standing is Standing.GOOD for standing in standings if standing is not Standing.UNKNOWN]
-    if not any(known):
-        return ExitTrials(clock=timebase.monotonic)
-    return ExitTrials(clock=timebase.monotonic, free_trials=0.0, history=known[-RECENT_TRIALS:])
-
-
 class TorPacer:
     """Knows each worker's exit from Tor, paces it, learns which exits serve; renews one worker at a time."""
 
@@ -149,7 +132,11 @@ class TorPacer:
         self._busy: set[int] = set()  # workers fetching right now (their exit's budget is theirs)
         self._renewed_at: dict[int, float] = {}  # worker -> when its circuit was renewed, until probed
         self._seen: set[int] = set()  # workers probed at least once (their first probe is a new circuit too)
-        self._spares = SpareCircuits(network, self.judge, timebase) if prepare_circuits else None
+        self._probed: dict[int, ExitRelay] = {}  # worker -> the exit its circuit had at its last probe
+        spares = (
+            SpareCircuits(network, self.judge, timebase, keep=self._bankable) if prepare_circuits else None
+        )
+        self._spares = spares
         self._lock = threading.Lock()
         self._last_served = timebase.monotonic()
         self._notice: str | None = None
@@ -184,20 +171,25 @@ class TorPacer:
             if rejected is not None:
                 rejections += 1
                 log.debug("worker %d: exit %s %s", worker.index, relay.label, rejected)
-                if rejections >= REJECTIONS_BEFORE_WAITING or not self._others_could_serve(worker):
+                if self._ready_banked(worker) is None and (
+                    rejections >= REJECTIONS_BEFORE_WAITING or not self._others_could_serve(worker)
+                ):
                     rejections = 0  # judged again after the pause: renewing helps only if another could serve
                     self._pause(stop, rejected, self._time_until_an_exit_serves())
                 else:
                     self._renew(worker)
                 continue
-            if self.exit_judge.is_trial(relay.fingerprint) and not self.trials.begin(relay.fingerprint):
-                self._renew(worker)  # another worker started a trial just now: this one waits its turn
+            if self.exit_judge.is_trial(relay.fingerprint) and (
+                self._ready_banked(worker) is not None or not self.trials.begin(relay.fingerprint)
+            ):
+                self._renew(worker)  # an exit known to serve is free, or another worker just started a trial
                 continue
             verdict = self.limiter.acquire(relay.fingerprint, taken=self._taken_by_others(worker))
             if verdict.decision is Decision.GO:
                 self._go(worker, relay)
                 return
-            if verdict.decision is Decision.RENEW and renewals < self.max_renewals:
+            switch = verdict.decision is Decision.RENEW or self._ready_banked(worker) is not None
+            if switch and renewals < self.max_renewals:
                 renewals += 1
                 log.info("worker %d: exit %s %s; renewing", worker.index, relay.label, verdict.reason)
                 self._renew(worker)
@@ -355,6 +347,7 @@ class TorPacer:
             self._busy.discard(worker.index)
             self._renewed_at.pop(worker.index, None)
             self._seen.discard(worker.index)
+            self._probed.pop(worker.index, None)
         spare = self._spares.take(worker.index) if self._spares is not None else None
         if spare is not None:
             self.network.release(spare)
@@ -376,16 +369,50 @@ class TorPacer:
         )
 
     def _renew(self, worker: Worker) -> None:
+        """Move `worker` to a banked circuit that may serve now, else its spare, else a new circuit; bank
+        the circuit it leaves if its exit is known to serve, else close it."""
         old = worker.identity
-        spare = self._spares.take(worker.index) if self._spares is not None else None
-        worker.renew(spare)
+        with self._lock:
+            left = self._probed.pop(worker.index, None)
+        worker.renew(self._next_identity(worker))
         with self._lock:
             self._exits.pop(worker.index, None)
             self._busy.discard(worker.index)
             self._renewed_at[worker.index] = self._time.monotonic()
-        if old is not None:
+        if old is not None and not (
+            left is not None
+            and self._bankable(left)
+            and self._spares is not None
+            and self._spares.deposit(old, left)
+        ):
             self.network.release(old)
         self.monitor.worker_info(worker.index, exit_label=None, circuit_started=self.monitor.now())
+
+    def _next_identity(self, worker: Worker) -> Identity | None:
+        if self._spares is None:
+            return None
+        return self._spares.hand_out(worker.index, self._ready_banked(worker), worker.next_identity)
+
+    def _held_by_others(self, worker: int | None = None) -> set[str]:
+        with self._lock:
+            return {relay.fingerprint for index, relay in self._probed.items() if index != worker}
+
+    def _bankable(self, relay: ExitRelay) -> bool:
+        """Whether a circuit on this exit is worth keeping for any worker: the exit is known to serve, is not
+        cooling down, and no worker is on it."""
+        return (
+            self.reputation.standing(relay.fingerprint) is Standing.GOOD
+            and not self.limiter.cooling_left(relay.fingerprint)
+            and relay.fingerprint not in self._held_by_others()
+        )
+
+    def _ready_banked(self, worker: Worker) -> str | None:
+        """A banked exit this worker may use now (known to serve, within budget, no other worker on it)."""
+        if self._spares is None:
+            return None
+        banked = self._spares.banked_exits() - self._held_by_others(worker.index)
+        ready = self.limiter.ready_now(banked)
+        return next((fp for fp in ready if self.exit_judge.reason_against(fp) is None), None)
 
     def _probe(self, worker: Worker) -> ExitRelay | None:
         identity = worker.identity
@@ -396,6 +423,8 @@ class TorPacer:
         started = self._time.monotonic()
         relay = self.network.probe(identity, self.probe_timeout_s)
         with self._lock:
+            if relay is not None:
+                self._probed[worker.index] = relay
             new_circuit_since = self._renewed_at.pop(worker.index, None)
             if worker.index not in self._seen:  # a worker's first circuit is a new one too
                 self._seen.add(worker.index)

@@ -138,7 +138,8 @@ def _pacer(
     if setup is None and not settings.uses_proxies:
         yield None
         return
-    from studybuddy.runs.pacing import build_pacer, new_reputation
+    from studybuddy.egress.reputation import new_reputation
+    from studybuddy.runs.pacing import build_pacer
     from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer, is_proxy_key
 
     now = time.time()

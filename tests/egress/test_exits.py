@@ -465,3 +465,17 @@ def test_exits_that_are_not_acceptable_do_not_count_as_free(clock: FakeClock) ->
     assert verdict.decision is Decision.WAIT
     assert verdict.wait_s == pytest.approx(600)
     assert limiter.wait_until_any() == pytest.approx(600)
+
+
+def test_ready_now_lists_the_exits_usable_at_once_least_used_first(clock: FakeClock) -> None:
+    limiter = make_limiter(clock, "2/60s", min_interval_s=10.0)
+    limiter.acquire("busy")
+    clock.advance(11)
+    limiter.acquire("busy")  # its budget (2) is spent
+    limiter.acquire("once")
+    limiter.cool_down("cold")
+    clock.advance(11)
+    assert limiter.ready_now(["busy", "once", "cold", "fresh"]) == ["fresh", "once"]
+    limiter.acquire("once")  # spent too
+    clock.advance(40)  # busy's first use leaves the window
+    assert limiter.ready_now(["once", "busy", "fresh"]) == ["fresh", "busy"]

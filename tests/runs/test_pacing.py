@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from studybuddy.config import Settings
+from studybuddy.egress.reputation import new_reputation
 from studybuddy.egress.sessions import LISTER, Identity, ProxyEndpoint
 from studybuddy.egress.tor import ExitRelay
+from studybuddy.egress.trials import warm_trials
 from studybuddy.errors import BlockedError, TorError
-from studybuddy.runs.pacing import TorPacer, build_pacer, new_reputation, warm_trials
+from studybuddy.runs.pacing import TorPacer, build_pacer
 from studybuddy.runs.progress import ProgressMonitor
 from studybuddy.runs.workers import RunStopped, Worker, WorkerFactory
 from studybuddy.store.exit_records import Standing
@@ -446,6 +448,26 @@ def test_moving_a_worker_blames_nobody() -> None:
     assert bed.network.released == ["sb-run-w0-g0"]
     record = bed.pacer.reputation.record(A.fingerprint)
     assert (record.blocked, record.unreachable) == (0, 0)
+
+
+def test_a_circuit_left_on_an_exit_that_serves_is_banked_and_handed_to_the_next_worker_that_needs_it() -> (
+    None
+):
+    """Worker 0 leaves A (out of budget) for its spare; A's circuit is kept, and once A may serve again,
+    worker 1, whose own circuit lands on an exit nobody knows, takes A's circuit instead of a trial."""
+    script: Script = {(0, 0): A, (0, 1): B, (0, 2): C, (1, 0): C}
+    bed = make_bed(script, budget="1/60s", spares=True)
+    first = bed.worker()
+    assert bed.serve(first) == A
+    assert bed.go(first) == B  # A is spent: its spare on B (a trial)
+    assert "sb-run-w0-g0" not in bed.network.released  # A served: its circuit is banked, not closed
+    tried = bed.pacer.trials.tried
+    bed.time.advance(61)  # A may serve again
+    second = bed.worker()
+    assert bed.go(second) == A
+    assert second.identity is not None and second.identity.username == "sb-run-w0-g0"  # the same circuit
+    assert bed.pacer.trials.tried == tried  # no trial spent on C while A could serve
+    assert "sb-run-w1-g0" in bed.network.released  # its own circuit on C is closed
 
 
 def test_a_released_lister_leaves_no_exit_and_no_worker_row_behind() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from studybuddy.config import Settings
+from studybuddy.egress.reputation import new_reputation
 from studybuddy.errors import BlockedError
 from studybuddy.proxyspec import ProxySpec, parse_proxy
-from studybuddy.runs.pacing import new_reputation
 from studybuddy.runs.progress import ProgressMonitor
 from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer, egress_key
 from studybuddy.runs.workers import RenewingPacer, RunStopped, Worker
