@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from studybuddy.egress.reputation import Reputation
-from studybuddy.egress.trials import ExitTrials
+from studybuddy.egress.trials import ExitTrials, seconds
 from studybuddy.store.exit_records import Standing
 
 RECHECK_S = 1.0  # how long "is there anything else?" (a walk over the whole pool) is reused
@@ -37,7 +37,7 @@ class ExitJudge:
         if standing is Standing.GOOD:
             return None
         if not self.trials.may_try():
-            return f"not known to serve, and new exits are tried every {self.trials.interval_s():.0f} s"
+            return f"not known to serve, and new exits are tried every {seconds(self.trials.interval_s())}"
         if standing is Standing.BAD and not self._only_blocked_exits_left():
             return "known to be blocked"
         return None

@@ -8,9 +8,13 @@ ways, whichever allows one first:
   served, so over a long run the blocked answers spent on finding exits stay a small share of the videos,
   however bad the network is, and a run that serves well looks for more exits as it grows.
 - **By time.** While trials mostly serve, they are free. Once blocks dominate the last ten (more than half
-  blocked), the run backs off as a whole: a trial at most every 10 s at 6 of 10 blocked, doubling with every
-  further one (40 s at 8 of 10), at most `max_interval_s`. So a run that serves nothing still tries a new
-  exit now and then, politely, instead of giving up or hammering.
+  blocked), the run backs off as a whole: at most one trial every `base_interval_s` (half a second), whichever
+  worker asks. As long as trials keep finding an exit that serves now and then, that is the
+  pace: where 1 exit in 10 serves, finding the good ones early is what makes the rest of the run fast, and
+  each trial costs one blocked answer, on an exit that has had none from this run. Once `FRUITLESS_TRIALS`
+  trials in a row served nothing, the spacing doubles with every `FRUITLESS_STEP` more, up to
+  `max_interval_s`: a run on a YouTube that blocks every exit tries a new one every few minutes, politely,
+  instead of giving up or hammering.
 
 `notice()` says so in plain words for the live view and the log.
 """
@@ -30,8 +34,10 @@ RECENT = 10  # trials the run judges by
 FREE_TRIALS = 24.0  # trials a run may start with, before anything has served
 TRIALS_PER_VIDEO = 0.2  # trials earned by every video served
 MAX_EARNED = 24.0  # trials a run may save up
-BASE_INTERVAL_S = 10.0
+BASE_INTERVAL_S = 0.5
 MAX_INTERVAL_S = 300.0
+FRUITLESS_TRIALS = 30  # trials in a row that served nothing before the spacing grows (0.9**30: 4 %)...
+FRUITLESS_STEP = 5  # ...and it doubles with every this many more
 JUDGED_AFTER = 4  # trials before their outcomes are judged at all
 
 
@@ -57,6 +63,7 @@ class ExitTrials:
         self._lock = threading.Lock()
         self._tokens = free_trials
         self._recent: deque[bool] = deque(history, maxlen=RECENT)  # True: served
+        self._fruitless = 0  # trials in a row that served nothing
         self._pending: set[str] = set()  # exits on trial, their first answer not in yet
         self._last_at = -float("inf")
         self._spacing = self._spacing_now()  # the interval for the outcomes so far (see `_interval`)
@@ -112,6 +119,7 @@ class ExitTrials:
                 return
             self._pending.discard(exit_key)
             self._recent.append(served)
+            self._fruitless = 0 if served else self._fruitless + 1
             self.served += served
             self._spacing = self._spacing_now()
 
@@ -124,7 +132,7 @@ class ExitTrials:
             served, total = sum(self._recent), len(self._recent)
         return (
             f"YouTube is blocking most exits: {served} of the last {total} served; "
-            f"trying new exits every {interval:.0f} s"
+            f"trying new exits every {seconds(interval)}"
         )
 
     def _interval(self) -> float:
@@ -137,8 +145,13 @@ class ExitTrials:
         blocked_share = 1 - sum(self._recent) / total
         if blocked_share <= 0.5:
             return 0.0
-        steps = round((blocked_share - 0.5) * 10)  # 6 of 10 blocked: 1, ..., 10 of 10: 5
-        return float(min(self._max_s, self._base_s * 2 ** (steps - 1)))
+        doublings = max(0, self._fruitless - FRUITLESS_TRIALS + FRUITLESS_STEP) // FRUITLESS_STEP
+        return float(min(self._max_s, self._base_s * 2**doublings))
+
+
+def seconds(interval_s: float) -> str:
+    """A trial spacing in words: "0.5 s", "16 s", "300 s"."""
+    return f"{interval_s:.3g} s"
 
 
 def warm_trials(reputation: Reputation, pool: frozenset[str], timebase: Timebase = REAL_TIME) -> ExitTrials:

@@ -31,15 +31,39 @@ def test_the_first_trials_run_freely() -> None:
 
 @pytest.mark.parametrize(
     ("served", "blocked", "interval"),
-    [(5, 5, 0), (4, 6, 10), (3, 7, 20), (2, 8, 40), (1, 9, 80), (0, 10, 160)],
+    [(5, 5, 0), (4, 6, 0.5), (2, 8, 0.5), (1, 9, 0.5), (0, 10, 0.5)],
 )
-def test_trials_slow_down_as_blocks_dominate(served: int, blocked: int, interval: float) -> None:
+def test_the_run_backs_off_as_a_whole_once_blocks_dominate(
+    served: int, blocked: int, interval: float
+) -> None:
     clock = Clock()
     trials = ExitTrials(clock=clock)
     for outcome in [True] * served + [False] * blocked:
         clock.now += 1000
         tried(trials, outcome)
     assert trials.interval_s() == interval
+
+
+@pytest.mark.parametrize(
+    ("fruitless", "interval"),
+    [(29, 0.5), (30, 1), (34, 1), (35, 2), (40, 4), (65, 128), (70, 256), (99, 300)],
+)
+def test_the_spacing_doubles_only_once_trials_in_a_row_find_nothing(fruitless: int, interval: float) -> None:
+    clock = Clock()
+    trials = ExitTrials(clock=clock)
+    for _ in range(fruitless):
+        clock.now += 1000
+        tried(trials, False)
+    assert trials.interval_s() == interval
+
+
+def test_one_trial_that_serves_brings_the_spacing_back_to_the_base() -> None:
+    clock = Clock()
+    trials = ExitTrials(clock=clock)
+    for outcome in [False] * 40 + [True] + [False] * 9:
+        clock.now += 1000
+        tried(trials, outcome)
+    assert trials.interval_s() == 0.5  # 1 of the last 10 served, no long fruitless run
 
 
 def test_the_notice_says_what_happens_in_plain_words() -> None:
@@ -50,13 +74,19 @@ def test_the_notice_says_what_happens_in_plain_words() -> None:
         tried(trials, outcome)
     assert (
         trials.notice()
-        == "YouTube is blocking most exits: 2 of the last 10 served; trying new exits every 40 s"
+        == "YouTube is blocking most exits: 2 of the last 10 served; trying new exits every 0.5 s"
     )
     assert not trials.may_try()
-    assert trials.next_try_in() == pytest.approx(40)
+    assert trials.next_try_in() == pytest.approx(0.5)
     assert not trials.begin("another")
-    clock.now += 40
+    clock.now += 0.5
     assert trials.begin("another")
+    for _ in range(40):
+        clock.now += 1000
+        tried(trials, False)
+    assert trials.notice() == (
+        "YouTube is blocking most exits: 0 of the last 10 served; trying new exits every 8 s"
+    )
 
 
 def test_only_the_first_answer_through_an_exit_on_trial_counts() -> None:
@@ -76,7 +106,7 @@ def test_trials_are_earned_by_videos_served() -> None:
     tried(trials, False)
     for _ in range(4):
         clock.now += 1000
-        tried(trials, False)  # by time: blocks dominate, the spacing grows
+        tried(trials, False)  # by time: blocks dominate, trials are spaced
     assert not trials.may_try()
     for _ in range(4):
         trials.video_served()

@@ -395,21 +395,21 @@ def test_a_stream_that_moved_exit_is_counted_there_too() -> None:
     assert bed.pacer.reputation.standing(B.fingerprint) is Standing.GOOD
 
 
-def test_new_exits_are_tried_ever_more_slowly_while_most_are_blocked() -> None:
-    relays = [ExitRelay(f"{n:040X}", f"exit{n}", None) for n in range(1, 31)]
-    script: Script = {(0, g): relays[g] for g in range(30)}
+def test_new_exits_are_tried_ever_more_slowly_while_trials_find_nothing() -> None:
+    relays = [ExitRelay(f"{n:040X}", f"exit{n}", None) for n in range(1, 51)]
+    script: Script = {(0, g): relays[g] for g in range(50)}
     bed = make_bed(script, budget="5/60s", exits=relays)
     worker = bed.worker()
-    for _ in range(25):  # every new exit blocks: the free trials are spent, nothing served earns more
+    for _ in range(45):  # every new exit blocks: the free trials are spent, nothing served earns more
         bed.go(worker)
         bed.block(worker)
-    assert bed.pacer.trials.interval_s() == 160  # 10 of the last 10 blocked
+    assert bed.pacer.trials.interval_s() == 8  # 0.5 s, doubled for every 5 fruitless trials past 25
     notice = bed.monitor.snapshot().notice
-    assert notice == "YouTube is blocking most exits: 0 of the last 10 served; trying new exits every 160 s"
+    assert notice == "YouTube is blocking most exits: 0 of the last 10 served; trying new exits every 8 s"
     before = bed.time.now
-    assert bed.go(worker) == relays[25]  # the next new exit is tried once its turn has come, not before
-    assert bed.time.now - before == pytest.approx(160)
-    assert generation(worker) == 25  # waiting for its turn burnt no circuits
+    assert bed.go(worker) == relays[45]  # the next new exit is tried once its turn has come, not before
+    assert bed.time.now - before == pytest.approx(8)
+    assert generation(worker) == 45  # waiting for its turn burnt no circuits
 
 
 def test_a_run_where_nothing_serves_for_long_stops_with_a_clear_line() -> None:
@@ -494,7 +494,7 @@ def test_a_rerun_that_knows_exits_that_serve_starts_on_them_and_earns_its_trials
     for bad in (B, C, D):
         reputation.blocked(bad.fingerprint)
     warm = warm_trials(reputation, pool, time_)
-    assert warm.interval_s() == 20.0  # 3 of 4 known exits blocked: backed off from the start
+    assert warm.interval_s() == 0.5  # 3 of 4 known exits blocked: backed off from the start
     assert warm.begin(new) and not warm.begin(D.fingerprint)  # one try now, the next in 20 s
     time_.advance(20.0)
     assert warm.may_try()
