@@ -25,7 +25,18 @@ from urllib.parse import quote, unquote, urlsplit
 from studybuddy.errors import InputError
 from studybuddy.text import BadInput, file_lines
 
-__all__ = ["SCHEMES", "ProxyList", "ProxySpec", "load_proxies", "parse_proxy", "redact_proxy_text"]
+__all__ = [
+    "SCHEMES",
+    "ProxyList",
+    "ProxySpec",
+    "egress_key",
+    "is_proxy_key",
+    "load_proxies",
+    "parse_proxy",
+    "redact_proxy_text",
+]
+
+KEY_PREFIX = "proxy:"
 
 
 SCHEMES = ("socks5h", "socks5", "http", "https")
@@ -170,3 +181,13 @@ def load_proxies(
                 bad.append(BadInput(line.source, redact_proxy_text(words[0]), str(error)))
     unique = {spec.url: spec for spec in reversed(found)}  # the first mention wins
     return ProxyList(tuple(spec for spec in found if unique.get(spec.url) is spec), tuple(bad))
+
+
+def egress_key(spec: ProxySpec) -> str:
+    """The proxy's identity in the limiter, the reputation and the archive: its URL without a password."""
+    return KEY_PREFIX + spec.redacted().replace(":***@", "@")
+
+
+def is_proxy_key(key: str) -> bool:
+    """Whether a reputation key names a proxy (else it is a Tor exit's fingerprint)."""
+    return key.startswith(KEY_PREFIX)

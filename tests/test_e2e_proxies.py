@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from studybuddy.proxyspec import parse_proxy
-from studybuddy.runs.proxypacing import egress_key
+from studybuddy.proxyspec import egress_key, parse_proxy
 from tests.bed.proxies import ProxyBed
 from tests.bed.tornet import TorNetwork
 from tests.bed.youtube_server import FakeYouTube, Limit

@@ -11,6 +11,7 @@ from studybuddy.egress.circuits import probe_exit
 from studybuddy.egress.reputation import PacePolicy, Reputation
 from studybuddy.egress.sessions import Identity, ProxyEndpoint, new_run_id
 from studybuddy.egress.tor import ExitRelay, TorController
+from studybuddy.proxyspec import is_proxy_key
 from studybuddy.store.archive import Archive
 from studybuddy.store.exit_records import ExitRecord, Standing
 
@@ -41,9 +42,12 @@ def status_lines(tor: TorController, archive: Archive | None, settings: Settings
 
 
 def archive_lines(archive: Archive, settings: Settings, *, shown: int = SHOWN_EXITS) -> list[str]:
-    """From the archive: each exit's reputation (the best and the worst), pace, budget and cool-down."""
+    """From the archive: each exit's reputation (the best and the worst), pace, budget and cool-down; how
+    many proxies it knows, in a line of their own."""
     reputation = Reputation(PacePolicy(settings.per_exit, settings.exit_cooldown_s), store=archive)
-    records = reputation.ranked()
+    ranked = reputation.ranked()
+    records = [record for record in ranked if not is_proxy_key(record.key)]
+    proxies = Counter(record.standing for record in ranked if is_proxy_key(record.key))
     now = time.time()
     budget = settings.per_exit
     uses = Counter(
@@ -55,6 +59,11 @@ def archive_lines(archive: Archive, settings: Settings, *, shown: int = SHOWN_EX
         f"{standings[Standing.BAD]} blocked, {standings[Standing.UNKNOWN]} faded); "
         f"budget at most {budget.count} videos per {budget.window_s:g} s each"
     ]
+    if proxies:
+        lines.append(
+            f"Proxies known from the archive: {proxies.total()} ({proxies[Standing.GOOD]} serve, "
+            f"{proxies[Standing.BAD]} blocked, {proxies[Standing.UNKNOWN]} faded)"
+        )
     if not records:
         return [*lines, "  none yet: run study-buddy to learn which exits serve"]
     best = [r for r in records[:shown] if r.standing is Standing.GOOD]

@@ -23,7 +23,7 @@ from studybuddy.config import Settings
 from studybuddy.egress.exits import Decision, ExitLimiter
 from studybuddy.egress.reputation import ExitPace, Reputation
 from studybuddy.errors import BlockedError
-from studybuddy.proxyspec import ProxySpec
+from studybuddy.proxyspec import ProxySpec, egress_key
 from studybuddy.runs.progress import ProgressMonitor
 from studybuddy.runs.workers import Pacer, RunStopped, Worker
 from studybuddy.store.exit_records import Standing
@@ -31,18 +31,8 @@ from studybuddy.timebase import REAL_TIME, Timebase
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "proxy:"
 MIN_WAIT_S = 0.05
 _PREFERENCE = {Standing.GOOD: 0, Standing.UNKNOWN: 1, Standing.BAD: 2}
-
-
-def egress_key(spec: ProxySpec) -> str:
-    """The proxy's identity in the limiter, the reputation and the archive: its URL without a password."""
-    return KEY_PREFIX + spec.redacted().replace(":***@", "@")
-
-
-def is_proxy_key(key: str) -> bool:
-    return key.startswith(KEY_PREFIX)
 
 
 class ProxyPacer:

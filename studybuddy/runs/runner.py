@@ -139,8 +139,9 @@ def _pacer(
         yield None
         return
     from studybuddy.egress.reputation import new_reputation
+    from studybuddy.proxyspec import is_proxy_key
     from studybuddy.runs.pacing import build_pacer
-    from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer, is_proxy_key
+    from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer
 
     now = time.time()
     events = archive.exit_events(since=now - settings.per_exit.window_s)

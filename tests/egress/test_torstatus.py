@@ -18,6 +18,7 @@ from studybuddy.egress.reputation import PacePolicy, Reputation
 from studybuddy.egress.sessions import Identity, ProxyEndpoint
 from studybuddy.egress.tor import ExitRelay
 from studybuddy.egress.torstatus import check_lines, status_lines
+from studybuddy.proxyspec import egress_key, parse_proxy
 from studybuddy.store.archive import Archive
 from studybuddy.units import ExitBudget
 from tests.bed.tornet import TorNetwork
@@ -77,6 +78,18 @@ def test_status_shows_bootstrap_circuits_exits_and_from_the_archive_the_best_and
     assert lines[12] == "Worst:"
     assert lines[13].split()[:6] == [EXIT_2, "bad", "served", "0.0", "blocked", "1.0,"]
     assert "cooling 600 s" in lines[13]
+
+
+def test_proxies_in_the_archive_are_counted_apart_from_the_exits(tmp_path: Path) -> None:
+    with Archive.open(tmp_path) as archive:
+        reputation = Reputation(PacePolicy(SETTINGS.per_exit, 600.0), store=archive)
+        reputation.served(EXIT_1)
+        reputation.served(egress_key(parse_proxy("http://alice:s3cret@127.0.0.21:8080")))
+        reputation.blocked(egress_key(parse_proxy("socks5h://127.0.0.22:1080")))
+        lines = torstatus.archive_lines(archive, SETTINGS)
+    assert lines[0].startswith("Exits known from the archive: 1 (1 serve, 0 blocked, 0 faded)")
+    assert lines[1] == "Proxies known from the archive: 2 (1 serve, 1 blocked, 0 faded)"
+    assert not any("proxy:" in line or "s3cret" in line for line in lines)  # no proxy listed among the exits
 
 
 def test_status_without_known_exits_or_without_an_archive(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 from studybuddy.config import Settings
 from studybuddy.egress.reputation import new_reputation
 from studybuddy.errors import BlockedError
-from studybuddy.proxyspec import ProxySpec, parse_proxy
+from studybuddy.proxyspec import ProxySpec, egress_key, parse_proxy
 from studybuddy.runs.progress import ProgressMonitor
-from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer, egress_key
+from studybuddy.runs.proxypacing import MixedPacer, ProxyPacer
 from studybuddy.runs.workers import RenewingPacer, RunStopped, Worker
 from studybuddy.units import ExitBudget
 from tests.runs.test_pacing import ManualTime
