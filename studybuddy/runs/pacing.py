@@ -54,6 +54,7 @@ STALL_MIN_S = 600.0  # a run with nothing served stops after twice --exit-cooldo
 STALL_TRIALS = 100  # ...and only after this many exits were tried since (1 in 10 serving: 0.9**100 < 0.01 %)
 REJECTED_PAUSE_S = 5.0  # the least pause after `REJECTIONS_BEFORE_WAITING` circuits were turned down
 NOTICE_AFTER_S = 15.0  # a wait this long is shown in the view and logged (shorter ones are routine pacing)
+PAUSE_SLICE_S = 30.0  # a longer wait is cut into slices of this, each judged and announced anew: never silent
 
 
 def build_pacer(
@@ -215,9 +216,14 @@ class TorPacer:
             )
         wait_s = max(wait_s, MIN_PAUSE_S)
         if wait_s >= NOTICE_AFTER_S:
-            self._say(self.trials.notice() or f"No exit can serve now ({reason}); next try in {wait_s:.0f} s")
+            backing_off = self.trials.notice()
+            self._say(
+                f"{backing_off}; next try in {wait_s:.0f} s"
+                if backing_off
+                else f"No exit can serve now ({reason}); next try in {wait_s:.0f} s"
+            )
         log.info("waiting %.1f s (%s)", wait_s, reason)
-        if self._time.sleep(wait_s, stop):
+        if self._time.sleep(min(wait_s, PAUSE_SLICE_S), stop):
             raise RunStopped
 
     def _stalled(self) -> bool:

@@ -343,9 +343,34 @@ def test_waits_when_no_exit_can_serve_says_so_and_stops_with_the_run() -> None:
     bed.time.sleep = stop_after_first_sleep  # type: ignore[method-assign]
     with pytest.raises(RunStopped):
         bed.pacer.before_video(waiting, stop)  # A is spent and is the only exit: wait, not renew
-    assert bed.time.slept == [pytest.approx(600)]
-    assert bed.monitor.snapshot().notice is not None
+    assert bed.time.slept == [pytest.approx(30)]  # the first slice of the wait
     assert "next try in 600 s" in (bed.monitor.snapshot().notice or "")
+
+
+def test_a_long_wait_is_cut_into_slices_each_announced_with_the_time_left() -> None:
+    bed = make_bed({(0, 0): A, (1, 0): A}, exits=[A], budget="1/600s")
+    bed.serve(bed.worker())
+    stop = threading.Event()
+    waiting = bed.worker()
+    notices: list[str | None] = []
+
+    def sleep_three_slices(seconds: float, event: threading.Event) -> bool:
+        notices.append(bed.monitor.snapshot().notice)
+        bed.time.slept.append(seconds)
+        bed.time.now += seconds
+        if len(bed.time.slept) == 3:
+            stop.set()
+        return stop.is_set()
+
+    bed.time.sleep = sleep_three_slices  # type: ignore[method-assign]
+    with pytest.raises(RunStopped):
+        bed.pacer.before_video(waiting, stop)
+    assert bed.time.slept == [pytest.approx(30)] * 3
+    assert [notice.rsplit("; ", 1)[-1] if notice else None for notice in notices] == [
+        "next try in 600 s",
+        "next try in 570 s",
+        "next try in 540 s",
+    ]
 
 
 def test_only_circuits_failing_in_a_row_give_up_not_a_few_among_many_turned_down() -> None:
