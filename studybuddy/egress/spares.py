@@ -166,7 +166,8 @@ class SpareCircuits:
         return identity
 
     def close(self) -> None:
-        """Stop every background build (at its next step), and close the banked circuits."""
+        """Stop every background build (at its next step), and close the banked circuits: a best effort,
+        since a run also ends this way when Tor is gone (what stopped it is the run's report, not this)."""
         self._stop.set()
         with self._lock:
             for spare in self._spares.values():
@@ -174,7 +175,11 @@ class SpareCircuits:
             banked = [item.identity for item in self._bank.values()]
             self._bank.clear()
         for identity in banked:
-            self._network.release(identity)
+            try:
+                self._network.release(identity)
+            except TorError as exc:
+                log.debug("banked circuit of %s not closed: %s", identity.username, exc)
+                return  # the next ones would fail the same way
 
     def _screen(self, relay: ExitRelay | None, identity: Identity) -> str | None:
         """Why this built circuit is not the worker's spare (None: it is); a circuit on an exit worth

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from studybuddy.egress.sessions import Identity
 from studybuddy.egress.spares import BANK_IDLE_S, SpareCircuits
 from studybuddy.egress.tor import ExitRelay
+from studybuddy.errors import TorError
 from studybuddy.timebase import Task
 
 GOOD, BAD, NEW = (ExitRelay(letter * 40, f"exit{letter}", "127.0.0.2") for letter in "GBN")
@@ -45,12 +46,15 @@ class Network:
         self.lands = lands
         self.probed: list[str] = []
         self.released: list[str] = []
+        self.gone = False  # Tor died: every release fails
 
     def probe(self, identity: Identity, timeout_s: float) -> ExitRelay | None:
         self.probed.append(identity.username)
         return self.lands.get(identity.generation)
 
     def release(self, identity: Identity) -> None:
+        if self.gone:
+            raise TorError("Tor could not close circuit 3: ")
         self.released.append(identity.username)
 
 
@@ -102,3 +106,13 @@ def test_a_name_is_handed_out_once_though_banked_circuits_change_hands() -> None
     # another worker took worker 3's banked generation 6: its next generation would be 7 again
     assert circuits.fresh(Identity("run", 3, 6, "pw").next()).username == "sb-run-w3-g8"
     assert mine.username == "sb-run-w3-g7"
+
+
+def test_closing_when_tor_is_gone_leaves_the_run_s_own_report_alone() -> None:
+    network, clock = Network({}), Clock()
+    circuits = spares(network, clock)
+    assert circuits.deposit(Identity("run", 1, 0, "pw"), GOOD)
+    assert circuits.deposit(Identity("run", 2, 0, "pw"), NEW)
+    network.gone = True
+    circuits.close()  # raises nothing: the run reports what stopped it (Tor gone), not a failed close
+    assert network.released == [] and circuits.banked_exits() == frozenset()
