@@ -8,11 +8,15 @@ note page are kept in test-artifacts/ui/ (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +25,8 @@ from playwright.sync_api import Page, Route, sync_playwright
 
 from tests.bed.tornet import TorNetwork
 from tests.bed.youtube_server import FakeYouTube
-from tests.test_e2e_tor import NORMAL, SPECIAL, cli_env
+from tests.notecheck import front_matter
+from tests.test_e2e_tor import NORMAL, SPECIAL, archive, cli_env, note_files, study_buddy
 
 pytestmark = pytest.mark.network
 CLI = str(Path(sys.executable).parent / "study-buddy")
@@ -64,10 +69,10 @@ LOWEST_CONTRAST = """
 """
 
 
-@pytest.fixture
-def ui_server(tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path) -> Iterator[str]:
-    """`study-buddy ui` on the bed (the settings the e2e CLI tests use, notes by the offline engine);
-    yields the address with its token, and stops it with Ctrl-C afterwards."""
+@contextlib.contextmanager
+def running_ui(tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path) -> Iterator[ServedUi]:
+    """`study-buddy ui` on the bed (the settings the e2e CLI tests use, notes by the offline engine), until
+    the block ends: then Ctrl-C, unless the block stopped it already."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (./scripts/test installs it)")
     env = cli_env(
@@ -86,15 +91,30 @@ def ui_server(tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
         assert first.startswith("study-buddy ui: http://127.0.0.1:"), first + (
             process.stderr.read() if process.stderr else ""
         )
-        yield first.removeprefix("study-buddy ui: ")
+        yield ServedUi(process, first.removeprefix("study-buddy ui: "))
     finally:
-        process.send_signal(2)
-        _out, err = process.communicate(timeout=120)
-        assert "Traceback" not in err, err
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            _out, err = process.communicate(timeout=120)
+            assert "Traceback" not in err, err
+
+
+@dataclass
+class ServedUi:
+    process: subprocess.Popen[str]
+    url: str  # with its token
 
 
 @pytest.fixture
-def page(ui_server: str) -> Iterator[Page]:
+def ui_server(tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path) -> Iterator[str]:
+    """The UI's address with its token; stopped with Ctrl-C afterwards."""
+    with running_ui(tor_network, fake_youtube, tmp_path) as served:
+        yield served.url
+
+
+@contextlib.contextmanager
+def browser_tab(url: str) -> Iterator[Page]:
+    """A headless chromium tab on `url` that may reach loopback only."""
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -108,9 +128,25 @@ def page(ui_server: str) -> Iterator[Page]:
 
         context.route("**/*", loopback_only)
         tab = context.new_page()
-        tab.goto(ui_server)
+        tab.goto(url)
         yield tab
         browser.close()
+
+
+@pytest.fixture
+def page(ui_server: str) -> Iterator[Page]:
+    with browser_tab(ui_server) as tab:
+        yield tab
+
+
+def start_run(page: Page, videos: list[str], workers: int) -> None:
+    """Fill the new-run form and submit it; returns on the run's page."""
+    page.fill("#urls", "\n".join(videos))
+    page.check("#parallel")
+    page.fill("#workers", str(workers))
+    page.select_option("#engine", "offline")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/runs/\w+$"))
 
 
 def wait_for_run(page: Page) -> None:
@@ -124,12 +160,7 @@ def test_a_run_from_the_form_through_tor_live_notes_links_and_a_retry(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     assert page.title() == "New run · study-buddy"
-    page.fill("#urls", "\n".join(VIDEOS))
-    page.check("#parallel")
-    page.fill("#workers", "4")
-    page.select_option("#engine", "offline")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/runs/\w+$"))
+    start_run(page, VIDEOS, workers=4)
     page.evaluate(STAGE_RECORDER)
     wait_for_run(page)
 
@@ -181,6 +212,39 @@ def test_a_run_from_the_form_through_tor_live_notes_links_and_a_retry(
     page.goto(page.url.split("/runs/")[0] + "/archive?status=failed")
     attempts = page.inner_text(f"tr[data-video='{retried}'] td:nth-child(5)")
     assert attempts.startswith("2")  # tried again; still permanent
+
+
+def test_ctrl_c_with_a_run_in_progress_finishes_the_videos_in_progress_and_a_rerun_does_the_rest(
+    tor_network: TorNetwork, fake_youtube: FakeYouTube, tmp_path: Path
+) -> None:
+    fake_youtube.configure(latency=0.3)
+    videos = NORMAL[:16]
+    with running_ui(tor_network, fake_youtube, tmp_path) as served, browser_tab(served.url) as page:
+        start_run(page, videos, workers=2)
+        page.wait_for_selector("#videos tr[data-stage=done]", timeout=RUN_TIMEOUT_MS)
+        served.process.send_signal(signal.SIGINT)
+        stdout, stderr = served.process.communicate(timeout=120)
+    assert served.process.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    rows = archive(tmp_path)
+    done = {str(row["video_id"]) for row in rows if row["status"] == "done"}
+    assert 1 <= len(done) < len(videos), rows  # stopped halfway: the videos in progress were finished
+    assert [row["video_id"] for row in rows if row["claimed_by"] is not None] == []
+    assert notes_of(tmp_path) == done  # one complete note for every video done, and none for the others
+
+    fake_youtube.reset()
+    rerun = study_buddy(tor_network, fake_youtube, tmp_path, "--parallel", "--", *videos)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert notes_of(tmp_path) == set(videos)
+    assert {row["video_id"] for row in archive(tmp_path) if row["status"] == "done"} == set(videos)
+    assert not set(fake_youtube.stats()["videos"]) & done  # nothing finished before was fetched again
+
+
+def notes_of(tmp_path: Path) -> set[str]:
+    """The videos with a note file (each has exactly one)."""
+    owners = Counter(front_matter(path.read_text())["video_id"] for path in note_files(tmp_path))
+    assert all(count == 1 for count in owners.values()), owners
+    return set(owners)
 
 
 def test_every_control_is_reached_by_the_keyboard(page: Page) -> None:
