@@ -1,7 +1,7 @@
 """Simulates study-buddy's exit pacing at internet scale and prints what each policy achieves.
 
-The real decision code (limiter, reputation, pacer, spare circuits, trials) runs in virtual time
-(`scripts/sim/vtime.py`) against a synthetic Tor network and YouTube (`scripts/sim/world.py`): by default
+The real decision code (limiter, reputation, pacer, spare circuits and their bank, trials) runs in virtual
+time (`scripts/sim/vtime.py`) against a synthetic Tor network and YouTube (`scripts/sim/world.py`): by default
 1,000 exits, 90 % of them blocked outright, each good exit tolerating a number of videos per 10 minutes
 drawn from a range, circuits built in 0.3-3 s, requests of 0.2-1.5 s. Each policy (`scripts/sim/
 policies.py`: the shipped pacer, the baseline before it, a global NEWNYM rotation) runs on the same network
@@ -10,7 +10,7 @@ and YouTube requests per finished video, videos given up, and the share of the l
 min(W / t_video, what the good exits allow): over the whole run and after the warm-up (the first 200
 videos). Nothing touches a network: it is arithmetic on a virtual clock.
 
-Usage: ./scripts/simulate [--seed N] [--videos N] [--workers 4,8,16] [--policies new,baseline,newnym]
+Usage: ./scripts/simulate [--seed N] [--videos N] [--workers 4,8,16] [--policies new,new-warm,baseline,newnym]
 """
 
 from __future__ import annotations

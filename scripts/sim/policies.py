@@ -1,7 +1,8 @@
 """The policies the simulator compares, each driving simulated workers through one `SimWorld`.
 
 - `new`: study-buddy's pacer as it ships (`studybuddy.runs.pacing.build_pacer`): exact blame, reputation,
-  adaptive pace, judged spare circuits, paid-for trials of new exits.
+  adaptive pace, judged spare circuits, the bank of circuits on exits known to serve, and trials of new
+  exits (free at first, earned by service, spaced while blocks dominate).
 - `baseline`: the policy before it (kept here, frozen): the same limiter with the fixed `--per-exit` budget,
   every new circuit used whatever its exit, a block cools its exit for `--exit-cooldown` and counts
   against the video (given up after `--max-rotations`).
