@@ -134,10 +134,9 @@ class TorPacer:
         self._renewed_at: dict[int, float] = {}  # worker -> when its circuit was renewed, until probed
         self._seen: set[int] = set()  # workers probed at least once (their first probe is a new circuit too)
         self._probed: dict[int, ExitRelay] = {}  # worker -> the exit its circuit had at its last probe
-        spares = (
+        self._spares = (
             SpareCircuits(network, self.judge, timebase, keep=self._bankable) if prepare_circuits else None
         )
-        self._spares = spares
         self._lock = threading.Lock()
         self._last_served = timebase.monotonic()
         self._notice: str | None = None
@@ -216,12 +215,8 @@ class TorPacer:
             )
         wait_s = max(wait_s, MIN_PAUSE_S)
         if wait_s >= NOTICE_AFTER_S:
-            backing_off = self.trials.notice()
-            self._say(
-                f"{backing_off}; next try in {wait_s:.0f} s"
-                if backing_off
-                else f"No exit can serve now ({reason}); next try in {wait_s:.0f} s"
-            )
+            state = self.trials.notice() or f"No exit can serve now ({reason})"
+            self._say(f"{state}; next try in {wait_s:.0f} s")
         log.info("waiting %.1f s (%s)", wait_s, reason)
         if self._time.sleep(min(wait_s, PAUSE_SLICE_S), stop):
             raise RunStopped
