@@ -11,8 +11,9 @@ asks the shared `ExitLimiter`:
 - RENEW: this exit is out of budget for longer than a new circuit would take to find one that serves;
 - WAIT: this exit frees up sooner, or no exit can serve now: sleep (interruptible), saying until when.
 
-A banked circuit whose exit may be used now also wins over waiting, and over spending a trial on an exit
-not known to serve. A worker leaving a circuit on an exit known to serve (out of budget, say) banks it.
+A banked circuit whose exit may be used now also wins over spending a trial on an exit not known to serve
+(but not over a WAIT: the limiter judged waiting cheaper than moving, and moving drops the worker's
+kept-alive connections). A worker leaving a circuit on an exit known to serve (out of budget, say) banks it.
 
 After each answer the exit that really carried it (the stream's circuit, read from Tor's events by the
 local address of the connection) gets the credit or the blame: a block cools that exit down (shortly if
@@ -188,8 +189,7 @@ class TorPacer:
             if verdict.decision is Decision.GO:
                 self._go(worker, relay)
                 return
-            switch = verdict.decision is Decision.RENEW or self._ready_banked(worker) is not None
-            if switch and renewals < self.max_renewals:
+            if verdict.decision is Decision.RENEW and renewals < self.max_renewals:
                 renewals += 1
                 log.info("worker %d: exit %s %s; renewing", worker.index, relay.label, verdict.reason)
                 self._renew(worker)
